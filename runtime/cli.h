@@ -1,0 +1,14 @@
+/* The sprig command's subcommands, one file each; main.c dispatches. Each returns the
+ * process exit code: 0 success, 1 a check failed, 2 bad usage or a fault. */
+#ifndef SPRIG_CLI_H
+#define SPRIG_CLI_H
+
+int cli_run(int argc, char **argv);
+int cli_store(int argc, char **argv);
+
+/* Parses a whole decimal number in [min, max] for flag; prints the error and returns -1
+ * when it is not one. */
+int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max,
+                   long *out);
+
+#endif

@@ -1,0 +1,308 @@
+/* `sprig run`: the daemon. One libuv loop runs the core, the drivers and the printer of
+ * accepted changes; SIGINT or SIGTERM stops it after the last batch is committed. */
+#include <cJSON.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "sprig/core.h"
+#include "sprig/driver.h"
+#include "sprig/err.h"
+#include "sprig/log.h"
+#include "sprig/util.h"
+
+typedef struct run_ctx {
+    sprig_core_t *core;
+    uv_loop_t *loop;
+    uv_signal_t sigint, sigterm;
+    bool json, quiet;
+    uint64_t watched_batch; /* newest batch a durable line is awaited for */
+    int stop_signal;
+} run_ctx_t;
+
+static void run_usage(FILE *f)
+{
+    fputs("usage: sprig run [FLAGS]\n"
+          "\n"
+          "Runs the daemon: loads the tree from the database, starts a driver for each\n"
+          "driver node, and prints every accepted point change, one line each, until\n"
+          "SIGINT or SIGTERM (the last batch is committed before it exits).\n"
+          "\n"
+          "flags:\n"
+          "  --db FILE           SQLite database (default sprig.db); created when missing\n"
+          "  --demo              seed a demo plant of signal generators when the tree is empty\n"
+          "  --demo-rate HZ      sample rate of the demo generators, 1-1000 (default 2)\n"
+          "  --json              print one JSON object per change, and {\"durable\":N} once\n"
+          "                      store batch N is on disk\n"
+          "  --quiet             do not print changes\n"
+          "  --commit-ms MS      longest wait before a store batch is committed, 1-1000\n"
+          "                      (default 5)\n"
+          "  --log-level LEVEL   error, warn, info (default) or debug\n"
+          "  -h, --help          show this help\n",
+          f);
+}
+
+static void print_durable(uint64_t batch, int status, void *arg)
+{
+    (void)arg;
+    if (status == 0) {
+        printf("{\"durable\":%" PRIu64 "}\n", batch);
+    }
+}
+
+static void print_json(run_ctx_t *r, const sprig_event_t *ev)
+{
+    char t[40];
+    const sprig_point_t *p = ev->point;
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) {
+        return;
+    }
+    cJSON_AddStringToObject(o, "node", ev->node);
+    if (ev->edge_up != NULL) {
+        cJSON_AddStringToObject(o, "up", ev->edge_up);
+    }
+    cJSON_AddStringToObject(o, "type", p->type);
+    cJSON_AddStringToObject(o, "key", p->key);
+    cJSON_AddStringToObject(o, "time", sprig_time_format(p->time, t, sizeof(t)));
+    cJSON_AddNumberToObject(o, "value", p->value);
+    cJSON_AddStringToObject(o, "text", p->text);
+    cJSON_AddNumberToObject(o, "tombstone", p->tombstone);
+    cJSON_AddStringToObject(o, "origin", p->origin);
+    cJSON_AddNumberToObject(o, "batch", (double)ev->batch);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s != NULL) {
+        puts(s);
+        cJSON_free(s);
+    }
+    cJSON_Delete(o);
+    if (ev->batch > r->watched_batch) {
+        r->watched_batch = ev->batch;
+        sprig_core_when_durable(r->core, ev->batch, print_durable, r);
+    }
+}
+
+static void on_change(const sprig_event_t *ev, void *arg)
+{
+    run_ctx_t *r = arg;
+    if (r->json) {
+        print_json(r, ev);
+        return;
+    }
+    char t[40], what[2 * SPRIG_ID_MAX + 8], name[2 * SPRIG_ID_MAX + 8];
+    const sprig_point_t *p = ev->point;
+    sprig_time_format(p->time, t, sizeof(t));
+    t[23] = 'Z', t[24] = '\0'; /* milliseconds are enough to read */
+    if (ev->edge_up != NULL) {
+        snprintf(what, sizeof(what), "%s -> %s", ev->edge_up, ev->node);
+    }
+    else {
+        snprintf(what, sizeof(what), "%s", ev->node);
+    }
+    if (strcmp(p->key, "0") != 0) {
+        snprintf(name, sizeof(name), "%s[%s]", p->type, p->key);
+    }
+    else {
+        snprintf(name, sizeof(name), "%s", p->type);
+    }
+    printf("%s  %-16s %-12s = %.6g%s%s%s%s%s%s\n", t, what, name, p->value,
+           p->text[0] != '\0' ? " \"" : "", p->text, p->text[0] != '\0' ? "\"" : "",
+           p->tombstone ? " (deleted)" : "", p->origin[0] != '\0' ? "  by " : "", p->origin);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    run_ctx_t *r = h->data;
+    r->stop_signal = signum;
+    uv_stop(r->loop);
+}
+
+typedef struct demo_gen {
+    const char *id, *kind, *description;
+    double amplitude, offset, period;
+} demo_gen_t;
+
+static const demo_gen_t demo_gens[] = {
+    {"demo-temp", "sine", "Tank temperature (degC), sine", 5, 21, 30},
+    {"demo-pump", "square", "Pump running (1/0), square", 0.5, 0.5, 20},
+    {"demo-level", "triangle", "Tank level (%), triangle", 40, 50, 60},
+    {"demo-flow", "random", "Flow (l/min), random walk", 3, 12, 15},
+};
+
+/* Seeds the demo plant when the root has no children; with a rate, sets it either way. */
+static int seed_demo(sprig_core_t *c, long rate, bool rate_given)
+{
+    sprig_error_t err;
+    const char *root = sprig_core_root_id(c);
+    sprig_node_t *rn = sprig_tree_root(sprig_core_tree(c));
+    int rc;
+    if (sprig_node_children(rn) == NULL) {
+        sprig_point_t gp[] = {{.type = "description", .text = "Demo plant"}};
+        if ((rc = sprig_core_create(c, "demo-plant", "group", root, gp, 1, NULL, NULL, &err)) !=
+            0) {
+            goto fail;
+        }
+        for (size_t i = 0; i < sizeof(demo_gens) / sizeof(demo_gens[0]); i++) {
+            const demo_gen_t *g = &demo_gens[i];
+            sprig_point_t pts[] = {
+                {.type = "description", .text = g->description},
+                {.type = "signalType", .text = g->kind},
+                {.type = "amplitude", .value = g->amplitude},
+                {.type = "offset", .value = g->offset},
+                {.type = "period", .value = g->period},
+                {.type = "sampleRate", .value = (double)rate},
+            };
+            if ((rc = sprig_core_create(c, g->id, "signalGenerator", "demo-plant", pts, 6, NULL,
+                                        NULL, &err)) != 0) {
+                goto fail;
+            }
+        }
+        sprig_log_info("demo: seeded demo-plant with %zu signal generators",
+                       sizeof(demo_gens) / sizeof(demo_gens[0]));
+        return 0;
+    }
+    for (size_t i = 0; rate_given && i < sizeof(demo_gens) / sizeof(demo_gens[0]); i++) {
+        sprig_point_t p = {.type = "sampleRate", .value = (double)rate};
+        if (sprig_tree_node(sprig_core_tree(c), demo_gens[i].id) != NULL &&
+            (rc = sprig_core_write(c, demo_gens[i].id, &p, 1, NULL, &err)) != 0) {
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    sprig_log_error("demo: %s", err.msg);
+    return rc;
+}
+
+int cli_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'},      {"demo", no_argument, NULL, 'D'},
+        {"demo-rate", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},         {"commit-ms", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = "sprig.db";
+    bool demo = false, rate_given = false;
+    long rate = 2, commit_ms = 5;
+    run_ctx_t r = {0};
+    int ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'D':
+            demo = true;
+            break;
+        case 'r':
+            if (cli_parse_long("run", "--demo-rate", optarg, 1, 1000, &rate) != 0) {
+                return 2;
+            }
+            rate_given = true;
+            break;
+        case 'j':
+            r.json = true;
+            break;
+        case 'q':
+            r.quiet = true;
+            break;
+        case 'c':
+            if (cli_parse_long("run", "--commit-ms", optarg, 1, 1000, &commit_ms) != 0) {
+                return 2;
+            }
+            break;
+        case 'l': {
+            sprig_log_level_t level;
+            if (sprig_log_parse_level(optarg, &level) != 0) {
+                fprintf(stderr,
+                        "sprig run: --log-level \"%s\" must be error, warn, info or debug\n",
+                        optarg);
+                return 2;
+            }
+            sprig_log_set_level(level);
+            break;
+        }
+        case 'h':
+            run_usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "sprig run: flag %s needs a value (see sprig run --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "sprig run: unknown flag %s (see sprig run --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sprig run: unexpected argument \"%s\" (see sprig run --help)\n",
+                argv[optind]);
+        return 2;
+    }
+    if (rate_given && !demo) {
+        fprintf(stderr, "sprig run: --demo-rate needs --demo\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    uv_loop_t loop;
+    sprig_error_t err;
+    sprig_drivers_t *drivers = NULL;
+    int code = 2;
+    uv_loop_init(&loop);
+    r.loop = &loop;
+    sprig_core_opts_t co = {.db_path = db, .store = {.commit_ms = (unsigned)commit_ms}};
+    if (sprig_core_open(&loop, &co, &r.core, &err) != 0) {
+        fprintf(stderr, "sprig run: %s\n", err.msg);
+        goto done;
+    }
+    sprig_tree_t *t = sprig_core_tree(r.core);
+    sprig_log_info("database %s: %zu nodes, %zu points, root %s hash %016" PRIx64, db,
+                   sprig_tree_node_count(t), sprig_tree_point_count(t), sprig_core_root_id(r.core),
+                   sprig_tree_root_hash(t));
+    if (!r.quiet && sprig_bus_subscribe(sprig_core_bus(r.core), NULL, on_change, &r, NULL) != 0) {
+        goto done;
+    }
+    if (demo && seed_demo(r.core, rate, rate_given) != 0) {
+        goto done;
+    }
+    if (sprig_drivers_start(r.core, sprig_drivers, &drivers) != 0) {
+        fprintf(stderr, "sprig run: drivers cannot start: out of memory\n");
+        goto done;
+    }
+    uv_signal_init(&loop, &r.sigint);
+    uv_signal_init(&loop, &r.sigterm);
+    r.sigint.data = r.sigterm.data = &r;
+    uv_signal_start(&r.sigint, on_signal, SIGINT);
+    uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    sprig_log_info("signal %d: stopping", r.stop_signal);
+    code = 0;
+done:
+    sprig_drivers_stop(drivers);
+    if (r.core != NULL) {
+        t = sprig_core_tree(r.core);
+        uint64_t root_hash = sprig_tree_root_hash(t);
+        if (sprig_core_close(r.core) != 0) {
+            code = 2;
+        }
+        else if (code == 0) {
+            sprig_log_info("database %s: closed, every batch committed, root hash %016" PRIx64,
+                           db, root_hash);
+        }
+    }
+    if (uv_is_active((uv_handle_t *)&r.sigint) || r.sigint.loop != NULL) {
+        uv_close((uv_handle_t *)&r.sigint, NULL);
+        uv_close((uv_handle_t *)&r.sigterm, NULL);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return code;
+}

@@ -1,0 +1,425 @@
+/* The core and its one write path: see core.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "sprig/alloc.h"
+#include "sprig/err.h"
+#include "sprig/log.h"
+#include "sprig/util.h"
+
+/* --- opening: load the store into the tree ------------------------------------------ */
+
+typedef struct load_ctx {
+    sprig_core_t *c;
+    size_t bad_hash;
+    size_t orphans;
+} load_ctx_t;
+
+static int load_node(const char *id, const char *type, void *arg)
+{
+    load_ctx_t *l = arg;
+    int rc = sprig_tree_node_add(l->c->tree, id, type, NULL);
+    return rc == -EEXIST ? 0 : rc;
+}
+
+static int load_edge(const char *up, const char *down, void *arg)
+{
+    load_ctx_t *l = arg;
+    sprig_node_t *u = sprig_tree_node(l->c->tree, up), *d = sprig_tree_node(l->c->tree, down);
+    if (u == NULL || d == NULL) {
+        l->orphans++;
+        return 0;
+    }
+    return sprig_tree_edge_add(l->c->tree, u, d) != NULL ? 0 : -ENOMEM;
+}
+
+static void load_time(load_ctx_t *l, const sprig_point_t *p, const sprig_point_t *held,
+                      uint64_t stored_hash)
+{
+    /* A restart with a clock that went back must still write later times. */
+    sprig_hlc_observe(&l->c->hlc, p->time);
+    if (held != NULL && sprig_tree_point_hash(held) != stored_hash) {
+        l->bad_hash++;
+    }
+}
+
+static int load_point(const char *node, const sprig_point_t *p, uint64_t stored_hash, void *arg)
+{
+    load_ctx_t *l = arg;
+    sprig_node_t *n = sprig_tree_node(l->c->tree, node);
+    if (n == NULL) {
+        l->orphans++;
+        return 0;
+    }
+    int rc = sprig_tree_point_put(l->c->tree, n, p);
+    if (rc < 0) {
+        return rc;
+    }
+    load_time(l, p, sprig_tree_point(l->c->tree, n, p->type, p->key), stored_hash);
+    return 0;
+}
+
+static int load_edge_point(const char *up, const char *down, const sprig_point_t *p,
+                           uint64_t stored_hash, void *arg)
+{
+    load_ctx_t *l = arg;
+    sprig_node_t *u = sprig_tree_node(l->c->tree, up), *d = sprig_tree_node(l->c->tree, down);
+    sprig_edge_t *e = u != NULL && d != NULL ? sprig_tree_edge(l->c->tree, u, d) : NULL;
+    if (e == NULL) {
+        l->orphans++;
+        return 0;
+    }
+    int rc = sprig_tree_edge_point_put(l->c->tree, e, p);
+    if (rc < 0) {
+        return rc;
+    }
+    load_time(l, p, sprig_edge_point(e, p->type, p->key), stored_hash);
+    return 0;
+}
+
+/* Finds the root named in the store's metadata, or creates the root device of a new
+ * database. */
+static int open_root(sprig_core_t *c, const char *path, sprig_error_t *err)
+{
+    int rc = sprig_store_meta_get(c->store, "root", c->root, sizeof(c->root));
+    if (rc == 0) {
+        sprig_node_t *root = sprig_tree_node(c->tree, c->root);
+        if (root == NULL) {
+            return sprig_error_set(err, SPRIG_ECORRUPT,
+                                   "database %s: root node %s named in meta is missing", path,
+                                   c->root);
+        }
+        sprig_tree_set_root(c->tree, root);
+        return 0;
+    }
+    if (rc != -ENOENT) {
+        return sprig_error_set(err, rc, "database %s: meta cannot be read: %s", path,
+                               sprig_strerror(rc));
+    }
+    if (sprig_tree_node_count(c->tree) != 0) {
+        return sprig_error_set(err, SPRIG_ECORRUPT, "database %s: has nodes but no root in meta",
+                               path);
+    }
+    sprig_node_t *root;
+    if ((rc = sprig_uuid4(c->root)) != 0 ||
+        (rc = sprig_tree_node_add(c->tree, c->root, "device", &root)) != 0 ||
+        (rc = sprig_store_put_node(c->store, c->root, "device")) != 0 ||
+        (rc = sprig_store_flush(c->store)) != 0 ||
+        (rc = sprig_store_meta_set(c->store, "root", c->root)) != 0) {
+        return sprig_error_set(err, rc, "database %s: cannot create the root node: %s", path,
+                               sprig_strerror(rc));
+    }
+    sprig_tree_set_root(c->tree, root);
+    sprig_log_info("database %s: new, root device %s", path, c->root);
+    return 0;
+}
+
+int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sprig_core_t **out,
+                    sprig_error_t *err)
+{
+    sprig_core_t *c = sprig_calloc(1, sizeof(*c));
+    int rc;
+    *out = NULL;
+    if (c == NULL) {
+        return sprig_error_set(err, -ENOMEM, "out of memory");
+    }
+    c->loop = loop;
+    c->text_max = opts->text_max != 0 ? opts->text_max : SPRIG_TEXT_MAX_DEFAULT;
+    sprig_hlc_init(&c->hlc, opts->drift_ns, opts->wall, opts->wall_arg);
+    if (sprig_tree_open(&c->tree) != 0 || sprig_bus_open(&c->bus) != 0) {
+        rc = sprig_error_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = sprig_store_open(opts->db_path, &opts->store, loop, &c->store, err)) != 0) {
+        goto fail;
+    }
+    load_ctx_t l = {.c = c};
+    sprig_store_visitor_t v = {load_node, load_edge, load_point, load_edge_point, &l};
+    sprig_tree_hash_defer(c->tree);
+    if ((rc = sprig_store_load(c->store, &v)) != 0) {
+        rc = sprig_error_set(err, rc, "database %s: cannot be loaded: %s", opts->db_path,
+                             sprig_strerror(rc));
+        goto fail;
+    }
+    if ((rc = open_root(c, opts->db_path, err)) != 0) {
+        goto fail;
+    }
+    rc = sprig_tree_hash_rebuild(c->tree);
+    if (rc == SPRIG_ECYCLE) {
+        sprig_log_warn("database %s: its edges contain a cycle; run `sprig store verify`",
+                       opts->db_path);
+    }
+    else if (rc != 0) {
+        rc = sprig_error_set(err, rc, "database %s: hashes cannot be built: %s", opts->db_path,
+                             sprig_strerror(rc));
+        goto fail;
+    }
+    if (l.bad_hash != 0 || l.orphans != 0) {
+        sprig_log_warn("database %s: %zu rows changed outside sprig and %zu rows of unknown "
+                       "nodes; run `sprig store verify --fix`",
+                       opts->db_path, l.bad_hash, l.orphans);
+    }
+    *out = c;
+    return 0;
+fail:
+    sprig_store_close(c->store);
+    c->store = NULL;
+    sprig_core_close(c);
+    return rc;
+}
+
+int sprig_core_close(sprig_core_t *c)
+{
+    if (c == NULL) {
+        return 0;
+    }
+    int rc = sprig_store_close(c->store);
+    sprig_bus_close(c->bus);
+    sprig_tree_close(c->tree);
+    sprig_free(c);
+    return rc;
+}
+
+sprig_tree_t *sprig_core_tree(sprig_core_t *c)
+{
+    return c->tree;
+}
+
+sprig_bus_t *sprig_core_bus(sprig_core_t *c)
+{
+    return c->bus;
+}
+
+sprig_store_t *sprig_core_store(sprig_core_t *c)
+{
+    return c->store;
+}
+
+sprig_hlc_t *sprig_core_hlc(sprig_core_t *c)
+{
+    return &c->hlc;
+}
+
+uv_loop_t *sprig_core_loop(sprig_core_t *c)
+{
+    return c->loop;
+}
+
+const char *sprig_core_root_id(const sprig_core_t *c)
+{
+    return c->root;
+}
+
+uint64_t sprig_core_batch(const sprig_core_t *c)
+{
+    return c->last_batch;
+}
+
+int sprig_core_when_durable(sprig_core_t *c, uint64_t batch, sprig_store_durable_cb cb,
+                            void *arg)
+{
+    return sprig_store_when_durable(c->store, batch, cb, arg);
+}
+
+void sprig_core_stats(const sprig_core_t *c, sprig_core_stats_t *out)
+{
+    *out = c->stats;
+}
+
+/* --- checks ------------------------------------------------------------------------- */
+
+/* Quotes s for a message, cut to a readable length. */
+static const char *quote(const char *s, char *buf, size_t n)
+{
+    size_t len = strlen(s);
+    if (len + 3 > n) {
+        snprintf(buf, n, "\"%.*s...\" (%zu bytes)", (int)(n > 40 ? n - 40 : 8), s, len);
+    }
+    else {
+        snprintf(buf, n, "\"%s\"", s);
+    }
+    return buf;
+}
+
+static const char id_rule[] = "1-64 bytes of [A-Za-z0-9._:-]";
+
+int core__find(sprig_core_t *c, const char *id, const char *role, sprig_node_t **out,
+               sprig_error_t *err)
+{
+    char q[120];
+    if (id == NULL || !sprig_id_valid(id)) {
+        return sprig_error_set(err, -EINVAL, "%s id %s is not %s", role,
+                               quote(id != NULL ? id : "", q, sizeof(q)), id_rule);
+    }
+    *out = sprig_tree_node(c->tree, id);
+    if (*out == NULL) {
+        return sprig_error_set(err, -ENOENT, "%s %s does not exist", role, id);
+    }
+    return 0;
+}
+
+int core__check_points(sprig_core_t *c, const char *what, const sprig_point_t *pts, size_t n,
+                       sprig_error_t *err)
+{
+    char q[120];
+    for (size_t i = 0; i < n; i++) {
+        const sprig_point_t *p = &pts[i];
+        if (p->type == NULL || !sprig_id_valid(p->type)) {
+            return sprig_error_set(err, -EINVAL, "%s: point type %s is not %s", what,
+                                   quote(p->type != NULL ? p->type : "", q, sizeof(q)), id_rule);
+        }
+        const char *key = p->key != NULL ? p->key : "0";
+        if (!sprig_id_valid(key)) {
+            return sprig_error_set(err, -EINVAL, "%s: point \"%s\" key %s is not %s", what,
+                                   p->type, quote(key, q, sizeof(q)), id_rule);
+        }
+        if (p->origin != NULL && p->origin[0] != '\0' && !sprig_id_valid(p->origin)) {
+            return sprig_error_set(err, -EINVAL, "%s: point \"%s\" origin %s is not %s", what,
+                                   p->type, quote(p->origin, q, sizeof(q)), id_rule);
+        }
+        if (!isfinite(p->value)) {
+            return sprig_error_set(err, -EINVAL, "%s: point \"%s\" value %f is not a finite number",
+                                   what, p->type, p->value);
+        }
+        if (p->tombstone != 0 && p->tombstone != 1) {
+            return sprig_error_set(err, -EINVAL, "%s: point \"%s\" tombstone %d is not 0 or 1",
+                                   what, p->type, p->tombstone);
+        }
+        if (p->text != NULL) {
+            size_t len = strlen(p->text);
+            if (len > c->text_max) {
+                return sprig_error_set(err, -EINVAL,
+                                       "%s: point \"%s\" text of %zu bytes is over the limit of "
+                                       "%zu bytes",
+                                       what, p->type, len, c->text_max);
+            }
+            if (!sprig_utf8_valid(p->text, len)) {
+                return sprig_error_set(err, -EINVAL, "%s: point \"%s\" text is not valid UTF-8",
+                                       what, p->type);
+            }
+        }
+        if (p->time != 0) {
+            sprig_error_t e;
+            int rc = sprig_hlc_check(&c->hlc, p->time, &e);
+            if (rc != 0) {
+                return sprig_error_set(err, rc, "%s: point \"%s\" %s", what, p->type, e.msg);
+            }
+        }
+    }
+    return 0;
+}
+
+/* --- applying ----------------------------------------------------------------------- */
+
+/* The point as it will be stored: defaults filled, time from the HLC when not given. */
+static void fill(sprig_core_t *c, const sprig_point_t *in, sprig_point_t *out)
+{
+    *out = *in;
+    out->key = in->key != NULL ? in->key : "0";
+    out->text = in->text != NULL ? in->text : "";
+    out->origin = in->origin != NULL ? in->origin : "";
+    if (in->time == 0) {
+        out->time = sprig_hlc_now(&c->hlc);
+    }
+    else {
+        sprig_hlc_observe(&c->hlc, in->time);
+    }
+}
+
+static void publish(sprig_core_t *c, sprig_node_t *node, sprig_node_t *up,
+                    const sprig_point_t *held, const void *source)
+{
+    sprig_event_t ev = {
+        .node = sprig_node_id(node),
+        .node_type = sprig_node_type(node),
+        .edge_up = up != NULL ? sprig_node_id(up) : NULL,
+        .point = held,
+        .source = source,
+        .batch = c->last_batch,
+    };
+    sprig_bus_publish(c->bus, &ev);
+}
+
+int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *pts, size_t n,
+                     const void *source)
+{
+    for (size_t i = 0; i < n; i++) {
+        sprig_point_t p;
+        fill(c, &pts[i], &p);
+        int rc = sprig_tree_point_put(c->tree, node, &p);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 0) {
+            c->stats.stale++;
+            continue;
+        }
+        const sprig_point_t *held = sprig_tree_point(c->tree, node, p.type, p.key);
+        rc = sprig_store_put_point(c->store, sprig_node_id(node), held,
+                                   sprig_tree_point_hash(held));
+        if (rc != 0) {
+            return rc;
+        }
+        c->last_batch = sprig_store_batch(c->store);
+        c->stats.accepted++;
+        publish(c, node, NULL, held, source);
+    }
+    return 0;
+}
+
+int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
+                     const sprig_point_t *pts, size_t n, const void *source)
+{
+    sprig_edge_t *e = sprig_tree_edge(c->tree, up, down);
+    int rc;
+    if (e == NULL) {
+        if ((e = sprig_tree_edge_add(c->tree, up, down)) == NULL) {
+            return -ENOMEM;
+        }
+        if ((rc = sprig_store_put_edge(c->store, sprig_node_id(up), sprig_node_id(down))) != 0) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        sprig_point_t p;
+        fill(c, &pts[i], &p);
+        rc = sprig_tree_edge_point_put(c->tree, e, &p);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 0) {
+            c->stats.stale++;
+            continue;
+        }
+        const sprig_point_t *held = sprig_edge_point(e, p.type, p.key);
+        rc = sprig_store_put_edge_point(c->store, sprig_node_id(up), sprig_node_id(down), held,
+                                        sprig_tree_point_hash(held));
+        if (rc != 0) {
+            return rc;
+        }
+        c->last_batch = sprig_store_batch(c->store);
+        c->stats.accepted++;
+        publish(c, down, up, held, source);
+    }
+    return 0;
+}
+
+int sprig_core_write(sprig_core_t *c, const char *node, const sprig_point_t *pts, size_t n,
+                     const void *source, sprig_error_t *err)
+{
+    sprig_node_t *nd;
+    char what[SPRIG_ID_MAX + 8];
+    int rc = core__find(c, node, "node", &nd, err);
+    if (rc == 0) {
+        snprintf(what, sizeof(what), "node %s", node);
+        rc = core__check_points(c, what, pts, n, err);
+    }
+    if (rc != 0) {
+        c->stats.refused++;
+        return rc;
+    }
+    return core__apply_node(c, nd, pts, n, source);
+}

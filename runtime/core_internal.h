@@ -1,0 +1,33 @@
+/* What the files of the core module share. */
+#ifndef SPRIG_CORE_INTERNAL_H
+#define SPRIG_CORE_INTERNAL_H
+
+#include "sprig/core.h"
+
+struct sprig_core {
+    uv_loop_t *loop;
+    sprig_tree_t *tree;
+    sprig_bus_t *bus;
+    sprig_store_t *store;
+    sprig_hlc_t hlc;
+    size_t text_max;
+    uint64_t last_batch;
+    sprig_core_stats_t stats;
+    char root[SPRIG_ID_MAX + 1];
+};
+
+/* Checks n points for a write to `what` (a sentence fragment naming the node or edge):
+ * 0, or the error code with err filled. */
+int core__check_points(sprig_core_t *c, const char *what, const sprig_point_t *pts, size_t n,
+                       sprig_error_t *err);
+/* Applies checked points to an edge (creating it, and storing it, when missing). */
+int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
+                     const sprig_point_t *pts, size_t n, const void *source);
+/* Applies checked points to a node. */
+int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *pts, size_t n,
+                     const void *source);
+/* Finds a node by id, or fails with -ENOENT naming `role` ("node", "parent", ...). */
+int core__find(sprig_core_t *c, const char *id, const char *role, sprig_node_t **out,
+               sprig_error_t *err);
+
+#endif

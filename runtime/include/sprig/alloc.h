@@ -1,0 +1,21 @@
+/* The one allocator seam (Redis's zmalloc): every module allocates through these, so a
+ * test can inject failures and a benchmark can count bytes. */
+#ifndef SPRIG_ALLOC_H
+#define SPRIG_ALLOC_H
+
+#include "sprig/common.h"
+
+/* Like malloc/calloc/realloc/free/strdup; NULL on failure (or injected failure).
+ * sprig_free(NULL) is a no-op. Any thread may call them. */
+SPRIG_API void *sprig_malloc(size_t n);
+SPRIG_API void *sprig_calloc(size_t count, size_t n);
+SPRIG_API void *sprig_realloc(void *p, size_t n);
+SPRIG_API void sprig_free(void *p);
+SPRIG_API char *sprig_strdup(const char *s);
+SPRIG_API char *sprig_strndup(const char *s, size_t n);
+
+/* Failure injection for tests: after `n` more successful allocations, every allocation
+ * fails until reset with n < 0 (the default). Not thread-safe; tests only. */
+SPRIG_API void sprig_alloc_fail_after(long n);
+
+#endif

@@ -1,0 +1,92 @@
+/* The core: the one write path of DESIGN.md section 1. Every change, from a driver, the
+ * CLI, the API, a rule or sync, goes through sprig_core_write* and takes the same steps:
+ * check the input, give local points a time from the HLC (or check a given time against
+ * the drift limit), merge into the tree by the merge rule (which updates the hashes),
+ * queue the accepted rows for the store's next batch, publish them on the bus.
+ *
+ * A call is all or nothing: every point is checked before any is applied, so a refused
+ * call changes nothing in memory, on disk or on the bus. Loop thread only. */
+#ifndef SPRIG_CORE_H
+#define SPRIG_CORE_H
+
+#include <stdbool.h>
+#include <uv.h>
+#include "sprig/bus.h"
+#include "sprig/hlc.h"
+#include "sprig/store.h"
+#include "sprig/tree.h"
+
+typedef struct sprig_core sprig_core_t;
+
+typedef struct sprig_core_opts {
+    const char *db_path;     /* SQLite file; created with a root device when missing */
+    sprig_store_opts_t store;
+    int64_t drift_ns;        /* remote times this far ahead of wall time are refused */
+    size_t text_max;         /* longest point text in bytes; 0: SPRIG_TEXT_MAX_DEFAULT */
+    sprig_hlc_wall_fn wall;  /* NULL: the real clock (tests pass a fake) */
+    void *wall_arg;
+} sprig_core_opts_t;
+
+/* Opens the store at opts->db_path on loop, loads the tree, rebuilds the hashes and
+ * creates the root device when the database is new. Returns 0 or -errno/SPRIG_E*, with
+ * err naming the file and fault. Free with sprig_core_close. */
+SPRIG_API int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sprig_core_t **out,
+                              sprig_error_t *err);
+/* Commits the last batch and frees everything; NULL is a no-op. Returns 0 or the error of
+ * the last commit. The loop must not be running a batch of this core's store. */
+SPRIG_API int sprig_core_close(sprig_core_t *c);
+
+/* Borrowed handles, valid until sprig_core_close. Read the tree freely; change it only
+ * through the functions below. */
+SPRIG_API sprig_tree_t *sprig_core_tree(sprig_core_t *c);
+SPRIG_API sprig_bus_t *sprig_core_bus(sprig_core_t *c);
+SPRIG_API sprig_store_t *sprig_core_store(sprig_core_t *c);
+SPRIG_API sprig_hlc_t *sprig_core_hlc(sprig_core_t *c);
+SPRIG_API uv_loop_t *sprig_core_loop(sprig_core_t *c);
+SPRIG_API const char *sprig_core_root_id(const sprig_core_t *c);
+
+/* Writes n points to a node. Each point: type and key valid ids (key NULL = "0"), value
+ * finite, text valid UTF-8 of at most text_max bytes, tombstone 0 or 1, origin NULL/""
+ * or a valid id, time 0 (now) or within the drift limit. source is the link the points
+ * came in on (NULL for local writes), passed to bus subscribers. Returns 0 (points that
+ * lose the merge are dropped silently: that is the merge rule), -ENOENT (no such node),
+ * -EINVAL, SPRIG_EDRIFT or -ENOMEM, with err naming node, point, rule and value. */
+SPRIG_API int sprig_core_write(sprig_core_t *c, const char *node, const sprig_point_t *pts,
+                               size_t n, const void *source, sprig_error_t *err);
+/* Writes n points to the edge up -> down, adding the edge when missing. A point of type
+ * "tombstone" deletes (value 1) or restores (value 0) the edge; an edge that becomes
+ * live is refused with SPRIG_ECYCLE when it would close a cycle. */
+SPRIG_API int sprig_core_write_edge(sprig_core_t *c, const char *up, const char *down,
+                                    const sprig_point_t *pts, size_t n, const void *source,
+                                    sprig_error_t *err);
+
+/* Creates a node of type under parent, with its first points, in one step. id NULL
+ * generates a UUIDv4; out_id (optional, SPRIG_ID_MAX + 1 bytes) receives the id.
+ * Returns 0, -EEXIST, -ENOENT (parent), -EINVAL or one of sprig_core_write's codes. */
+SPRIG_API int sprig_core_create(sprig_core_t *c, const char *id, const char *type,
+                                const char *parent, const sprig_point_t *pts, size_t n,
+                                const char *origin, char *out_id, sprig_error_t *err);
+/* Deletes node from parent (a tombstone on that edge; the node and its points stay). */
+SPRIG_API int sprig_core_delete(sprig_core_t *c, const char *node, const char *parent,
+                                const char *origin, sprig_error_t *err);
+/* Moves node from one parent to another (tombstone on from, live edge to `to`). */
+SPRIG_API int sprig_core_move(sprig_core_t *c, const char *node, const char *from,
+                              const char *to, const char *origin, sprig_error_t *err);
+/* Adds a further live parent to node (mirroring). */
+SPRIG_API int sprig_core_mirror(sprig_core_t *c, const char *node, const char *to,
+                                const char *origin, sprig_error_t *err);
+
+/* The store batch holding the last accepted write; pass it to sprig_core_when_durable
+ * to learn when that write is on disk. */
+SPRIG_API uint64_t sprig_core_batch(const sprig_core_t *c);
+SPRIG_API int sprig_core_when_durable(sprig_core_t *c, uint64_t batch,
+                                      sprig_store_durable_cb cb, void *arg);
+
+typedef struct sprig_core_stats {
+    uint64_t accepted;   /* points stored */
+    uint64_t stale;      /* points that lost the merge (duplicates or older) */
+    uint64_t refused;    /* calls refused for bad input */
+} sprig_core_stats_t;
+SPRIG_API void sprig_core_stats(const sprig_core_t *c, sprig_core_stats_t *out);
+
+#endif

@@ -1,0 +1,107 @@
+/* Persistence in SQLite (WAL): nodes, edges, points, edge points and a bounded history,
+ * with group commit.
+ *
+ * The loop thread queues rows with sprig_store_put_*; they go to disk in one transaction
+ * per batch, committed on a libuv worker thread so the loop never waits for the disk.
+ * A batch closes when it holds batch_max rows or commit_ms after its first row,
+ * whichever comes first; while one batch commits, the next one fills (so batches grow
+ * under load, which is what makes synchronous=FULL affordable). Every row is numbered by
+ * the batch it went into, and sprig_store_when_durable calls back once that batch is on
+ * disk. Only the loop thread may call these functions. */
+#ifndef SPRIG_STORE_H
+#define SPRIG_STORE_H
+
+#include <stdbool.h>
+#include <uv.h>
+#include "sprig/point.h"
+
+/* Version of the table layout written by this build; older files are migrated at open. */
+#define SPRIG_STORE_VERSION 1
+
+typedef struct sprig_store sprig_store_t;
+
+typedef struct sprig_store_opts {
+    unsigned commit_ms;         /* longest wait before a batch closes; default 5 */
+    size_t batch_max;           /* rows that close a batch at once; default 10000 */
+    long long history_max_rows; /* history kept at most; default 1000000; <0: none kept */
+    int64_t history_max_age_ns; /* history older than this is dropped; default 30 days */
+    bool sync_normal;           /* PRAGMA synchronous=NORMAL instead of FULL */
+    bool read_only;             /* open for reading (store verify without --fix) */
+} sprig_store_opts_t;
+
+/* What sprig_store_load hands back, one row at a time; everything borrowed for the call.
+ * A row whose stored hash does not match ph() of its fields is still handed back, with
+ * stored_hash as read, so the caller can report it. */
+typedef struct sprig_store_visitor {
+    int (*node)(const char *id, const char *type, void *arg);
+    int (*edge)(const char *up, const char *down, void *arg);
+    int (*point)(const char *node, const sprig_point_t *p, uint64_t stored_hash, void *arg);
+    int (*edge_point)(const char *up, const char *down, const sprig_point_t *p,
+                      uint64_t stored_hash, void *arg);
+    void *arg;
+} sprig_store_visitor_t;
+
+typedef void (*sprig_store_durable_cb)(uint64_t batch, int status, void *arg);
+
+/* Opens (creating when missing) the database at path and migrates its tables. loop may
+ * be NULL for a store that is only loaded, checked or fixed (no group commit then:
+ * sprig_store_flush writes synchronously). Returns 0, -ENOMEM, -EIO, SPRIG_ECORRUPT
+ * (not a sprig database, or a newer version) or SPRIG_ELOCKED (another process holds it
+ * for writing); err names the file and the fault. */
+SPRIG_API int sprig_store_open(const char *path, const sprig_store_opts_t *opts,
+                               uv_loop_t *loop, sprig_store_t **out, sprig_error_t *err);
+/* Commits everything queued (waiting for a batch in flight), then closes. NULL is a
+ * no-op. Returns 0 or the error of the last commit. */
+SPRIG_API int sprig_store_close(sprig_store_t *s);
+
+/* Reads every row, nodes first, then edges, points and edge points. A visitor function
+ * that returns non-zero stops the load with that value. */
+SPRIG_API int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v);
+
+/* Key-value metadata (the root id, ...). get copies into out; -ENOENT when absent. These
+ * are written at once, outside the batches. */
+SPRIG_API int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n);
+SPRIG_API int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value);
+
+/* Queue rows into the open batch. Strings are copied. put_point also appends the point
+ * to the history. Returns 0 or -ENOMEM; a failing commit is reported to the durable
+ * callbacks of its batch and logged. */
+SPRIG_API int sprig_store_put_node(sprig_store_t *s, const char *id, const char *type);
+SPRIG_API int sprig_store_put_edge(sprig_store_t *s, const char *up, const char *down);
+SPRIG_API int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p,
+                                    uint64_t hash);
+SPRIG_API int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const char *down,
+                                         const sprig_point_t *p, uint64_t hash);
+
+/* Number of the open batch: rows queued now go into it. */
+SPRIG_API uint64_t sprig_store_batch(const sprig_store_t *s);
+/* Number of the last batch known to be on disk (0: none yet). */
+SPRIG_API uint64_t sprig_store_durable(const sprig_store_t *s);
+/* Rows queued and not yet durable; producers that can wait use it as backpressure. */
+SPRIG_API size_t sprig_store_backlog(const sprig_store_t *s);
+/* Calls cb(batch, status) once batch is on disk (status 0) or failed (-errno). When it
+ * already is, cb runs before this returns. Returns 0 or -ENOMEM (cb not called). */
+SPRIG_API int sprig_store_when_durable(sprig_store_t *s, uint64_t batch,
+                                       sprig_store_durable_cb cb, void *arg);
+/* Commits everything queued now, on the calling thread, after any batch in flight has
+ * finished. Returns 0 or -EIO. For shutdown, stores without a loop, and tests. */
+SPRIG_API int sprig_store_flush(sprig_store_t *s);
+
+/* Repairs used by `sprig store verify --fix`: rewrites the stored hash of one point (edge
+ * point when up is non-NULL) to `hash`, or deletes a row that cannot be loaded at all.
+ * Written at once. Return 0, -ENOENT or -EIO. */
+SPRIG_API int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char *node,
+                                   const char *type, const char *key, uint64_t hash);
+SPRIG_API int sprig_store_delete_row(sprig_store_t *s, const char *table, const char *a,
+                                     const char *b, const char *type, const char *key);
+
+/* Counts for status and tests. */
+typedef struct sprig_store_stats {
+    uint64_t batches;        /* committed */
+    uint64_t rows;           /* committed */
+    uint64_t commit_errors;
+    long long history_rows;  /* rows in the history table now */
+} sprig_store_stats_t;
+SPRIG_API void sprig_store_stats(const sprig_store_t *s, sprig_store_stats_t *out);
+
+#endif

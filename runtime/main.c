@@ -1,0 +1,69 @@
+/* sprig: the IoT edge runtime's one binary. Dispatches to the subcommands. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define SPRIG_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fputs("usage: sprig COMMAND [FLAGS]\n"
+          "\n"
+          "sprig keeps a tree of typed nodes and points in SQLite, feeds it from drivers,\n"
+          "and keeps it in sync with other instances.\n"
+          "\n"
+          "commands:\n"
+          "  run            run the daemon (sprig run --help)\n"
+          "  store verify   recompute every hash from scratch and compare; --fix repairs\n"
+          "\n"
+          "flags:\n"
+          "  -h, --help     show this help\n"
+          "  --version      print the version\n"
+          "\n"
+          "`sprig COMMAND --help` explains every flag of a command.\n",
+          f);
+}
+
+int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max,
+                   long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "sprig %s: %s \"%s\" must be a whole number from %ld to %ld\n", cmd, flag,
+                s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("sprig %s\n", SPRIG_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0) {
+        return cli_run(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "store") == 0) {
+        return cli_store(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "sprig: unknown command \"%s\" (commands: run, store; see sprig --help)\n",
+            cmd);
+    return 2;
+}

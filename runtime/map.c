@@ -1,0 +1,77 @@
+/* The tree's hash map: see tree_internal.h. Load factor at most 1/2. */
+#include <errno.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "sprig/alloc.h"
+#include "tree_internal.h"
+
+uint64_t tree__hash_bytes(const void *p, size_t n)
+{
+    return XXH3_64bits(p, n);
+}
+
+void *tree__map_get(const tree__map_t *m, uint64_t h, tree__map_eq eq, const void *key)
+{
+    if (m->cap == 0) {
+        return NULL;
+    }
+    size_t mask = m->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        void *item = m->items[i];
+        if (item == NULL) {
+            return NULL;
+        }
+        if (m->hashes[i] == h && eq(item, key)) {
+            return item;
+        }
+    }
+}
+
+static void place(void **items, uint64_t *hashes, size_t cap, uint64_t h, void *item)
+{
+    size_t mask = cap - 1;
+    size_t i = (size_t)h & mask;
+    while (items[i] != NULL) {
+        i = (i + 1) & mask;
+    }
+    items[i] = item;
+    hashes[i] = h;
+}
+
+int tree__map_add(tree__map_t *m, uint64_t h, void *item)
+{
+    if ((m->len + 1) * 2 > m->cap) {
+        size_t cap = m->cap != 0 ? m->cap * 2 : 16;
+        void **items = sprig_calloc(cap, sizeof(*items));
+        uint64_t *hashes = sprig_malloc(cap * sizeof(*hashes));
+        if (items == NULL || hashes == NULL) {
+            sprig_free(items);
+            sprig_free(hashes);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->items[i] != NULL) {
+                place(items, hashes, cap, m->hashes[i], m->items[i]);
+            }
+        }
+        sprig_free(m->items);
+        sprig_free(m->hashes);
+        m->items = items;
+        m->hashes = hashes;
+        m->cap = cap;
+    }
+    place(m->items, m->hashes, m->cap, h, item);
+    m->len++;
+    return 0;
+}
+
+void tree__map_free(tree__map_t *m)
+{
+    sprig_free(m->items);
+    sprig_free(m->hashes);
+    m->items = NULL;
+    m->hashes = NULL;
+    m->cap = m->len = 0;
+}

@@ -1,0 +1,961 @@
+/* SQLite persistence with group commit on a libuv worker thread: see store.h.
+ *
+ * Two batches at most exist: the open one, filled by the loop thread, and the one in
+ * flight, owned by the worker thread from uv_queue_work until its after-callback. The
+ * connection is used by the worker only while a batch is in flight, and by the loop
+ * thread only when none is (meta, fixes, load), so no lock is needed beyond SQLite's own.
+ * Rows copy their strings into the batch's arena: callers may free theirs at once.
+ *
+ * Durability: WAL with synchronous=FULL by default, so a batch reported durable survives
+ * power loss, not just a crash of the process; each batch costs one fsync, and batches
+ * grow while one commits, so the cost stays small under load. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "sprig/alloc.h"
+#include "sprig/err.h"
+#include "sprig/log.h"
+#include "sprig/store.h"
+#include "sprig/util.h"
+
+#define APPLICATION_ID 0x53505247 /* "SPRG" */
+#define HIST_TRIM_CHUNK 2000
+#define ARENA_CHUNK (64 * 1024)
+
+enum row_kind { ROW_NODE, ROW_EDGE, ROW_POINT, ROW_EDGE_POINT };
+
+typedef struct row {
+    unsigned char kind;
+    int tombstone;
+    const char *a, *b, *type, *key, *text, *origin; /* a: node or up; b: down */
+    int64_t time, accepted;
+    double value;
+    uint64_t hash;
+} row_t;
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    char data[];
+} chunk_t;
+
+typedef struct batch {
+    uint64_t seq;
+    row_t *rows;
+    size_t len, cap;
+    chunk_t *arena;
+    int status;                 /* set by the worker */
+    char error[256];            /* set by the worker */
+    long long hist_min, hist_max; /* history id range after the commit */
+} batch_t;
+
+typedef struct waiter {
+    struct waiter *next;
+    uint64_t batch;
+    sprig_store_durable_cb cb;
+    void *arg;
+} waiter_t;
+
+enum { ST_NODE, ST_EDGE, ST_POINT, ST_EDGE_POINT, ST_HIST, ST_COUNT };
+
+struct sprig_store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    uv_loop_t *loop;
+    uv_timer_t *timer; /* freed in its close callback */
+    uv_work_t work;
+    sprig_store_opts_t o;
+    char *path;
+    int lock_fd;
+    batch_t *open, *inflight, *spare;
+    uint64_t next_seq, durable;
+    waiter_t *waiters;
+    size_t backlog;
+    long long hist_min, hist_max; /* touched by the worker only while in flight */
+    int64_t last_age_trim;
+    sprig_store_stats_t stats;
+};
+
+static const char *const schema_v1[] = {
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE nodes(id TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE edges(up TEXT NOT NULL, down TEXT NOT NULL, PRIMARY KEY(up, down))"
+    " WITHOUT ROWID",
+    "CREATE TABLE points(node TEXT NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL,"
+    " time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
+    " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, hash INTEGER NOT NULL,"
+    " PRIMARY KEY(node, type, key)) WITHOUT ROWID",
+    "CREATE TABLE edge_points(up TEXT NOT NULL, down TEXT NOT NULL, type TEXT NOT NULL,"
+    " key TEXT NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
+    " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, hash INTEGER NOT NULL,"
+    " PRIMARY KEY(up, down, type, key)) WITHOUT ROWID",
+    /* Append-only, trimmed from the oldest id: no index, so appends stay at ~1M rows/s. */
+    "CREATE TABLE history(id INTEGER PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,"
+    " key TEXT NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
+    " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, accepted INTEGER NOT NULL)",
+    NULL,
+};
+
+/* migrations[v] takes a file from version v to v + 1. */
+static const char *const *const migrations[] = {schema_v1};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    "INSERT OR IGNORE INTO nodes(id, type) VALUES(?1, ?2)",
+    "INSERT OR IGNORE INTO edges(up, down) VALUES(?1, ?2)",
+    "INSERT INTO points(node, type, key, time, value, text, tombstone, origin, hash)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(node, type, key) DO UPDATE SET"
+    " time = excluded.time, value = excluded.value, text = excluded.text,"
+    " tombstone = excluded.tombstone, origin = excluded.origin, hash = excluded.hash",
+    "INSERT INTO edge_points(up, down, type, key, time, value, text, tombstone, origin, hash)"
+    " VALUES(?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(up, down, type, key)"
+    " DO UPDATE SET time = excluded.time, value = excluded.value, text = excluded.text,"
+    " tombstone = excluded.tombstone, origin = excluded.origin, hash = excluded.hash",
+    "INSERT INTO history(node, type, key, time, value, text, tombstone, origin, accepted)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+};
+
+static int map_sqlite(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_CANTOPEN:
+        return -ENOENT;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return SPRIG_ECORRUPT;
+    default:
+        return -EIO;
+    }
+}
+
+static int exec(sprig_store_t *s, const char *sql)
+{
+    return map_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+}
+
+/* Runs a query returning one integer; -errno on failure. */
+static int query_int(sqlite3 *db, const char *sql, long long *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return map_sqlite(rc);
+    }
+    rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_sqlite(rc);
+}
+
+/* Brings the file to SPRIG_STORE_VERSION, one transaction per step. */
+static int migrate(sprig_store_t *s, sprig_error_t *err)
+{
+    long long version, app, tables;
+    int rc;
+    if ((rc = query_int(s->db, "PRAGMA user_version", &version)) != 0 ||
+        (rc = query_int(s->db, "PRAGMA application_id", &app)) != 0 ||
+        (rc = query_int(s->db, "SELECT count(*) FROM sqlite_master", &tables)) != 0) {
+        return sprig_error_set(err, rc, "database %s: cannot be read: %s", s->path,
+                               sqlite3_errmsg(s->db));
+    }
+    if (app != APPLICATION_ID && (app != 0 || tables != 0)) {
+        return sprig_error_set(err, SPRIG_ECORRUPT,
+                               "database %s: is not a sprig database (application_id %lld, "
+                               "%lld tables)",
+                               s->path, app, tables);
+    }
+    if (version > SPRIG_STORE_VERSION) {
+        return sprig_error_set(err, SPRIG_ECORRUPT,
+                               "database %s: layout version %lld is newer than this sprig "
+                               "reads (%d)",
+                               s->path, version, SPRIG_STORE_VERSION);
+    }
+    if (s->o.read_only && version < SPRIG_STORE_VERSION) {
+        return sprig_error_set(err, SPRIG_ECORRUPT,
+                               "database %s: layout version %lld must be migrated to %d; open "
+                               "it for writing once",
+                               s->path, version, SPRIG_STORE_VERSION);
+    }
+    for (; version < SPRIG_STORE_VERSION; version++) {
+        char sql[96];
+        rc = exec(s, "BEGIN IMMEDIATE");
+        for (const char *const *q = migrations[version]; rc == 0 && *q != NULL; q++) {
+            rc = exec(s, *q);
+        }
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", version + 1);
+        if (rc == 0) {
+            rc = exec(s, sql);
+        }
+        snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", APPLICATION_ID);
+        if (rc == 0) {
+            rc = exec(s, sql);
+        }
+        if (rc == 0) {
+            rc = exec(s, "COMMIT");
+        }
+        if (rc != 0) {
+            sprig_error_set(err, rc, "database %s: migration to version %lld failed: %s",
+                            s->path, version + 1, sqlite3_errmsg(s->db));
+            exec(s, "ROLLBACK");
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
+{
+    char lock[4096];
+    s->lock_fd = -1;
+    if (s->o.read_only || strcmp(path, ":memory:") == 0) {
+        return 0;
+    }
+    snprintf(lock, sizeof(lock), "%s-lock", path);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        return sprig_error_set(err, -errno, "database %s: cannot open lock file %s: %s", path,
+                               lock, strerror(errno));
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return sprig_error_set(err, SPRIG_ELOCKED,
+                               "database %s: is in use by another sprig process (lock %s)",
+                               path, lock);
+    }
+    return 0;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    sprig_free(h);
+}
+
+static void batch_free(batch_t *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    chunk_t *c = b->arena;
+    while (c != NULL) {
+        chunk_t *next = c->next;
+        sprig_free(c);
+        c = next;
+    }
+    sprig_free(b->rows);
+    sprig_free(b);
+}
+
+static void release(sprig_store_t *s)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(s->st[i]);
+    }
+    sqlite3_close(s->db);
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd);
+    }
+    if (s->timer != NULL) {
+        uv_close((uv_handle_t *)s->timer, timer_closed);
+    }
+    batch_free(s->open);
+    batch_free(s->spare);
+    while (s->waiters != NULL) {
+        waiter_t *w = s->waiters;
+        s->waiters = w->next;
+        sprig_free(w);
+    }
+    sprig_free(s->path);
+    sprig_free(s);
+}
+
+int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t *loop,
+                     sprig_store_t **out, sprig_error_t *err)
+{
+    sprig_store_t *s = sprig_calloc(1, sizeof(*s));
+    int rc;
+    *out = NULL;
+    if (s == NULL || (s->path = sprig_strdup(path)) == NULL) {
+        sprig_free(s);
+        return sprig_error_set(err, -ENOMEM, "database %s: out of memory", path);
+    }
+    s->lock_fd = -1;
+    if (opts != NULL) {
+        s->o = *opts;
+    }
+    if (s->o.commit_ms == 0) {
+        s->o.commit_ms = 5;
+    }
+    if (s->o.batch_max == 0) {
+        s->o.batch_max = 10000;
+    }
+    if (s->o.history_max_rows == 0) {
+        s->o.history_max_rows = 1000000;
+    }
+    if (s->o.history_max_age_ns <= 0) {
+        s->o.history_max_age_ns = 30LL * 24 * 3600 * 1000000000LL;
+    }
+    s->loop = loop;
+    s->next_seq = 1;
+    if ((rc = take_lock(s, path, err)) != 0) {
+        goto fail;
+    }
+    int flags = s->o.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sprig_error_set(err, map_sqlite(rc), "database %s: cannot open: %s", path,
+                             s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    if (!s->o.read_only) {
+        const char *sync = s->o.sync_normal ? "PRAGMA synchronous = NORMAL"
+                                            : "PRAGMA synchronous = FULL";
+        if ((rc = exec(s, "PRAGMA journal_mode = WAL")) != 0 || (rc = exec(s, sync)) != 0) {
+            rc = sprig_error_set(err, rc, "database %s: cannot be opened as a database: %s",
+                                 path, sqlite3_errmsg(s->db));
+            goto fail;
+        }
+    }
+    if ((rc = migrate(s, err)) != 0) {
+        goto fail;
+    }
+    if (!s->o.read_only) {
+        for (int i = 0; i < ST_COUNT; i++) {
+            rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                                    NULL);
+            if (rc != SQLITE_OK) {
+                rc = sprig_error_set(err, map_sqlite(rc), "database %s: %s", path,
+                                     sqlite3_errmsg(s->db));
+                goto fail;
+            }
+        }
+        if (query_int(s->db, "SELECT ifnull(min(id), 1) FROM history", &s->hist_min) != 0 ||
+            query_int(s->db, "SELECT ifnull(max(id), 0) FROM history", &s->hist_max) != 0) {
+            rc = sprig_error_set(err, -EIO, "database %s: history cannot be read: %s", path,
+                                 sqlite3_errmsg(s->db));
+            goto fail;
+        }
+        s->stats.history_rows = s->hist_max - s->hist_min + 1;
+    }
+    if (loop != NULL) {
+        s->timer = sprig_malloc(sizeof(*s->timer));
+        if (s->timer == NULL) {
+            rc = sprig_error_set(err, -ENOMEM, "database %s: out of memory", path);
+            goto fail;
+        }
+        uv_timer_init(loop, s->timer);
+        s->timer->data = s;
+        s->work.data = s;
+    }
+    *out = s;
+    return 0;
+fail:
+    release(s);
+    return rc;
+}
+
+/* --- batches ------------------------------------------------------------------------ */
+
+static const char *arena_copy(batch_t *b, const char *str)
+{
+    size_t n = strlen(str) + 1;
+    chunk_t *c = b->arena;
+    if (c == NULL || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        chunk_t *nc = sprig_malloc(sizeof(*nc) + cap);
+        if (nc == NULL) {
+            return NULL;
+        }
+        nc->cap = cap;
+        nc->used = 0;
+        nc->next = c;
+        b->arena = c = nc;
+    }
+    char *d = c->data + c->used;
+    memcpy(d, str, n);
+    c->used += n;
+    return d;
+}
+
+static void batch_reset(batch_t *b)
+{
+    /* Keep the newest arena chunk for reuse; free older ones. */
+    if (b->arena != NULL) {
+        chunk_t *c = b->arena->next;
+        while (c != NULL) {
+            chunk_t *next = c->next;
+            sprig_free(c);
+            c = next;
+        }
+        b->arena->next = NULL;
+        b->arena->used = 0;
+    }
+    b->len = 0;
+    b->status = 0;
+    b->error[0] = '\0';
+}
+
+static batch_t *open_batch(sprig_store_t *s)
+{
+    if (s->open == NULL) {
+        if (s->spare != NULL) {
+            s->open = s->spare;
+            s->spare = NULL;
+        }
+        else if ((s->open = sprig_calloc(1, sizeof(batch_t))) == NULL) {
+            return NULL;
+        }
+        s->open->seq = s->next_seq;
+    }
+    return s->open;
+}
+
+static void try_commit(sprig_store_t *s);
+
+static void on_timer(uv_timer_t *t)
+{
+    try_commit(t->data);
+}
+
+/* Appends a row, copying its strings; 0 or -ENOMEM (the batch is left as it was). */
+static int put_row(sprig_store_t *s, const row_t *in)
+{
+    batch_t *b = open_batch(s);
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    if (b->len == b->cap) {
+        size_t cap = b->cap != 0 ? b->cap * 2 : 256;
+        row_t *rows = sprig_realloc(b->rows, cap * sizeof(*rows));
+        if (rows == NULL) {
+            return -ENOMEM;
+        }
+        b->rows = rows;
+        b->cap = cap;
+    }
+    row_t r = *in;
+    const char **fields[] = {&r.a, &r.b, &r.type, &r.key, &r.text, &r.origin};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (*fields[i] != NULL && (*fields[i] = arena_copy(b, *fields[i])) == NULL) {
+            return -ENOMEM;
+        }
+    }
+    b->rows[b->len++] = r;
+    s->backlog++;
+    if (s->loop != NULL) {
+        if (b->len >= s->o.batch_max) {
+            try_commit(s);
+        }
+        else if (b->len == 1 && s->inflight == NULL) {
+            uv_timer_start(s->timer, on_timer, s->o.commit_ms, 0);
+        }
+    }
+    return 0;
+}
+
+int sprig_store_put_node(sprig_store_t *s, const char *id, const char *type)
+{
+    row_t r = {.kind = ROW_NODE, .a = id, .type = type};
+    return put_row(s, &r);
+}
+
+int sprig_store_put_edge(sprig_store_t *s, const char *up, const char *down)
+{
+    row_t r = {.kind = ROW_EDGE, .a = up, .b = down};
+    return put_row(s, &r);
+}
+
+static void point_row(row_t *r, const sprig_point_t *p, uint64_t hash)
+{
+    r->type = p->type;
+    r->key = p->key != NULL ? p->key : "0";
+    r->text = p->text != NULL ? p->text : "";
+    r->origin = p->origin != NULL ? p->origin : "";
+    r->time = p->time;
+    r->value = p->value;
+    r->tombstone = p->tombstone != 0;
+    r->hash = hash;
+}
+
+int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p,
+                          uint64_t hash)
+{
+    row_t r = {.kind = ROW_POINT, .a = node, .accepted = sprig_wall_ns()};
+    point_row(&r, p, hash);
+    return put_row(s, &r);
+}
+
+int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const char *down,
+                               const sprig_point_t *p, uint64_t hash)
+{
+    row_t r = {.kind = ROW_EDGE_POINT, .a = up, .b = down};
+    point_row(&r, p, hash);
+    return put_row(s, &r);
+}
+
+static int step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int bind_point(sqlite3_stmt *st, const row_t *r)
+{
+    sqlite3_bind_text(st, 1, r->a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, r->time);
+    sqlite3_bind_double(st, 5, r->value);
+    sqlite3_bind_text(st, 6, r->text, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, r->tombstone);
+    sqlite3_bind_text(st, 8, r->origin, -1, SQLITE_STATIC);
+    return 0;
+}
+
+/* Drops history beyond the row limit, and (at most once a second) older than the age
+ * limit, from the oldest id up. Worker thread, inside the batch's transaction. */
+static int trim_history(sprig_store_t *s, int64_t now)
+{
+    char sql[160];
+    int rc = SQLITE_OK;
+    long long max_rows = s->o.history_max_rows;
+    long long keep_from = max_rows < 0 ? s->hist_max + 1 : s->hist_max - max_rows + 1;
+    if (keep_from > s->hist_min) {
+        snprintf(sql, sizeof(sql), "DELETE FROM history WHERE id < %lld", keep_from);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        s->hist_min = keep_from;
+    }
+    if (rc == SQLITE_OK && now - s->last_age_trim >= 1000000000LL) {
+        s->last_age_trim = now;
+        long long cutoff = now - s->o.history_max_age_ns;
+        for (int round = 0; round < 50 && rc == SQLITE_OK; round++) {
+            snprintf(sql, sizeof(sql),
+                     "DELETE FROM history WHERE id < %lld AND accepted < %lld",
+                     s->hist_min + HIST_TRIM_CHUNK, cutoff);
+            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+            if (rc != SQLITE_OK || sqlite3_changes(s->db) == 0) {
+                break;
+            }
+            long long min;
+            if (query_int(s->db, "SELECT ifnull(min(id), 0) FROM history", &min) != 0) {
+                return SQLITE_ERROR;
+            }
+            s->hist_min = min != 0 ? min : s->hist_max + 1;
+        }
+    }
+    return rc;
+}
+
+/* Writes a batch in one transaction. Runs on the worker thread (or the loop thread in a
+ * flush, when nothing is in flight). */
+static void commit_batch(sprig_store_t *s, batch_t *b)
+{
+    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    bool hist = s->o.history_max_rows >= 0;
+    for (size_t i = 0; i < b->len && rc == SQLITE_OK; i++) {
+        const row_t *r = &b->rows[i];
+        sqlite3_stmt *st;
+        switch (r->kind) {
+        case ROW_NODE:
+            st = s->st[ST_NODE];
+            sqlite3_bind_text(st, 1, r->a, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, r->type, -1, SQLITE_STATIC);
+            rc = step(st);
+            break;
+        case ROW_EDGE:
+            st = s->st[ST_EDGE];
+            sqlite3_bind_text(st, 1, r->a, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, r->b, -1, SQLITE_STATIC);
+            rc = step(st);
+            break;
+        case ROW_POINT:
+            st = s->st[ST_POINT];
+            bind_point(st, r);
+            sqlite3_bind_int64(st, 9, (sqlite3_int64)r->hash);
+            rc = step(st);
+            if (rc == SQLITE_OK && hist) {
+                st = s->st[ST_HIST];
+                bind_point(st, r);
+                sqlite3_bind_int64(st, 9, r->accepted);
+                rc = step(st);
+                s->hist_max = sqlite3_last_insert_rowid(s->db);
+            }
+            break;
+        default:
+            st = s->st[ST_EDGE_POINT];
+            bind_point(st, r);
+            sqlite3_bind_int64(st, 9, (sqlite3_int64)r->hash);
+            sqlite3_bind_text(st, 10, r->b, -1, SQLITE_STATIC);
+            rc = step(st);
+            break;
+        }
+    }
+    if (rc == SQLITE_OK) {
+        rc = trim_history(s, sprig_wall_ns());
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(b->error, sizeof(b->error), "%s", sqlite3_errmsg(s->db));
+        b->status = map_sqlite(rc);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        /* Our view of the id range may be off now; read it back. */
+        query_int(s->db, "SELECT ifnull(min(id), 1) FROM history", &s->hist_min);
+        query_int(s->db, "SELECT ifnull(max(id), 0) FROM history", &s->hist_max);
+    }
+    b->hist_min = s->hist_min;
+    b->hist_max = s->hist_max;
+}
+
+static void work_cb(uv_work_t *w)
+{
+    sprig_store_t *s = w->data;
+    commit_batch(s, s->inflight);
+}
+
+/* Loop thread, after a batch was written: account, call waiters, recycle. */
+static void finish_batch(sprig_store_t *s, batch_t *b)
+{
+    s->backlog -= b->len;
+    s->stats.history_rows = b->hist_max - b->hist_min + 1;
+    if (b->status == 0) {
+        s->durable = b->seq;
+        s->stats.batches++;
+        s->stats.rows += b->len;
+    }
+    else {
+        s->stats.commit_errors++;
+        sprig_log_error("database %s: batch %llu of %zu rows was not written: %s (%s)", s->path,
+                        (unsigned long long)b->seq, b->len, b->error, sprig_strerror(b->status));
+    }
+    uint64_t seq = b->seq;
+    int status = b->status;
+    batch_reset(b);
+    if (s->spare == NULL) {
+        s->spare = b;
+    }
+    else {
+        batch_free(b);
+    }
+    /* Waiters of this batch (or earlier ones) are called; later ones keep waiting. */
+    waiter_t **pp = &s->waiters;
+    while (*pp != NULL) {
+        waiter_t *w = *pp;
+        if (w->batch <= seq) {
+            *pp = w->next;
+            w->cb(w->batch, w->batch == seq ? status : 0, w->arg);
+            sprig_free(w);
+        }
+        else {
+            pp = &w->next;
+        }
+    }
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+    sprig_store_t *s = w->data;
+    batch_t *b = s->inflight;
+    s->inflight = NULL;
+    if (status != 0 && b->status == 0) {
+        b->status = status;
+    }
+    finish_batch(s, b);
+    /* What arrived meanwhile forms the next batch at once: this is the group commit. */
+    if (s->open != NULL && s->open->len > 0) {
+        try_commit(s);
+    }
+}
+
+static void try_commit(sprig_store_t *s)
+{
+    if (s->inflight != NULL || s->open == NULL || s->open->len == 0) {
+        return;
+    }
+    uv_timer_stop(s->timer);
+    s->inflight = s->open;
+    s->open = NULL;
+    s->next_seq++;
+    int rc = uv_queue_work(s->loop, &s->work, work_cb, after_work_cb);
+    if (rc != 0) {
+        /* No worker could be had: write it here rather than lose it. */
+        commit_batch(s, s->inflight);
+        after_work_cb(&s->work, 0);
+    }
+}
+
+uint64_t sprig_store_batch(const sprig_store_t *s)
+{
+    return s->next_seq;
+}
+
+uint64_t sprig_store_durable(const sprig_store_t *s)
+{
+    return s->durable;
+}
+
+size_t sprig_store_backlog(const sprig_store_t *s)
+{
+    return s->backlog;
+}
+
+int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb,
+                             void *arg)
+{
+    /* A batch that never received a row (the open one while empty) has nothing to wait for. */
+    bool empty_open = batch == s->next_seq && (s->open == NULL || s->open->len == 0);
+    if (batch <= s->durable || empty_open) {
+        cb(batch, 0, arg);
+        return 0;
+    }
+    waiter_t *w = sprig_malloc(sizeof(*w));
+    if (w == NULL) {
+        return -ENOMEM;
+    }
+    w->batch = batch;
+    w->cb = cb;
+    w->arg = arg;
+    w->next = s->waiters;
+    s->waiters = w;
+    return 0;
+}
+
+static void wait_inflight(sprig_store_t *s)
+{
+    /* Bounded by the commit itself: the worker always finishes and queues its callback. */
+    while (s->inflight != NULL) {
+        uv_run(s->loop, UV_RUN_ONCE);
+    }
+}
+
+int sprig_store_flush(sprig_store_t *s)
+{
+    if (s->loop != NULL) {
+        wait_inflight(s);
+        uv_timer_stop(s->timer);
+    }
+    if (s->open == NULL || s->open->len == 0) {
+        return 0;
+    }
+    batch_t *b = s->open;
+    s->open = NULL;
+    s->next_seq++;
+    commit_batch(s, b);
+    int status = b->status;
+    finish_batch(s, b);
+    return status;
+}
+
+int sprig_store_close(sprig_store_t *s)
+{
+    if (s == NULL) {
+        return 0;
+    }
+    int rc = s->o.read_only ? 0 : sprig_store_flush(s);
+    if (!s->o.read_only) {
+        /* Fold the WAL back so the file is whole on its own. */
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    }
+    release(s);
+    return rc;
+}
+
+/* --- loading, metadata, repairs ----------------------------------------------------- */
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t != NULL ? (const char *)t : "";
+}
+
+static void col_point(sqlite3_stmt *st, int first, sprig_point_t *p)
+{
+    p->type = col_text(st, first);
+    p->key = col_text(st, first + 1);
+    p->time = sqlite3_column_int64(st, first + 2);
+    p->value = sqlite3_column_double(st, first + 3);
+    p->text = col_text(st, first + 4);
+    p->tombstone = sqlite3_column_int(st, first + 5);
+    p->origin = col_text(st, first + 6);
+}
+
+int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
+{
+    static const char *const sql[] = {
+        "SELECT id, type FROM nodes",
+        "SELECT up, down FROM edges",
+        "SELECT node, type, key, time, value, text, tombstone, origin, hash FROM points",
+        "SELECT up, down, type, key, time, value, text, tombstone, origin, hash FROM edge_points",
+    };
+    int rc = 0;
+    if (s->loop != NULL) {
+        wait_inflight(s);
+    }
+    for (int q = 0; q < 4 && rc == 0; q++) {
+        sqlite3_stmt *st;
+        int src = sqlite3_prepare_v2(s->db, sql[q], -1, &st, NULL);
+        if (src != SQLITE_OK) {
+            sprig_log_error("database %s: %s", s->path, sqlite3_errmsg(s->db));
+            return map_sqlite(src);
+        }
+        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            sprig_point_t p;
+            switch (q) {
+            case 0:
+                rc = v->node != NULL ? v->node(col_text(st, 0), col_text(st, 1), v->arg) : 0;
+                break;
+            case 1:
+                rc = v->edge != NULL ? v->edge(col_text(st, 0), col_text(st, 1), v->arg) : 0;
+                break;
+            case 2:
+                col_point(st, 1, &p);
+                rc = v->point != NULL ? v->point(col_text(st, 0), &p,
+                                                 (uint64_t)sqlite3_column_int64(st, 8), v->arg)
+                                      : 0;
+                break;
+            default:
+                col_point(st, 2, &p);
+                rc = v->edge_point != NULL
+                         ? v->edge_point(col_text(st, 0), col_text(st, 1), &p,
+                                         (uint64_t)sqlite3_column_int64(st, 9), v->arg)
+                         : 0;
+                break;
+            }
+        }
+        if (rc == 0 && src != SQLITE_DONE) {
+            sprig_log_error("database %s: %s", s->path, sqlite3_errmsg(s->db));
+            rc = map_sqlite(src);
+        }
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+/* Prepares sql, binds the non-NULL texts in order, steps once. */
+static int run(sprig_store_t *s, const char *sql, const char *const *texts, int n,
+               sqlite3_stmt **keep)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return map_sqlite(rc);
+    }
+    for (int i = 0; i < n; i++) {
+        sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_STATIC);
+    }
+    rc = sqlite3_step(st);
+    if (keep != NULL && rc == SQLITE_ROW) {
+        *keep = st;
+        return 0;
+    }
+    sqlite3_finalize(st);
+    if (keep != NULL) {
+        return rc == SQLITE_DONE ? -ENOENT : map_sqlite(rc);
+    }
+    return rc == SQLITE_DONE ? 0 : map_sqlite(rc);
+}
+
+int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    const char *args[] = {key};
+    if (s->loop != NULL) {
+        wait_inflight(s);
+    }
+    int rc = run(s, "SELECT value FROM meta WHERE key = ?1", args, 1, &st);
+    if (rc == 0) {
+        snprintf(out, n, "%s", col_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value)
+{
+    const char *args[] = {key, value};
+    if (s->loop != NULL) {
+        wait_inflight(s);
+    }
+    return run(s, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", args, 2, NULL);
+}
+
+int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char *node, const char *type,
+                         const char *key, uint64_t hash)
+{
+    char h[24];
+    snprintf(h, sizeof(h), "%lld", (long long)hash);
+    if (s->loop != NULL) {
+        wait_inflight(s);
+    }
+    int rc;
+    if (up != NULL) {
+        const char *args[] = {h, up, node, type, key};
+        rc = run(s,
+                 "UPDATE edge_points SET hash = CAST(?1 AS INTEGER) WHERE up = ?2 AND down = ?3"
+                 " AND type = ?4 AND key = ?5",
+                 args, 5, NULL);
+    }
+    else {
+        const char *args[] = {h, node, type, key};
+        rc = run(s,
+                 "UPDATE points SET hash = CAST(?1 AS INTEGER) WHERE node = ?2 AND type = ?3"
+                 " AND key = ?4",
+                 args, 4, NULL);
+    }
+    return rc != 0 ? rc : (sqlite3_changes(s->db) > 0 ? 0 : -ENOENT);
+}
+
+int sprig_store_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
+                           const char *type, const char *key)
+{
+    const char *args[] = {a, b, type, key};
+    const char *sql;
+    int n;
+    if (strcmp(table, "nodes") == 0) {
+        sql = "DELETE FROM nodes WHERE id = ?1", n = 1;
+    }
+    else if (strcmp(table, "edges") == 0) {
+        sql = "DELETE FROM edges WHERE up = ?1 AND down = ?2", n = 2;
+    }
+    else if (strcmp(table, "points") == 0) {
+        args[1] = type, args[2] = key;
+        sql = "DELETE FROM points WHERE node = ?1 AND type = ?2 AND key = ?3", n = 3;
+    }
+    else if (strcmp(table, "edge_points") == 0) {
+        sql = "DELETE FROM edge_points WHERE up = ?1 AND down = ?2 AND type = ?3 AND key = ?4";
+        n = 4;
+    }
+    else {
+        return -EINVAL;
+    }
+    if (s->loop != NULL) {
+        wait_inflight(s);
+    }
+    int rc = run(s, sql, args, n, NULL);
+    return rc != 0 ? rc : (sqlite3_changes(s->db) > 0 ? 0 : -ENOENT);
+}
+
+void sprig_store_stats(const sprig_store_t *s, sprig_store_stats_t *out)
+{
+    *out = s->stats;
+}

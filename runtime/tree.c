@@ -1,0 +1,743 @@
+/* The in-memory tree with incremental Merkle hashes: see tree.h.
+ *
+ * Nodes are found by id in one hash map, node points by (node, type, key) in another, with
+ * type, key and origin interned so that keys compare by pointer. Edges keep their few
+ * points in a list. A point change moves own(n) by old XOR new ph, then a worklist walks
+ * up every parent edge recomputing contrib and sub until nothing changes: order does not
+ * matter, since each step recomputes from the current state (a diamond is simply visited
+ * twice, the second time with no change). */
+#include <errno.h>
+#include <string.h>
+
+#include "sprig/alloc.h"
+#include "sprig/err.h"
+#include "sprig/hash.h"
+#include "sprig/merge.h"
+#include "sprig/tree.h"
+#include "tree_internal.h"
+
+typedef struct prec {
+    sprig_point_t p; /* first member: a sprig_point_t * handed out is a prec_t * */
+    uint64_t ph;     /* ph(p), also for a local point */
+    bool local;      /* a local point: kept, but its ph is left out of the hashes */
+    struct prec *next;
+    const void *owner;
+} prec_t;
+
+struct sprig_node {
+    const char *type; /* interned */
+    uint64_t own, sub;
+    prec_t *points, *points_tail;
+    sprig_edge_t *children, *parents;
+    sprig_node_t *next_all;
+    size_t index; /* creation order, 0-based */
+    unsigned mark;
+    char id[];
+};
+
+struct sprig_edge {
+    sprig_node_t *up, *down;
+    prec_t *points;
+    uint64_t exor, contrib;
+    sprig_edge_t *next_child, *next_parent;
+    bool tombstone;
+};
+
+struct sprig_tree {
+    tree__map_t nodes, points, strings;
+    sprig_node_t *first, *last, *root;
+    size_t node_count, point_count;
+    sprig_tree_local_fn local_fn;
+    void *local_arg;
+    bool deferred;
+    unsigned mark;
+    sprig_node_t **work; /* worklist of hash propagation and walks */
+    size_t work_len, work_cap;
+};
+
+static const char empty_text[] = "";
+
+int sprig_tree_open(sprig_tree_t **out)
+{
+    *out = sprig_calloc(1, sizeof(**out));
+    return *out != NULL ? 0 : -ENOMEM;
+}
+
+static void free_points(prec_t *r)
+{
+    while (r != NULL) {
+        prec_t *next = r->next;
+        if (r->p.text != empty_text) {
+            sprig_free((char *)r->p.text);
+        }
+        sprig_free(r);
+        r = next;
+    }
+}
+
+void sprig_tree_close(sprig_tree_t *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    sprig_node_t *n = t->first;
+    while (n != NULL) {
+        sprig_node_t *next = n->next_all;
+        sprig_edge_t *e = n->children;
+        while (e != NULL) {
+            sprig_edge_t *en = e->next_child;
+            free_points(e->points);
+            sprig_free(e);
+            e = en;
+        }
+        free_points(n->points);
+        sprig_free(n);
+        n = next;
+    }
+    for (size_t i = 0; i < t->strings.cap; i++) {
+        sprig_free(t->strings.items[i]);
+    }
+    tree__map_free(&t->nodes);
+    tree__map_free(&t->points);
+    tree__map_free(&t->strings);
+    sprig_free(t->work);
+    sprig_free(t);
+}
+
+void sprig_tree_set_local_fn(sprig_tree_t *t, sprig_tree_local_fn fn, void *arg)
+{
+    t->local_fn = fn;
+    t->local_arg = arg;
+}
+
+static bool str_eq(const void *item, const void *key)
+{
+    return strcmp(item, key) == 0;
+}
+
+const char *sprig_tree_intern(sprig_tree_t *t, const char *s)
+{
+    uint64_t h = tree__hash_bytes(s, strlen(s));
+    char *found = tree__map_get(&t->strings, h, str_eq, s);
+    if (found != NULL) {
+        return found;
+    }
+    char *copy = sprig_strdup(s);
+    if (copy == NULL || tree__map_add(&t->strings, h, copy) != 0) {
+        sprig_free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+static bool node_eq(const void *item, const void *key)
+{
+    return strcmp(((const sprig_node_t *)item)->id, key) == 0;
+}
+
+sprig_node_t *sprig_tree_node(const sprig_tree_t *t, const char *id)
+{
+    return tree__map_get(&t->nodes, tree__hash_bytes(id, strlen(id)), node_eq, id);
+}
+
+int sprig_tree_node_add(sprig_tree_t *t, const char *id, const char *type, sprig_node_t **out)
+{
+    size_t len = strlen(id);
+    uint64_t h = tree__hash_bytes(id, len);
+    sprig_node_t *n = tree__map_get(&t->nodes, h, node_eq, id);
+    if (n != NULL) {
+        if (out != NULL) {
+            *out = n;
+        }
+        return -EEXIST;
+    }
+    n = sprig_calloc(1, sizeof(*n) + len + 1);
+    if (n == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(n->id, id, len + 1);
+    n->type = sprig_tree_intern(t, type);
+    if (n->type == NULL || tree__map_add(&t->nodes, h, n) != 0) {
+        sprig_free(n);
+        return -ENOMEM;
+    }
+    n->index = t->node_count++;
+    if (t->last != NULL) {
+        t->last->next_all = n;
+    }
+    else {
+        t->first = n;
+    }
+    t->last = n;
+    if (out != NULL) {
+        *out = n;
+    }
+    return 0;
+}
+
+void sprig_tree_set_root(sprig_tree_t *t, sprig_node_t *root)
+{
+    t->root = root;
+}
+
+sprig_node_t *sprig_tree_root(const sprig_tree_t *t)
+{
+    return t->root;
+}
+
+uint64_t sprig_tree_root_hash(const sprig_tree_t *t)
+{
+    return t->root != NULL ? t->root->sub : 0;
+}
+
+size_t sprig_tree_node_count(const sprig_tree_t *t)
+{
+    return t->node_count;
+}
+
+size_t sprig_tree_point_count(const sprig_tree_t *t)
+{
+    return t->point_count;
+}
+
+int sprig_tree_each_node(const sprig_tree_t *t, int (*fn)(sprig_node_t *, void *), void *arg)
+{
+    for (sprig_node_t *n = t->first; n != NULL; n = n->next_all) {
+        int rc = fn(n, arg);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The worklist: a stack of nodes reused by every walk. */
+static int work_push(sprig_tree_t *t, sprig_node_t *n)
+{
+    if (t->work_len == t->work_cap) {
+        size_t cap = t->work_cap != 0 ? t->work_cap * 2 : 64;
+        sprig_node_t **w = sprig_realloc(t->work, cap * sizeof(*w));
+        if (w == NULL) {
+            return -ENOMEM;
+        }
+        t->work = w;
+        t->work_cap = cap;
+    }
+    t->work[t->work_len++] = n;
+    return 0;
+}
+
+bool sprig_tree_would_cycle(const sprig_tree_t *ct, const sprig_node_t *up,
+                            const sprig_node_t *down)
+{
+    sprig_tree_t *t = (sprig_tree_t *)ct; /* the walk's scratch state only */
+    if (up == down) {
+        return true;
+    }
+    unsigned mark = ++t->mark;
+    t->work_len = 0;
+    if (work_push(t, (sprig_node_t *)up) != 0) {
+        return true; /* out of memory: refuse rather than risk a cycle */
+    }
+    while (t->work_len > 0) {
+        sprig_node_t *n = t->work[--t->work_len];
+        for (sprig_edge_t *e = n->parents; e != NULL; e = e->next_parent) {
+            if (e->tombstone || e->up->mark == mark) {
+                continue;
+            }
+            if (e->up == down) {
+                t->work_len = 0;
+                return true;
+            }
+            e->up->mark = mark;
+            if (work_push(t, e->up) != 0) {
+                t->work_len = 0;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+sprig_edge_t *sprig_tree_edge(const sprig_tree_t *t, const sprig_node_t *up,
+                              const sprig_node_t *down)
+{
+    (void)t;
+    /* Parents per node are few (mirrors), so search the child's parent list. */
+    for (sprig_edge_t *e = down->parents; e != NULL; e = e->next_parent) {
+        if (e->up == up) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Recomputes contrib of every parent edge of each node on the worklist, moving the
+ * parents' sub by the difference, until nothing changes. */
+static int propagate(sprig_tree_t *t, sprig_node_t *from)
+{
+    if (t->deferred) {
+        return 0;
+    }
+    t->work_len = 0;
+    if (work_push(t, from) != 0) {
+        return -ENOMEM;
+    }
+    while (t->work_len > 0) {
+        sprig_node_t *n = t->work[--t->work_len];
+        for (sprig_edge_t *e = n->parents; e != NULL; e = e->next_parent) {
+            uint64_t c = sprig_hash_contrib(n->id, n->sub, e->exor);
+            if (c == e->contrib) {
+                continue;
+            }
+            e->up->sub ^= e->contrib ^ c;
+            e->contrib = c;
+            if (work_push(t, e->up) != 0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up, sprig_node_t *down)
+{
+    sprig_edge_t *e = sprig_tree_edge(t, up, down);
+    if (e != NULL) {
+        return e;
+    }
+    e = sprig_calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return NULL;
+    }
+    e->up = up;
+    e->down = down;
+    e->next_child = up->children;
+    up->children = e;
+    e->next_parent = down->parents;
+    down->parents = e;
+    if (!t->deferred) {
+        e->contrib = sprig_hash_contrib(down->id, down->sub, 0);
+        up->sub ^= e->contrib;
+        propagate(t, up);
+    }
+    return e;
+}
+
+typedef struct pkey {
+    const void *owner;
+    const char *type, *key; /* interned */
+} pkey_t;
+
+static uint64_t pkey_hash(const pkey_t *k)
+{
+    return tree__hash_bytes(k, sizeof(*k));
+}
+
+static bool prec_eq(const void *item, const void *key)
+{
+    const prec_t *r = item;
+    const pkey_t *k = key;
+    return r->owner == k->owner && r->p.type == k->type && r->p.key == k->key;
+}
+
+/* Copies p's fields into r (interning strings); the old text is freed on success. */
+static int prec_fill(sprig_tree_t *t, prec_t *r, const sprig_point_t *p)
+{
+    const char *origin = sprig_tree_intern(t, p->origin != NULL ? p->origin : "");
+    const char *text = empty_text;
+    if (origin == NULL) {
+        return -ENOMEM;
+    }
+    if (p->text != NULL && p->text[0] != '\0') {
+        text = sprig_strdup(p->text);
+        if (text == NULL) {
+            return -ENOMEM;
+        }
+    }
+    if (r->p.text != NULL && r->p.text != empty_text) {
+        sprig_free((char *)r->p.text);
+    }
+    r->p.time = p->time;
+    r->p.value = p->value;
+    r->p.tombstone = p->tombstone != 0;
+    r->p.origin = origin;
+    r->p.text = text;
+    return 0;
+}
+
+/* Looks up the record of (owner, type, key): in the map for node points, in list for edge
+ * points. Fills k with the interned key; *err is -ENOMEM when interning failed. */
+static prec_t *prec_find(sprig_tree_t *t, const void *owner, bool in_map, prec_t *list,
+                         const sprig_point_t *p, pkey_t *k, int *err)
+{
+    k->owner = owner;
+    k->type = sprig_tree_intern(t, p->type);
+    k->key = sprig_tree_intern(t, p->key != NULL ? p->key : "0");
+    if (k->type == NULL || k->key == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    *err = 0;
+    if (in_map) { /* node points */
+        return tree__map_get(&t->points, pkey_hash(k), prec_eq, k);
+    }
+    for (prec_t *r = list; r != NULL; r = r->next) {
+        if (prec_eq(r, k)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static prec_t *prec_new(const pkey_t *k)
+{
+    prec_t *r = sprig_calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->owner = k->owner;
+        r->p.type = k->type;
+        r->p.key = k->key;
+    }
+    return r;
+}
+
+int sprig_tree_point_put(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p)
+{
+    pkey_t k;
+    int rc;
+    prec_t *r = prec_find(t, n, true, NULL, p, &k, &rc);
+    if (rc != 0) {
+        return rc;
+    }
+    bool fresh = r == NULL;
+    if (!fresh && !sprig_merge_wins(&r->p, p)) {
+        return 0;
+    }
+    if (fresh) {
+        r = prec_new(&k);
+        if (r == NULL) {
+            return -ENOMEM;
+        }
+        if ((rc = prec_fill(t, r, p)) != 0 ||
+            (rc = tree__map_add(&t->points, pkey_hash(&k), r)) != 0) {
+            free_points(r);
+            return rc;
+        }
+        if (n->points_tail != NULL) {
+            n->points_tail->next = r;
+        }
+        else {
+            n->points = r;
+        }
+        n->points_tail = r;
+        t->point_count++;
+    }
+    else if ((rc = prec_fill(t, r, p)) != 0) {
+        return rc;
+    }
+    uint64_t old = r->local ? 0 : r->ph;
+    r->local = t->local_fn != NULL && t->local_fn(n->type, r->p.type, t->local_arg);
+    r->ph = sprig_hash_point(&r->p);
+    uint64_t now = r->local ? 0 : r->ph;
+    if (!t->deferred && old != now) {
+        n->own ^= old ^ now;
+        n->sub ^= old ^ now;
+        if ((rc = propagate(t, n)) != 0) {
+            return rc;
+        }
+    }
+    return 1;
+}
+
+int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_point_t *p)
+{
+    pkey_t k;
+    int rc;
+    prec_t *r = prec_find(t, e, false, e->points, p, &k, &rc);
+    if (rc != 0) {
+        return rc;
+    }
+    if (r != NULL && !sprig_merge_wins(&r->p, p)) {
+        return 0;
+    }
+    if (r == NULL) {
+        r = prec_new(&k);
+        if (r == NULL) {
+            return -ENOMEM;
+        }
+        if ((rc = prec_fill(t, r, p)) != 0) {
+            free_points(r);
+            return rc;
+        }
+        r->next = e->points;
+        e->points = r;
+    }
+    else if ((rc = prec_fill(t, r, p)) != 0) {
+        return rc;
+    }
+    uint64_t old = r->ph;
+    r->ph = sprig_hash_point(&r->p);
+    if (strcmp(r->p.type, "tombstone") == 0 && strcmp(r->p.key, "0") == 0) {
+        e->tombstone = r->p.tombstone == 0 && r->p.value != 0;
+    }
+    e->exor ^= old ^ r->ph;
+    if (!t->deferred) {
+        uint64_t c = sprig_hash_contrib(e->down->id, e->down->sub, e->exor);
+        e->up->sub ^= e->contrib ^ c;
+        e->contrib = c;
+        if ((rc = propagate(t, e->up)) != 0) {
+            return rc;
+        }
+    }
+    return 1;
+}
+
+/* The interned copy of s, or NULL when s was never interned (so no point uses it). */
+static const char *intern_find(const sprig_tree_t *t, const char *s)
+{
+    return tree__map_get(&t->strings, tree__hash_bytes(s, strlen(s)), str_eq, s);
+}
+
+const sprig_point_t *sprig_tree_point(const sprig_tree_t *t, const sprig_node_t *n,
+                                      const char *type, const char *key)
+{
+    pkey_t k = {n, intern_find(t, type), intern_find(t, key != NULL ? key : "0")};
+    if (k.type == NULL || k.key == NULL) {
+        return NULL;
+    }
+    const prec_t *r = tree__map_get(&t->points, pkey_hash(&k), prec_eq, &k);
+    return r != NULL ? &r->p : NULL;
+}
+
+const sprig_point_t *sprig_node_point(const sprig_node_t *n, const char *type, const char *key)
+{
+    for (const prec_t *r = n->points; r != NULL; r = r->next) {
+        if (strcmp(r->p.type, type) == 0 && strcmp(r->p.key, key != NULL ? key : "0") == 0) {
+            return &r->p;
+        }
+    }
+    return NULL;
+}
+
+const sprig_point_t *sprig_edge_point(const sprig_edge_t *e, const char *type, const char *key)
+{
+    for (const prec_t *r = e->points; r != NULL; r = r->next) {
+        if (strcmp(r->p.type, type) == 0 && strcmp(r->p.key, key != NULL ? key : "0") == 0) {
+            return &r->p;
+        }
+    }
+    return NULL;
+}
+
+uint64_t sprig_tree_point_hash(const sprig_point_t *p)
+{
+    return ((const prec_t *)p)->ph;
+}
+
+const char *sprig_node_id(const sprig_node_t *n)
+{
+    return n->id;
+}
+
+const char *sprig_node_type(const sprig_node_t *n)
+{
+    return n->type;
+}
+
+uint64_t sprig_node_own_hash(const sprig_node_t *n)
+{
+    return n->own;
+}
+
+uint64_t sprig_node_hash(const sprig_node_t *n)
+{
+    return n->sub;
+}
+
+const sprig_point_t *sprig_node_points(const sprig_node_t *n)
+{
+    return n->points != NULL ? &n->points->p : NULL;
+}
+
+const sprig_point_t *sprig_point_next(const sprig_point_t *p)
+{
+    const prec_t *r = ((const prec_t *)p)->next;
+    return r != NULL ? &r->p : NULL;
+}
+
+sprig_edge_t *sprig_node_children(const sprig_node_t *n)
+{
+    return n->children;
+}
+
+sprig_edge_t *sprig_node_parents(const sprig_node_t *n)
+{
+    return n->parents;
+}
+
+sprig_node_t *sprig_edge_up(const sprig_edge_t *e)
+{
+    return e->up;
+}
+
+sprig_node_t *sprig_edge_down(const sprig_edge_t *e)
+{
+    return e->down;
+}
+
+bool sprig_edge_tombstone(const sprig_edge_t *e)
+{
+    return e->tombstone;
+}
+
+uint64_t sprig_edge_contrib(const sprig_edge_t *e)
+{
+    return e->contrib;
+}
+
+const sprig_point_t *sprig_edge_points(const sprig_edge_t *e)
+{
+    return e->points != NULL ? &e->points->p : NULL;
+}
+
+sprig_edge_t *sprig_edge_next_child(const sprig_edge_t *e)
+{
+    return e->next_child;
+}
+
+sprig_edge_t *sprig_edge_next_parent(const sprig_edge_t *e)
+{
+    return e->next_parent;
+}
+
+/* From-scratch hashes of every node, from the points alone: own[] and sub[] are indexed
+ * by node index. An iterative post-order walk, so deep trees cannot overflow the stack;
+ * an edge back into a node still being walked (a cycle in a damaged store) counts as a
+ * child with sub 0 and makes the result SPRIG_ECYCLE. */
+static int compute_fresh(sprig_tree_t *t, uint64_t *own, uint64_t *sub)
+{
+    enum { NEW, OPEN, DONE };
+    unsigned char *state = sprig_calloc(t->node_count + 1, 1);
+    if (state == NULL) {
+        return -ENOMEM;
+    }
+    int rc = 0;
+    for (sprig_node_t *n = t->first; n != NULL; n = n->next_all) {
+        uint64_t o = 0;
+        for (prec_t *r = n->points; r != NULL; r = r->next) {
+            bool local = t->local_fn != NULL && t->local_fn(n->type, r->p.type, t->local_arg);
+            o ^= local ? 0 : sprig_hash_point(&r->p);
+        }
+        own[n->index] = o;
+    }
+    for (sprig_node_t *start = t->first; start != NULL; start = start->next_all) {
+        if (state[start->index] != NEW) {
+            continue;
+        }
+        t->work_len = 0;
+        if (work_push(t, start) != 0) {
+            rc = -ENOMEM;
+            break;
+        }
+        while (t->work_len > 0) {
+            sprig_node_t *n = t->work[t->work_len - 1];
+            if (state[n->index] == NEW) {
+                state[n->index] = OPEN;
+                for (sprig_edge_t *e = n->children; e != NULL; e = e->next_child) {
+                    if (state[e->down->index] == NEW && work_push(t, e->down) != 0) {
+                        sprig_free(state);
+                        return -ENOMEM;
+                    }
+                }
+                continue;
+            }
+            t->work_len--;
+            if (state[n->index] == DONE) {
+                continue; /* pushed twice through a mirror */
+            }
+            uint64_t s = own[n->index];
+            for (sprig_edge_t *e = n->children; e != NULL; e = e->next_child) {
+                uint64_t x = 0;
+                for (prec_t *r = e->points; r != NULL; r = r->next) {
+                    x ^= sprig_hash_point(&r->p);
+                }
+                uint64_t child = 0;
+                if (state[e->down->index] == DONE) {
+                    child = sub[e->down->index];
+                }
+                else {
+                    rc = SPRIG_ECYCLE;
+                }
+                s ^= sprig_hash_contrib(e->down->id, child, x);
+            }
+            sub[n->index] = s;
+            state[n->index] = DONE;
+        }
+    }
+    sprig_free(state);
+    return rc;
+}
+
+void sprig_tree_hash_defer(sprig_tree_t *t)
+{
+    t->deferred = true;
+}
+
+int sprig_tree_hash_rebuild(sprig_tree_t *t)
+{
+    size_t n = t->node_count + 1;
+    uint64_t *own = sprig_malloc(n * sizeof(*own));
+    uint64_t *sub = sprig_malloc(n * sizeof(*sub));
+    int rc = -ENOMEM;
+    if (own != NULL && sub != NULL) {
+        rc = compute_fresh(t, own, sub);
+        if (rc != -ENOMEM) {
+            for (sprig_node_t *nd = t->first; nd != NULL; nd = nd->next_all) {
+                nd->own = own[nd->index];
+                nd->sub = sub[nd->index];
+                for (prec_t *r = nd->points; r != NULL; r = r->next) {
+                    r->local =
+                        t->local_fn != NULL && t->local_fn(nd->type, r->p.type, t->local_arg);
+                    r->ph = sprig_hash_point(&r->p);
+                }
+                for (sprig_edge_t *e = nd->children; e != NULL; e = e->next_child) {
+                    e->exor = 0;
+                    for (prec_t *r = e->points; r != NULL; r = r->next) {
+                        r->ph = sprig_hash_point(&r->p);
+                        e->exor ^= r->ph;
+                    }
+                    e->contrib = sprig_hash_contrib(e->down->id, sub[e->down->index], e->exor);
+                }
+            }
+            t->deferred = false;
+        }
+    }
+    sprig_free(own);
+    sprig_free(sub);
+    return rc;
+}
+
+long sprig_tree_hash_check(sprig_tree_t *t,
+                           void (*report)(const sprig_node_t *n, uint64_t kept_sub,
+                                          uint64_t fresh_sub, void *arg),
+                           void *arg)
+{
+    size_t n = t->node_count + 1;
+    uint64_t *own = sprig_malloc(n * sizeof(*own));
+    uint64_t *sub = sprig_malloc(n * sizeof(*sub));
+    long bad = -ENOMEM;
+    if (own != NULL && sub != NULL && compute_fresh(t, own, sub) != -ENOMEM) {
+        bad = 0;
+        for (sprig_node_t *nd = t->first; nd != NULL; nd = nd->next_all) {
+            if (nd->own != own[nd->index] || nd->sub != sub[nd->index]) {
+                bad++;
+                if (report != NULL) {
+                    report(nd, nd->sub, sub[nd->index], arg);
+                }
+            }
+        }
+    }
+    sprig_free(own);
+    sprig_free(sub);
+    return bad;
+}

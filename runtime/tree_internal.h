@@ -1,0 +1,27 @@
+/* What the files of the tree module share: its open-addressing hash map. */
+#ifndef SPRIG_TREE_INTERNAL_H
+#define SPRIG_TREE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A set of items found by a 64-bit hash and an equality test. Linear probing, no
+ * removal (the tree never forgets a node, point or string). Zeroed is empty. */
+typedef struct tree__map {
+    void **items;
+    uint64_t *hashes;
+    size_t cap; /* power of two, or 0 */
+    size_t len;
+} tree__map_t;
+
+typedef bool (*tree__map_eq)(const void *item, const void *key);
+
+void *tree__map_get(const tree__map_t *m, uint64_t h, tree__map_eq eq, const void *key);
+/* Adds an item the caller has checked is absent; 0 or -ENOMEM. */
+int tree__map_add(tree__map_t *m, uint64_t h, void *item);
+/* Frees the map's arrays, not the items. */
+void tree__map_free(tree__map_t *m);
+uint64_t tree__hash_bytes(const void *p, size_t n);
+
+#endif
