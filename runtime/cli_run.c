@@ -107,8 +107,12 @@ static void on_change(const sprig_event_t *ev, void *arg)
     else {
         snprintf(name, sizeof(name), "%s", p->type);
     }
-    printf("%s  %-16s %-12s = %.6g%s%s%s%s%s%s\n", t, what, name, p->value,
-           p->text[0] != '\0' ? " \"" : "", p->text, p->text[0] != '\0' ? "\"" : "",
+    char value[48] = "";
+    if (p->text[0] == '\0' || p->value != 0) {
+        snprintf(value, sizeof(value), "%.6g%s", p->value, p->text[0] != '\0' ? " " : "");
+    }
+    printf("%s  %-16s %-12s = %s%s%s%s%s%s%s\n", t, what, name, value,
+           p->text[0] != '\0' ? "\"" : "", p->text, p->text[0] != '\0' ? "\"" : "",
            p->tombstone ? " (deleted)" : "", p->origin[0] != '\0' ? "  by " : "", p->origin);
 }
 

@@ -1,0 +1,54 @@
+# sprig: the two commands of the README. Each installs the Debian packages that are
+# missing (apt-get update only when something is), configures, builds, and runs.
+BUILD      ?= build
+BUILD_SAN  ?= build-san
+CMAKE_FLAGS ?=
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# Build: compiler, cmake, libraries. Tests: the real peers (broker, Modbus, serial ptys).
+PACKAGES = gcc make cmake pkg-config git python3 sqlite3 \
+	liblua5.4-dev libmodbus-dev libmosquitto-dev libsqlite3-dev libuv1-dev \
+	libxxhash-dev libcjson-dev libcmocka-dev \
+	mosquitto mosquitto-clients python3-pymodbus mbpoll socat
+
+.PHONY: deps build demo check check-unit check-sanitizers bench footprint clean
+
+deps:
+	@missing=""; \
+	for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The demo gateway: simulated devices stream points into sprig-demo.db until Ctrl-C.
+# A second run continues from the same database.
+demo: build
+	./$(BUILD)/sprig run --db sprig-demo.db --demo
+
+# Every test: unit tests (one cmocka program per module) and integration tests.
+check: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+# The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+check-sanitizers: deps
+	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DSPRIG_ASAN=ON -DSPRIG_UBSAN=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_SAN) -j$(JOBS)
+	ctest --test-dir $(BUILD_SAN) -L unit --output-on-failure
+
+# Benchmarks (figures, not tests): see the README's performance section.
+bench: build
+	./$(BUILD)/bench_write
+
+footprint: build
+	tests/bench/footprint.sh ./$(BUILD)/sprig
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Footprint: runs the demo gateway for DURATION seconds (default 60) on a fresh database
+# and prints its peak resident set size (VmHWM from /proc), against the goal of 6 MB.
+# usage: tests/bench/footprint.sh [PATH_TO_SPRIG] [DURATION]
+set -euo pipefail
+sprig=${1:-./build/sprig}
+duration=${2:-${DURATION:-60}}
+dir=$(mktemp -d /tmp/sprig-footprint-XXXXXX)
+pid=
+cleanup() {
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+"$sprig" run --db "$dir/demo.db" --demo >/dev/null 2>"$dir/log" &
+pid=$!
+sleep "$duration"
+if ! kill -0 "$pid" 2>/dev/null; then
+    echo "footprint: sprig exited early:" >&2
+    cat "$dir/log" >&2
+    exit 1
+fi
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+points=$(sqlite3 "file:$dir/demo.db?mode=ro" "SELECT count(*) FROM history" 2>/dev/null || echo "?")
+kill -TERM "$pid"
+wait "$pid"
+pid=
+echo "footprint: demo gateway for ${duration} s: peak RSS ${hwm} kB, RSS now ${rss} kB," \
+     "${points} points in history (goal: peak <= 6144 kB; Simple IoT ~20 MB)"
