@@ -69,9 +69,9 @@ int sprig_bus_subscribe(sprig_bus_t *bus, const sprig_bus_filter_t *filter, spri
     if (s == NULL) {
         return -ENOMEM;
     }
-    if (filter != NULL && (dup_opt(filter->node, &s->node) != 0 ||
-                           dup_opt(filter->node_type, &s->node_type) != 0 ||
-                           dup_opt(filter->point_type, &s->point_type) != 0)) {
+    if (filter != NULL &&
+        (dup_opt(filter->node, &s->node) != 0 || dup_opt(filter->node_type, &s->node_type) != 0 ||
+         dup_opt(filter->point_type, &s->point_type) != 0)) {
         sub_free(s);
         return -ENOMEM;
     }

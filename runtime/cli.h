@@ -8,7 +8,6 @@ int cli_store(int argc, char **argv);
 
 /* Parses a whole decimal number in [min, max] for flag; prints the error and returns -1
  * when it is not one. */
-int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max,
-                   long *out);
+int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max, long *out);
 
 #endif

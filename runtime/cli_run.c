@@ -183,10 +183,14 @@ fail:
 int cli_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},      {"demo", no_argument, NULL, 'D'},
-        {"demo-rate", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},         {"commit-ms", required_argument, NULL, 'c'},
-        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"db", required_argument, NULL, 'd'},
+        {"demo", no_argument, NULL, 'D'},
+        {"demo-rate", required_argument, NULL, 'r'},
+        {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"commit-ms", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = "sprig.db";
@@ -298,8 +302,8 @@ done:
             code = 2;
         }
         else if (code == 0) {
-            sprig_log_info("database %s: closed, every batch committed, root hash %016" PRIx64,
-                           db, root_hash);
+            sprig_log_info("database %s: closed, every batch committed, root hash %016" PRIx64, db,
+                           root_hash);
         }
     }
     if (uv_is_active((uv_handle_t *)&r.sigint) || r.sigint.loop != NULL) {

@@ -56,8 +56,10 @@ static int v_node(const char *id, const char *type, void *arg)
     v->rows++;
     if (!sprig_id_valid(id) || !sprig_id_valid(type)) {
         int rc = v->fix ? sprig_store_delete_row(v->store, "nodes", id, NULL, NULL, NULL) : 0;
-        problem(v, rc, "node \"%s\" of type \"%s\": id or type is not 1-64 bytes of "
-                       "[A-Za-z0-9._:-]%s", id, type, "");
+        problem(v, rc,
+                "node \"%s\" of type \"%s\": id or type is not 1-64 bytes of "
+                "[A-Za-z0-9._:-]%s",
+                id, type, "");
         return 0;
     }
     return sprig_tree_node_add(v->tree, id, type, NULL) == -ENOMEM ? -ENOMEM : 0;
@@ -76,8 +78,8 @@ static int v_edge(const char *up, const char *down, void *arg)
     return sprig_tree_edge_add(v->tree, u, d) != NULL ? 0 : -ENOMEM;
 }
 
-static void check_hash(verify_ctx_t *v, const char *up, const char *node,
-                       const sprig_point_t *p, uint64_t stored)
+static void check_hash(verify_ctx_t *v, const char *up, const char *node, const sprig_point_t *p,
+                       uint64_t stored)
 {
     uint64_t fresh = sprig_hash_point(p);
     if (fresh == stored) {
@@ -91,8 +93,8 @@ static void check_hash(verify_ctx_t *v, const char *up, const char *node,
     else {
         snprintf(what, sizeof(what), "node %s", node);
     }
-    problem(v, rc, "%s: point %s/%s does not match its stored hash (changed outside sprig)",
-            what, p->type, p->key);
+    problem(v, rc, "%s: point %s/%s does not match its stored hash (changed outside sprig)", what,
+            p->type, p->key);
 }
 
 static int v_point(const char *node, const sprig_point_t *p, uint64_t stored, void *arg)
@@ -101,8 +103,8 @@ static int v_point(const char *node, const sprig_point_t *p, uint64_t stored, vo
     sprig_node_t *n = sprig_tree_node(v->tree, node);
     v->rows++;
     if (n == NULL || !point_ok(p)) {
-        int rc = v->fix ? sprig_store_delete_row(v->store, "points", node, NULL, p->type, p->key)
-                        : 0;
+        int rc =
+            v->fix ? sprig_store_delete_row(v->store, "points", node, NULL, p->type, p->key) : 0;
         problem(v, rc, "node %s: point %s/%s is of an unknown node or not a valid point", node,
                 p->type, p->key);
         return 0;
@@ -111,19 +113,18 @@ static int v_point(const char *node, const sprig_point_t *p, uint64_t stored, vo
     return sprig_tree_point_put(v->tree, n, p) < 0 ? -ENOMEM : 0;
 }
 
-static int v_edge_point(const char *up, const char *down, const sprig_point_t *p,
-                        uint64_t stored, void *arg)
+static int v_edge_point(const char *up, const char *down, const sprig_point_t *p, uint64_t stored,
+                        void *arg)
 {
     verify_ctx_t *v = arg;
     sprig_node_t *u = sprig_tree_node(v->tree, up), *d = sprig_tree_node(v->tree, down);
     sprig_edge_t *e = u != NULL && d != NULL ? sprig_tree_edge(v->tree, u, d) : NULL;
     v->rows++;
     if (e == NULL || !point_ok(p)) {
-        int rc = v->fix ? sprig_store_delete_row(v->store, "edge_points", up, down, p->type,
-                                                 p->key)
-                        : 0;
-        problem(v, rc, "edge %s -> %s: point of an unknown edge or not a valid point (type %s)",
-                up, down, p->type);
+        int rc =
+            v->fix ? sprig_store_delete_row(v->store, "edge_points", up, down, p->type, p->key) : 0;
+        problem(v, rc, "edge %s -> %s: point of an unknown edge or not a valid point (type %s)", up,
+                down, p->type);
         return 0;
     }
     check_hash(v, up, down, p, stored);
@@ -230,8 +231,7 @@ int cli_store(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "verify") != 0) {
-        fprintf(stderr, "sprig store: unknown subcommand \"%s\" (subcommands: verify)\n",
-                argv[1]);
+        fprintf(stderr, "sprig store: unknown subcommand \"%s\" (subcommands: verify)\n", argv[1]);
         return 2;
     }
     const char *db = "sprig.db";

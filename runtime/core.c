@@ -218,8 +218,7 @@ uint64_t sprig_core_batch(const sprig_core_t *c)
     return c->last_batch;
 }
 
-int sprig_core_when_durable(sprig_core_t *c, uint64_t batch, sprig_store_durable_cb cb,
-                            void *arg)
+int sprig_core_when_durable(sprig_core_t *c, uint64_t batch, sprig_store_durable_cb cb, void *arg)
 {
     return sprig_store_when_durable(c->store, batch, cb, arg);
 }
@@ -273,8 +272,8 @@ int core__check_points(sprig_core_t *c, const char *what, const sprig_point_t *p
         }
         const char *key = p->key != NULL ? p->key : "0";
         if (!sprig_id_valid(key)) {
-            return sprig_error_set(err, -EINVAL, "%s: point \"%s\" key %s is not %s", what,
-                                   p->type, quote(key, q, sizeof(q)), id_rule);
+            return sprig_error_set(err, -EINVAL, "%s: point \"%s\" key %s is not %s", what, p->type,
+                                   quote(key, q, sizeof(q)), id_rule);
         }
         if (p->origin != NULL && p->origin[0] != '\0' && !sprig_id_valid(p->origin)) {
             return sprig_error_set(err, -EINVAL, "%s: point \"%s\" origin %s is not %s", what,
@@ -358,8 +357,8 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
             continue;
         }
         const sprig_point_t *held = sprig_tree_point(c->tree, node, p.type, p.key);
-        rc = sprig_store_put_point(c->store, sprig_node_id(node), held,
-                                   sprig_tree_point_hash(held));
+        rc =
+            sprig_store_put_point(c->store, sprig_node_id(node), held, sprig_tree_point_hash(held));
         if (rc != 0) {
             return rc;
         }

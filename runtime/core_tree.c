@@ -34,16 +34,14 @@ static bool live_after(sprig_tree_t *t, sprig_node_t *up, sprig_node_t *down,
     return win == NULL || win->tombstone != 0 || win->value == 0;
 }
 
-static int check_cycle(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
-                       sprig_error_t *err)
+static int check_cycle(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down, sprig_error_t *err)
 {
     sprig_edge_t *e = sprig_tree_edge(c->tree, up, down);
     if (e != NULL && !sprig_edge_tombstone(e)) {
         return 0; /* already live: nothing new */
     }
     if (sprig_tree_would_cycle(c->tree, up, down)) {
-        return sprig_error_set(err, SPRIG_ECYCLE,
-                               "edge %s -> %s: would make a cycle (%s is %s %s)",
+        return sprig_error_set(err, SPRIG_ECYCLE, "edge %s -> %s: would make a cycle (%s is %s %s)",
                                sprig_node_id(up), sprig_node_id(down), sprig_node_id(down),
                                up == down ? "the same node as" : "an ancestor of",
                                sprig_node_id(up));
@@ -113,8 +111,9 @@ int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const c
     }
     snprintf(what, sizeof(what), "node %s", id);
     if (origin != NULL && origin[0] != '\0' && !sprig_id_valid(origin)) {
-        return refused(c, sprig_error_set(err, -EINVAL, "node %s: origin \"%.64s\" is not 1-64 "
-                                                        "bytes of [A-Za-z0-9._:-]",
+        return refused(c, sprig_error_set(err, -EINVAL,
+                                          "node %s: origin \"%.64s\" is not 1-64 "
+                                          "bytes of [A-Za-z0-9._:-]",
                                           id, origin));
     }
     if ((rc = core__check_points(c, what, pts, n, err)) != 0) {
@@ -195,8 +194,8 @@ int sprig_core_mirror(sprig_core_t *c, const char *node, const char *to, const c
     }
     sprig_edge_t *e = sprig_tree_edge(c->tree, dest, n);
     if (e != NULL && !sprig_edge_tombstone(e)) {
-        return refused(c, sprig_error_set(err, -EEXIST, "node %s is already a child of %s", node,
-                                          to));
+        return refused(c,
+                       sprig_error_set(err, -EEXIST, "node %s is already a child of %s", node, to));
     }
     if ((rc = check_cycle(c, dest, n, err)) != 0) {
         return refused(c, rc);

@@ -47,8 +47,8 @@ sprig_core_t *sprig_driver_core(const sprig_driver_ctx_t *ctx)
 
 static const sprig_point_t *config_point(const sprig_driver_ctx_t *ctx, const char *type)
 {
-    const sprig_point_t *p = sprig_tree_point(sprig_core_tree(ctx->mgr->core), ctx->node, type,
-                                              "0");
+    const sprig_point_t *p =
+        sprig_tree_point(sprig_core_tree(ctx->mgr->core), ctx->node, type, "0");
     return p != NULL && !p->tombstone ? p : NULL;
 }
 

@@ -8,8 +8,8 @@
 const char *sprig_strerror(int code)
 {
     switch (code) {
-#define SPRIG_ERR_CASE_(name, msg)                                                             \
-    case SPRIG_E##name:                                                                        \
+#define SPRIG_ERR_CASE_(name, msg)                                                                 \
+    case SPRIG_E##name:                                                                            \
         return msg;
         SPRIG_ERRNO_MAP(SPRIG_ERR_CASE_)
 #undef SPRIG_ERR_CASE_

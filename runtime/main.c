@@ -27,8 +27,7 @@ static void usage(FILE *f)
           f);
 }
 
-int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max,
-                   long *out)
+int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;

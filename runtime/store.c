@@ -49,8 +49,8 @@ typedef struct batch {
     row_t *rows;
     size_t len, cap;
     chunk_t *arena;
-    int status;                 /* set by the worker */
-    char error[256];            /* set by the worker */
+    int status;                   /* set by the worker */
+    char error[256];              /* set by the worker */
     long long hist_min, hist_max; /* history id range after the commit */
 } batch_t;
 
@@ -213,8 +213,8 @@ static int migrate(sprig_store_t *s, sprig_error_t *err)
             rc = exec(s, "COMMIT");
         }
         if (rc != 0) {
-            sprig_error_set(err, rc, "database %s: migration to version %lld failed: %s",
-                            s->path, version + 1, sqlite3_errmsg(s->db));
+            sprig_error_set(err, rc, "database %s: migration to version %lld failed: %s", s->path,
+                            version + 1, sqlite3_errmsg(s->db));
             exec(s, "ROLLBACK");
             return rc;
         }
@@ -232,13 +232,13 @@ static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
     snprintf(lock, sizeof(lock), "%s-lock", path);
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
-        return sprig_error_set(err, -errno, "database %s: cannot open lock file %s: %s", path,
-                               lock, strerror(errno));
+        return sprig_error_set(err, -errno, "database %s: cannot open lock file %s: %s", path, lock,
+                               strerror(errno));
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         return sprig_error_set(err, SPRIG_ELOCKED,
-                               "database %s: is in use by another sprig process (lock %s)",
-                               path, lock);
+                               "database %s: is in use by another sprig process (lock %s)", path,
+                               lock);
     }
     return 0;
 }
@@ -326,11 +326,11 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     }
     sqlite3_busy_timeout(s->db, 5000);
     if (!s->o.read_only) {
-        const char *sync = s->o.sync_normal ? "PRAGMA synchronous = NORMAL"
-                                            : "PRAGMA synchronous = FULL";
+        const char *sync =
+            s->o.sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
         if ((rc = exec(s, "PRAGMA journal_mode = WAL")) != 0 || (rc = exec(s, sync)) != 0) {
-            rc = sprig_error_set(err, rc, "database %s: cannot be opened as a database: %s",
-                                 path, sqlite3_errmsg(s->db));
+            rc = sprig_error_set(err, rc, "database %s: cannot be opened as a database: %s", path,
+                                 sqlite3_errmsg(s->db));
             goto fail;
         }
     }
@@ -495,8 +495,7 @@ static void point_row(row_t *r, const sprig_point_t *p, uint64_t hash)
     r->hash = hash;
 }
 
-int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p,
-                          uint64_t hash)
+int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p, uint64_t hash)
 {
     row_t r = {.kind = ROW_POINT, .a = node, .accepted = sprig_wall_ns()};
     point_row(&r, p, hash);
@@ -548,8 +547,7 @@ static int trim_history(sprig_store_t *s, int64_t now)
         s->last_age_trim = now;
         long long cutoff = now - s->o.history_max_age_ns;
         for (int round = 0; round < 50 && rc == SQLITE_OK; round++) {
-            snprintf(sql, sizeof(sql),
-                     "DELETE FROM history WHERE id < %lld AND accepted < %lld",
+            snprintf(sql, sizeof(sql), "DELETE FROM history WHERE id < %lld AND accepted < %lld",
                      s->hist_min + HIST_TRIM_CHUNK, cutoff);
             rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
             if (rc != SQLITE_OK || sqlite3_changes(s->db) == 0) {
@@ -719,8 +717,7 @@ size_t sprig_store_backlog(const sprig_store_t *s)
     return s->backlog;
 }
 
-int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb,
-                             void *arg)
+int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb, void *arg)
 {
     /* A batch that never received a row (the open one while empty) has nothing to wait for. */
     bool empty_open = batch == s->next_seq && (s->open == NULL || s->open->len == 0);

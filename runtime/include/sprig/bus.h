@@ -12,12 +12,12 @@ typedef struct sprig_bus_sub sprig_bus_sub_t;
 /* One accepted change: a point of a node (edge_up NULL) or of the edge edge_up -> node.
  * Everything is borrowed and valid only during the callback. */
 typedef struct sprig_event {
-    const char *node;        /* id of the node (the child, for an edge point) */
-    const char *node_type;   /* its type */
-    const char *edge_up;     /* parent id for an edge point, else NULL */
+    const char *node;      /* id of the node (the child, for an edge point) */
+    const char *node_type; /* its type */
+    const char *edge_up;   /* parent id for an edge point, else NULL */
     const sprig_point_t *point;
-    const void *source;      /* the link it came in on (sync), NULL for a local write */
-    uint64_t batch;          /* store batch that holds it (sprig_core_when_durable) */
+    const void *source; /* the link it came in on (sync), NULL for a local write */
+    uint64_t batch;     /* store batch that holds it (sprig_core_when_durable) */
 } sprig_event_t;
 
 typedef void (*sprig_bus_cb)(const sprig_event_t *ev, void *arg);

@@ -19,11 +19,11 @@
 typedef struct sprig_core sprig_core_t;
 
 typedef struct sprig_core_opts {
-    const char *db_path;     /* SQLite file; created with a root device when missing */
+    const char *db_path; /* SQLite file; created with a root device when missing */
     sprig_store_opts_t store;
-    int64_t drift_ns;        /* remote times this far ahead of wall time are refused */
-    size_t text_max;         /* longest point text in bytes; 0: SPRIG_TEXT_MAX_DEFAULT */
-    sprig_hlc_wall_fn wall;  /* NULL: the real clock (tests pass a fake) */
+    int64_t drift_ns;       /* remote times this far ahead of wall time are refused */
+    size_t text_max;        /* longest point text in bytes; 0: SPRIG_TEXT_MAX_DEFAULT */
+    sprig_hlc_wall_fn wall; /* NULL: the real clock (tests pass a fake) */
     void *wall_arg;
 } sprig_core_opts_t;
 
@@ -70,8 +70,8 @@ SPRIG_API int sprig_core_create(sprig_core_t *c, const char *id, const char *typ
 SPRIG_API int sprig_core_delete(sprig_core_t *c, const char *node, const char *parent,
                                 const char *origin, sprig_error_t *err);
 /* Moves node from one parent to another (tombstone on from, live edge to `to`). */
-SPRIG_API int sprig_core_move(sprig_core_t *c, const char *node, const char *from,
-                              const char *to, const char *origin, sprig_error_t *err);
+SPRIG_API int sprig_core_move(sprig_core_t *c, const char *node, const char *from, const char *to,
+                              const char *origin, sprig_error_t *err);
 /* Adds a further live parent to node (mirroring). */
 SPRIG_API int sprig_core_mirror(sprig_core_t *c, const char *node, const char *to,
                                 const char *origin, sprig_error_t *err);
@@ -79,13 +79,13 @@ SPRIG_API int sprig_core_mirror(sprig_core_t *c, const char *node, const char *t
 /* The store batch holding the last accepted write; pass it to sprig_core_when_durable
  * to learn when that write is on disk. */
 SPRIG_API uint64_t sprig_core_batch(const sprig_core_t *c);
-SPRIG_API int sprig_core_when_durable(sprig_core_t *c, uint64_t batch,
-                                      sprig_store_durable_cb cb, void *arg);
+SPRIG_API int sprig_core_when_durable(sprig_core_t *c, uint64_t batch, sprig_store_durable_cb cb,
+                                      void *arg);
 
 typedef struct sprig_core_stats {
-    uint64_t accepted;   /* points stored */
-    uint64_t stale;      /* points that lost the merge (duplicates or older) */
-    uint64_t refused;    /* calls refused for bad input */
+    uint64_t accepted; /* points stored */
+    uint64_t stale;    /* points that lost the merge (duplicates or older) */
+    uint64_t refused;  /* calls refused for bad input */
 } sprig_core_stats_t;
 SPRIG_API void sprig_core_stats(const sprig_core_t *c, sprig_core_stats_t *out);
 

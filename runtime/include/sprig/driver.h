@@ -38,8 +38,7 @@ SPRIG_API uv_loop_t *sprig_driver_loop(const sprig_driver_ctx_t *ctx);
 SPRIG_API const sprig_node_t *sprig_driver_node(const sprig_driver_ctx_t *ctx);
 SPRIG_API sprig_core_t *sprig_driver_core(const sprig_driver_ctx_t *ctx);
 /* The node's value point of that type (key "0"), or dflt when absent or tombstoned. */
-SPRIG_API double sprig_driver_number(const sprig_driver_ctx_t *ctx, const char *type,
-                                     double dflt);
+SPRIG_API double sprig_driver_number(const sprig_driver_ctx_t *ctx, const char *type, double dflt);
 /* The node's text point of that type (key "0"), or dflt; valid until the point changes. */
 SPRIG_API const char *sprig_driver_text(const sprig_driver_ctx_t *ctx, const char *type,
                                         const char *dflt);

@@ -7,11 +7,11 @@
 
 #define SPRIG_ERR_BASE (-10000)
 
-#define SPRIG_ERRNO_MAP(X)                                                                     \
-    X(CYCLE, "edge would make a cycle")                                                        \
-    X(DRIFT, "time is beyond the drift limit")                                                 \
-    X(CORRUPT, "stored data is corrupt")                                                       \
-    X(LOCKED, "database is in use by another sprig")                                           \
+#define SPRIG_ERRNO_MAP(X)                                                                         \
+    X(CYCLE, "edge would make a cycle")                                                            \
+    X(DRIFT, "time is beyond the drift limit")                                                     \
+    X(CORRUPT, "stored data is corrupt")                                                           \
+    X(LOCKED, "database is in use by another sprig")                                               \
     X(STALE, "point is not newer than the stored one")
 
 enum {
@@ -19,7 +19,7 @@ enum {
 #define SPRIG_ERR_ENUM_(name, msg) SPRIG_E##name,
     SPRIG_ERRNO_MAP(SPRIG_ERR_ENUM_)
 #undef SPRIG_ERR_ENUM_
-    SPRIG_ERR_LAST_
+        SPRIG_ERR_LAST_
 };
 
 /* Returns a static message for a negative errno or a SPRIG_E* code; never NULL. */

@@ -12,7 +12,6 @@
 SPRIG_API uint64_t sprig_hash_point(const sprig_point_t *p);
 /* contrib(parent, c) = XXH3-64 of (c.id as length-prefixed bytes, sub(c) as 8 bytes LE,
  * edge_xor as 8 bytes LE), where edge_xor is the XOR of ph over the edge's points. */
-SPRIG_API uint64_t sprig_hash_contrib(const char *child_id, uint64_t child_sub,
-                                      uint64_t edge_xor);
+SPRIG_API uint64_t sprig_hash_contrib(const char *child_id, uint64_t child_sub, uint64_t edge_xor);
 
 #endif

@@ -48,8 +48,8 @@ typedef void (*sprig_store_durable_cb)(uint64_t batch, int status, void *arg);
  * sprig_store_flush writes synchronously). Returns 0, -ENOMEM, -EIO, SPRIG_ECORRUPT
  * (not a sprig database, or a newer version) or SPRIG_ELOCKED (another process holds it
  * for writing); err names the file and the fault. */
-SPRIG_API int sprig_store_open(const char *path, const sprig_store_opts_t *opts,
-                               uv_loop_t *loop, sprig_store_t **out, sprig_error_t *err);
+SPRIG_API int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t *loop,
+                               sprig_store_t **out, sprig_error_t *err);
 /* Commits everything queued (waiting for a batch in flight), then closes. NULL is a
  * no-op. Returns 0 or the error of the last commit. */
 SPRIG_API int sprig_store_close(sprig_store_t *s);
@@ -81,8 +81,8 @@ SPRIG_API uint64_t sprig_store_durable(const sprig_store_t *s);
 SPRIG_API size_t sprig_store_backlog(const sprig_store_t *s);
 /* Calls cb(batch, status) once batch is on disk (status 0) or failed (-errno). When it
  * already is, cb runs before this returns. Returns 0 or -ENOMEM (cb not called). */
-SPRIG_API int sprig_store_when_durable(sprig_store_t *s, uint64_t batch,
-                                       sprig_store_durable_cb cb, void *arg);
+SPRIG_API int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb,
+                                       void *arg);
 /* Commits everything queued now, on the calling thread, after any batch in flight has
  * finished. Returns 0 or -EIO. For shutdown, stores without a loop, and tests. */
 SPRIG_API int sprig_store_flush(sprig_store_t *s);
@@ -97,10 +97,10 @@ SPRIG_API int sprig_store_delete_row(sprig_store_t *s, const char *table, const 
 
 /* Counts for status and tests. */
 typedef struct sprig_store_stats {
-    uint64_t batches;        /* committed */
-    uint64_t rows;           /* committed */
+    uint64_t batches; /* committed */
+    uint64_t rows;    /* committed */
     uint64_t commit_errors;
-    long long history_rows;  /* rows in the history table now */
+    long long history_rows; /* rows in the history table now */
 } sprig_store_stats_t;
 SPRIG_API void sprig_store_stats(const sprig_store_t *s, sprig_store_stats_t *out);
 

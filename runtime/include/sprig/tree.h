@@ -56,8 +56,7 @@ SPRIG_API sprig_edge_t *sprig_tree_edge(const sprig_tree_t *t, const sprig_node_
                                         const sprig_node_t *down);
 /* Returns the edge up -> down, adding it (with no points, so not tombstoned) when
  * missing; NULL on -ENOMEM. Cycles are not checked here. */
-SPRIG_API sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up,
-                                            sprig_node_t *down);
+SPRIG_API sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up, sprig_node_t *down);
 
 /* Merges p into the node's points by the merge rule. Returns 1 when p was stored (new, or
  * greater than the stored point), 0 when it was not (equal or older), -ENOMEM. Every field
@@ -65,8 +64,7 @@ SPRIG_API sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up,
 SPRIG_API int sprig_tree_point_put(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p);
 /* The same for a point of an edge; a point of type "tombstone" with key "0" sets the
  * edge's tombstone state from its value (non-zero = deleted). */
-SPRIG_API int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e,
-                                        const sprig_point_t *p);
+SPRIG_API int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_point_t *p);
 /* The stored point (type, key) of a node, found through the tree's index, or NULL. key
  * NULL means "0". */
 SPRIG_API const sprig_point_t *sprig_tree_point(const sprig_tree_t *t, const sprig_node_t *n,
