@@ -314,12 +314,12 @@ int core__check_points(sprig_core_t *c, const char *what, const sprig_point_t *p
 /* --- applying ----------------------------------------------------------------------- */
 
 /* The point as it will be stored: defaults filled, time from the HLC when not given. */
-static void fill(sprig_core_t *c, const sprig_point_t *in, sprig_point_t *out)
+static void fill(sprig_core_t *c, const sprig_point_t *in, const char *origin, sprig_point_t *out)
 {
     *out = *in;
     out->key = in->key != NULL ? in->key : "0";
     out->text = in->text != NULL ? in->text : "";
-    out->origin = in->origin != NULL ? in->origin : "";
+    out->origin = in->origin != NULL ? in->origin : (origin != NULL ? origin : "");
     if (in->time == 0) {
         out->time = sprig_hlc_now(&c->hlc);
     }
@@ -343,11 +343,11 @@ static void publish(sprig_core_t *c, sprig_node_t *node, sprig_node_t *up,
 }
 
 int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *pts, size_t n,
-                     const void *source)
+                     const char *origin, const void *source)
 {
     for (size_t i = 0; i < n; i++) {
         sprig_point_t p;
-        fill(c, &pts[i], &p);
+        fill(c, &pts[i], origin, &p);
         int rc = sprig_tree_point_put(c->tree, node, &p);
         if (rc < 0) {
             return rc;
@@ -370,7 +370,7 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
 }
 
 int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
-                     const sprig_point_t *pts, size_t n, const void *source)
+                     const sprig_point_t *pts, size_t n, const char *origin, const void *source)
 {
     sprig_edge_t *e = sprig_tree_edge(c->tree, up, down);
     int rc;
@@ -384,7 +384,7 @@ int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
     }
     for (size_t i = 0; i < n; i++) {
         sprig_point_t p;
-        fill(c, &pts[i], &p);
+        fill(c, &pts[i], origin, &p);
         rc = sprig_tree_edge_point_put(c->tree, e, &p);
         if (rc < 0) {
             return rc;
@@ -420,5 +420,5 @@ int sprig_core_write(sprig_core_t *c, const char *node, const sprig_point_t *pts
         c->stats.refused++;
         return rc;
     }
-    return core__apply_node(c, nd, pts, n, source);
+    return core__apply_node(c, nd, pts, n, NULL, source);
 }

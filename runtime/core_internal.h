@@ -20,12 +20,13 @@ struct sprig_core {
  * 0, or the error code with err filled. */
 int core__check_points(sprig_core_t *c, const char *what, const sprig_point_t *pts, size_t n,
                        sprig_error_t *err);
-/* Applies checked points to an edge (creating it, and storing it, when missing). */
+/* Applies checked points to an edge (creating it, and storing it, when missing). Points
+ * without an origin get `origin` (NULL: ""). */
 int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
-                     const sprig_point_t *pts, size_t n, const void *source);
-/* Applies checked points to a node. */
+                     const sprig_point_t *pts, size_t n, const char *origin, const void *source);
+/* Applies checked points to a node, the same way. */
 int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *pts, size_t n,
-                     const void *source);
+                     const char *origin, const void *source);
 /* Finds a node by id, or fails with -ENOENT naming `role` ("node", "parent", ...). */
 int core__find(sprig_core_t *c, const char *id, const char *role, sprig_node_t **out,
                sprig_error_t *err);

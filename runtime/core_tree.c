@@ -73,7 +73,7 @@ int sprig_core_write_edge(sprig_core_t *c, const char *up, const char *down,
     if (live_after(c->tree, u, d, pts, n) && (rc = check_cycle(c, u, d, err)) != 0) {
         return refused(c, rc);
     }
-    return core__apply_edge(c, u, d, pts, n, source);
+    return core__apply_edge(c, u, d, pts, n, NULL, source);
 }
 
 int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const char *parent,
@@ -124,8 +124,8 @@ int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const c
         return rc;
     }
     sprig_point_t live = {.type = "tombstone", .origin = origin};
-    if ((rc = core__apply_edge(c, up, node, &live, 1, NULL)) != 0 ||
-        (rc = core__apply_node(c, node, pts, n, NULL)) != 0) {
+    if ((rc = core__apply_edge(c, up, node, &live, 1, NULL, NULL)) != 0 ||
+        (rc = core__apply_node(c, node, pts, n, origin, NULL)) != 0) {
         return rc;
     }
     if (out_id != NULL) {
@@ -159,7 +159,7 @@ int sprig_core_delete(sprig_core_t *c, const char *node, const char *parent, con
         return refused(c, rc);
     }
     sprig_point_t dead = {.type = "tombstone", .value = 1, .origin = origin};
-    return core__apply_edge(c, up, n, &dead, 1, NULL);
+    return core__apply_edge(c, up, n, &dead, 1, NULL, NULL);
 }
 
 int sprig_core_move(sprig_core_t *c, const char *node, const char *from, const char *to,
@@ -177,10 +177,10 @@ int sprig_core_move(sprig_core_t *c, const char *node, const char *from, const c
     }
     sprig_point_t live = {.type = "tombstone", .origin = origin};
     sprig_point_t dead = {.type = "tombstone", .value = 1, .origin = origin};
-    if ((rc = core__apply_edge(c, dest, n, &live, 1, NULL)) != 0) {
+    if ((rc = core__apply_edge(c, dest, n, &live, 1, NULL, NULL)) != 0) {
         return rc;
     }
-    return core__apply_edge(c, up, n, &dead, 1, NULL);
+    return core__apply_edge(c, up, n, &dead, 1, NULL, NULL);
 }
 
 int sprig_core_mirror(sprig_core_t *c, const char *node, const char *to, const char *origin,
@@ -201,5 +201,5 @@ int sprig_core_mirror(sprig_core_t *c, const char *node, const char *to, const c
         return refused(c, rc);
     }
     sprig_point_t live = {.type = "tombstone", .origin = origin};
-    return core__apply_edge(c, dest, n, &live, 1, NULL);
+    return core__apply_edge(c, dest, n, &live, 1, NULL, NULL);
 }

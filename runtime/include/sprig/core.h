@@ -60,7 +60,8 @@ SPRIG_API int sprig_core_write_edge(sprig_core_t *c, const char *up, const char 
                                     const sprig_point_t *pts, size_t n, const void *source,
                                     sprig_error_t *err);
 
-/* Creates a node of type under parent, with its first points, in one step. id NULL
+/* Creates a node of type under parent, with its first points, in one step; origin (NULL:
+ * a person) is the origin of the new edge and of each point that names none. id NULL
  * generates a UUIDv4; out_id (optional, SPRIG_ID_MAX + 1 bytes) receives the id.
  * Returns 0, -EEXIST, -ENOENT (parent), -EINVAL or one of sprig_core_write's codes. */
 SPRIG_API int sprig_core_create(sprig_core_t *c, const char *id, const char *type,
