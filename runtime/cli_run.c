@@ -67,7 +67,10 @@ static void print_json(run_ctx_t *r, const sprig_event_t *ev)
     cJSON_AddStringToObject(o, "type", p->type);
     cJSON_AddStringToObject(o, "key", p->key);
     cJSON_AddStringToObject(o, "time", sprig_time_format(p->time, t, sizeof(t)));
-    cJSON_AddNumberToObject(o, "value", p->value);
+    /* cJSON prints 15 digits; 17 are needed for the value to read back bit for bit. */
+    char value[32];
+    snprintf(value, sizeof(value), "%.17g", p->value);
+    cJSON_AddRawToObject(o, "value", value);
     cJSON_AddStringToObject(o, "text", p->text);
     cJSON_AddNumberToObject(o, "tombstone", p->tombstone);
     cJSON_AddStringToObject(o, "origin", p->origin);
@@ -203,6 +206,10 @@ int cli_run(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "sprig run: --db \"\" must name a database file\n");
+                return 2;
+            }
             db = optarg;
             break;
         case 'D':

@@ -242,6 +242,10 @@ int cli_store(int argc, char **argv)
     while ((ch = getopt_long(argc - 1, argv + 1, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "sprig store verify: --db \"\" must name a database file\n");
+                return 2;
+            }
             db = optarg;
             break;
         case 'f':

@@ -362,7 +362,7 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
         if (rc != 0) {
             return rc;
         }
-        c->last_batch = sprig_store_batch(c->store);
+        c->last_batch = sprig_store_last_batch(c->store);
         c->stats.accepted++;
         publish(c, node, NULL, held, source);
     }
@@ -399,7 +399,7 @@ int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
         if (rc != 0) {
             return rc;
         }
-        c->last_batch = sprig_store_batch(c->store);
+        c->last_batch = sprig_store_last_batch(c->store);
         c->stats.accepted++;
         publish(c, down, up, held, source);
     }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sprig/alloc.h"
@@ -73,7 +74,10 @@ struct sprig_store {
     char *path;
     int lock_fd;
     batch_t *open, *inflight, *spare;
+    batch_t *failed;   /* a batch whose commit failed, tried again first */
+    unsigned retry_ms; /* backoff of that retry, 100 ms doubling to 5 s */
     uint64_t next_seq, durable;
+    uint64_t last_row_batch; /* batch of the row queued last */
     waiter_t *waiters;
     size_t backlog;
     long long hist_min, hist_max; /* touched by the worker only while in flight */
@@ -166,8 +170,10 @@ static int query_int(sqlite3 *db, const char *sql, long long *out)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_sqlite(rc);
 }
 
-/* Brings the file to SPRIG_STORE_VERSION, one transaction per step. */
-static int migrate(sprig_store_t *s, sprig_error_t *err)
+/* Reads the file's identity without writing to it: refuses files that are not sprig
+ * databases (or are newer than this build) before anything, even the journal mode, is
+ * changed. *version is the layout version found (0 for a new file). */
+static int identify(sprig_store_t *s, long long *version_out, sprig_error_t *err)
 {
     long long version, app, tables;
     int rc;
@@ -195,6 +201,14 @@ static int migrate(sprig_store_t *s, sprig_error_t *err)
                                "it for writing once",
                                s->path, version, SPRIG_STORE_VERSION);
     }
+    *version_out = version;
+    return 0;
+}
+
+/* Brings the file from version to SPRIG_STORE_VERSION, one transaction per step. */
+static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
+{
+    int rc;
     for (; version < SPRIG_STORE_VERSION; version++) {
         char sql[96];
         rc = exec(s, "BEGIN IMMEDIATE");
@@ -228,6 +242,10 @@ static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
     s->lock_fd = -1;
     if (s->o.read_only || strcmp(path, ":memory:") == 0) {
         return 0;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        return sprig_error_set(err, -EISDIR, "database %s: is a directory", path);
     }
     snprintf(lock, sizeof(lock), "%s-lock", path);
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -277,6 +295,7 @@ static void release(sprig_store_t *s)
     }
     batch_free(s->open);
     batch_free(s->spare);
+    batch_free(s->failed);
     while (s->waiters != NULL) {
         waiter_t *w = s->waiters;
         s->waiters = w->next;
@@ -297,6 +316,10 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
         return sprig_error_set(err, -ENOMEM, "database %s: out of memory", path);
     }
     s->lock_fd = -1;
+    if (path[0] == '\0') {
+        rc = sprig_error_set(err, -EINVAL, "database path is empty: name a file");
+        goto fail;
+    }
     if (opts != NULL) {
         s->o = *opts;
     }
@@ -325,6 +348,10 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 5000);
+    long long version = 0;
+    if ((rc = identify(s, &version, err)) != 0) {
+        goto fail;
+    }
     if (!s->o.read_only) {
         const char *sync =
             s->o.sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
@@ -334,7 +361,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
             goto fail;
         }
     }
-    if ((rc = migrate(s, err)) != 0) {
+    if ((rc = migrate(s, version, err)) != 0) {
         goto fail;
     }
     if (!s->o.read_only) {
@@ -460,11 +487,12 @@ static int put_row(sprig_store_t *s, const row_t *in)
     }
     b->rows[b->len++] = r;
     s->backlog++;
+    s->last_row_batch = b->seq;
     if (s->loop != NULL) {
         if (b->len >= s->o.batch_max) {
             try_commit(s);
         }
-        else if (b->len == 1 && s->inflight == NULL) {
+        else if (b->len == 1 && s->inflight == NULL && s->failed == NULL) {
             uv_timer_start(s->timer, on_timer, s->o.commit_ms, 0);
         }
     }
@@ -631,21 +659,52 @@ static void work_cb(uv_work_t *w)
     commit_batch(s, s->inflight);
 }
 
-/* Loop thread, after a batch was written: account, call waiters, recycle. */
-static void finish_batch(sprig_store_t *s, batch_t *b)
+/* Calls the waiters of batches up to seq with status; later ones keep waiting. */
+static void call_waiters(sprig_store_t *s, uint64_t seq, int status)
 {
-    s->backlog -= b->len;
+    waiter_t **pp = &s->waiters;
+    while (*pp != NULL) {
+        waiter_t *w = *pp;
+        if (w->batch <= seq) {
+            *pp = w->next;
+            w->cb(w->batch, status, w->arg);
+            sprig_free(w);
+        }
+        else {
+            pp = &w->next;
+        }
+    }
+}
+
+/* Loop thread, after a batch was written: account, call waiters, recycle. A batch that
+ * failed is kept and tried again (disk full, a reader holding a lock...) unless `final`:
+ * its rows are already in memory and on the bus, so dropping them would leave the disk
+ * behind. Batches stay in order: nothing after it commits before it does. */
+static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
+{
     s->stats.history_rows = b->hist_max - b->hist_min + 1;
-    if (b->status == 0) {
+    if (b->status != 0) {
+        s->stats.commit_errors++;
+        sprig_log_error("database %s: batch %llu of %zu rows was not written: %s (%s)%s", s->path,
+                        (unsigned long long)b->seq, b->len, b->error, sprig_strerror(b->status),
+                        final ? "; its rows are lost" : "; will try again");
+        if (!final) {
+            s->failed = b;
+            s->retry_ms = s->retry_ms != 0 ? s->retry_ms * 2 : 100;
+            s->retry_ms = s->retry_ms > 5000 ? 5000 : s->retry_ms;
+            if (s->loop != NULL) {
+                uv_timer_start(s->timer, on_timer, s->retry_ms, 0);
+            }
+            return;
+        }
+    }
+    else {
         s->durable = b->seq;
         s->stats.batches++;
         s->stats.rows += b->len;
+        s->retry_ms = 0;
     }
-    else {
-        s->stats.commit_errors++;
-        sprig_log_error("database %s: batch %llu of %zu rows was not written: %s (%s)", s->path,
-                        (unsigned long long)b->seq, b->len, b->error, sprig_strerror(b->status));
-    }
+    s->backlog -= b->len;
     uint64_t seq = b->seq;
     int status = b->status;
     batch_reset(b);
@@ -655,19 +714,7 @@ static void finish_batch(sprig_store_t *s, batch_t *b)
     else {
         batch_free(b);
     }
-    /* Waiters of this batch (or earlier ones) are called; later ones keep waiting. */
-    waiter_t **pp = &s->waiters;
-    while (*pp != NULL) {
-        waiter_t *w = *pp;
-        if (w->batch <= seq) {
-            *pp = w->next;
-            w->cb(w->batch, w->batch == seq ? status : 0, w->arg);
-            sprig_free(w);
-        }
-        else {
-            pp = &w->next;
-        }
-    }
+    call_waiters(s, seq, status);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
@@ -678,22 +725,32 @@ static void after_work_cb(uv_work_t *w, int status)
     if (status != 0 && b->status == 0) {
         b->status = status;
     }
-    finish_batch(s, b);
+    finish_batch(s, b, false);
     /* What arrived meanwhile forms the next batch at once: this is the group commit. */
-    if (s->open != NULL && s->open->len > 0) {
+    if (s->failed == NULL && s->open != NULL && s->open->len > 0) {
         try_commit(s);
     }
 }
 
 static void try_commit(sprig_store_t *s)
 {
-    if (s->inflight != NULL || s->open == NULL || s->open->len == 0) {
+    if (s->inflight != NULL) {
+        return;
+    }
+    if (s->failed != NULL) {
+        s->inflight = s->failed; /* the retry of a failed batch comes first */
+        s->failed = NULL;
+        s->inflight->status = 0;
+    }
+    else if (s->open != NULL && s->open->len > 0) {
+        s->inflight = s->open;
+        s->open = NULL;
+        s->next_seq++;
+    }
+    else {
         return;
     }
     uv_timer_stop(s->timer);
-    s->inflight = s->open;
-    s->open = NULL;
-    s->next_seq++;
     int rc = uv_queue_work(s->loop, &s->work, work_cb, after_work_cb);
     if (rc != 0) {
         /* No worker could be had: write it here rather than lose it. */
@@ -705,6 +762,11 @@ static void try_commit(sprig_store_t *s)
 uint64_t sprig_store_batch(const sprig_store_t *s)
 {
     return s->next_seq;
+}
+
+uint64_t sprig_store_last_batch(const sprig_store_t *s)
+{
+    return s->last_row_batch;
 }
 
 uint64_t sprig_store_durable(const sprig_store_t *s)
@@ -745,22 +807,37 @@ static void wait_inflight(sprig_store_t *s)
     }
 }
 
+/* Commits one batch on this thread; a failure is final only when `final`. */
+static int flush_one(sprig_store_t *s, batch_t *b, bool final)
+{
+    commit_batch(s, b);
+    int status = b->status;
+    finish_batch(s, b, final);
+    return status;
+}
+
 int sprig_store_flush(sprig_store_t *s)
 {
+    int rc = 0;
     if (s->loop != NULL) {
         wait_inflight(s);
         uv_timer_stop(s->timer);
     }
-    if (s->open == NULL || s->open->len == 0) {
-        return 0;
+    if (s->failed != NULL) {
+        batch_t *b = s->failed;
+        s->failed = NULL;
+        b->status = 0;
+        if ((rc = flush_one(s, b, false)) != 0) {
+            return rc; /* still failing: kept, and the open batch must wait behind it */
+        }
     }
-    batch_t *b = s->open;
-    s->open = NULL;
-    s->next_seq++;
-    commit_batch(s, b);
-    int status = b->status;
-    finish_batch(s, b);
-    return status;
+    if (s->open != NULL && s->open->len > 0) {
+        batch_t *b = s->open;
+        s->open = NULL;
+        s->next_seq++;
+        rc = flush_one(s, b, false);
+    }
+    return rc;
 }
 
 int sprig_store_close(sprig_store_t *s)
@@ -769,6 +846,21 @@ int sprig_store_close(sprig_store_t *s)
         return 0;
     }
     int rc = s->o.read_only ? 0 : sprig_store_flush(s);
+    if (rc != 0) {
+        /* Last try; then the waiters learn that their rows are not on disk. */
+        if (s->failed != NULL) {
+            batch_t *b = s->failed;
+            s->failed = NULL;
+            b->status = 0;
+            rc = flush_one(s, b, true);
+        }
+        if (s->open != NULL && s->open->len > 0) {
+            batch_t *b = s->open;
+            s->open = NULL;
+            s->next_seq++;
+            rc = flush_one(s, b, true);
+        }
+    }
     if (!s->o.read_only) {
         /* Fold the WAL back so the file is whole on its own. */
         sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);

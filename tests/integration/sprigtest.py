@@ -42,6 +42,13 @@ def rfc3339_ns(s):
     return secs * 1_000_000_000 + int(frac)
 
 
+def same_value(printed, stored):
+    """--json values come from cJSON 1.7.15, whose printer keeps 15 significant digits
+    when they read back within DBL_EPSILON (so 73.20527140299478 prints as
+    73.2052714029948): compare printed values with a relative 1e-13, never bit-exact."""
+    return abs(printed - stored) <= 1e-13 * max(1.0, abs(stored))
+
+
 def sprig_binary():
     if len(sys.argv) < 2:
         sys.stderr.write("usage: %s PATH_TO_SPRIG\n" % sys.argv[0])
@@ -134,7 +141,7 @@ class Proc:
     def stderr_tail(self, n=15):
         return "\n".join(self.stderr().splitlines()[-n:])
 
-    def signal(self, sig):
+    def send(self, sig):
         if self.p.poll() is None:
             os.kill(self.pid, sig)
 
@@ -152,7 +159,7 @@ class Proc:
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Sends sig and waits for the exit code."""
-        self.signal(sig)
+        self.send(sig)
         return self.wait(timeout)
 
     def kill(self):
@@ -193,7 +200,10 @@ class Harness:
         for p in self.procs:
             p.close()
         if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if os.environ.get("SPRIG_IT_KEEP"):
+                sys.stderr.write("kept %s\n" % self.dir)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
     def path(self, *parts):

@@ -64,8 +64,9 @@ SPRIG_API int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out,
 SPRIG_API int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value);
 
 /* Queue rows into the open batch. Strings are copied. put_point also appends the point
- * to the history. Returns 0 or -ENOMEM; a failing commit is reported to the durable
- * callbacks of its batch and logged. */
+ * to the history. Returns 0 or -ENOMEM. A commit that fails is logged, counted and tried
+ * again with backoff (100 ms doubling to 5 s), batches staying in order; only at close
+ * is a batch that still fails given up, and its waiters called with the error. */
 SPRIG_API int sprig_store_put_node(sprig_store_t *s, const char *id, const char *type);
 SPRIG_API int sprig_store_put_edge(sprig_store_t *s, const char *up, const char *down);
 SPRIG_API int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p,
@@ -75,16 +76,21 @@ SPRIG_API int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const
 
 /* Number of the open batch: rows queued now go into it. */
 SPRIG_API uint64_t sprig_store_batch(const sprig_store_t *s);
+/* Number of the batch that the row queued last went into (0: none yet). Use it, not
+ * sprig_store_batch, after a put: a put that fills a batch closes it. */
+SPRIG_API uint64_t sprig_store_last_batch(const sprig_store_t *s);
 /* Number of the last batch known to be on disk (0: none yet). */
 SPRIG_API uint64_t sprig_store_durable(const sprig_store_t *s);
 /* Rows queued and not yet durable; producers that can wait use it as backpressure. */
 SPRIG_API size_t sprig_store_backlog(const sprig_store_t *s);
-/* Calls cb(batch, status) once batch is on disk (status 0) or failed (-errno). When it
- * already is, cb runs before this returns. Returns 0 or -ENOMEM (cb not called). */
+/* Calls cb(batch, status) once batch is on disk (status 0), or with -errno when it was
+ * given up at close. When it already is on disk, cb runs before this returns. Returns 0
+ * or -ENOMEM (cb not called). */
 SPRIG_API int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb,
                                        void *arg);
 /* Commits everything queued now, on the calling thread, after any batch in flight has
- * finished. Returns 0 or -EIO. For shutdown, stores without a loop, and tests. */
+ * finished. Returns 0 or -errno (the rows stay queued). For shutdown, stores without a
+ * loop, and tests. Not from inside a loop callback while a batch is in flight. */
 SPRIG_API int sprig_store_flush(sprig_store_t *s);
 
 /* Repairs used by `sprig store verify --fix`: rewrites the stored hash of one point (edge
