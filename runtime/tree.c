@@ -509,24 +509,24 @@ const sprig_point_t *sprig_tree_point(const sprig_tree_t *t, const sprig_node_t 
     return r != NULL ? &r->p : NULL;
 }
 
-const sprig_point_t *sprig_node_point(const sprig_node_t *n, const char *type, const char *key)
+static const sprig_point_t *list_find(const prec_t *r, const char *type, const char *key)
 {
-    for (const prec_t *r = n->points; r != NULL; r = r->next) {
-        if (strcmp(r->p.type, type) == 0 && strcmp(r->p.key, key != NULL ? key : "0") == 0) {
+    for (key = key != NULL ? key : "0"; r != NULL; r = r->next) {
+        if (strcmp(r->p.type, type) == 0 && strcmp(r->p.key, key) == 0) {
             return &r->p;
         }
     }
     return NULL;
 }
 
+const sprig_point_t *sprig_node_point(const sprig_node_t *n, const char *type, const char *key)
+{
+    return list_find(n->points, type, key);
+}
+
 const sprig_point_t *sprig_edge_point(const sprig_edge_t *e, const char *type, const char *key)
 {
-    for (const prec_t *r = e->points; r != NULL; r = r->next) {
-        if (strcmp(r->p.type, type) == 0 && strcmp(r->p.key, key != NULL ? key : "0") == 0) {
-            return &r->p;
-        }
-    }
-    return NULL;
+    return list_find(e->points, type, key);
 }
 
 uint64_t sprig_tree_point_hash(const sprig_point_t *p)
