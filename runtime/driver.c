@@ -208,9 +208,15 @@ static void on_event(const sprig_event_t *ev, void *arg)
         }
         return;
     }
-    if (ctx == NULL || ctx->state == NULL || ctx->pending ||
-        strcmp(ev->point->origin, sprig_node_id(n)) == 0) {
-        return; /* not running yet, or its own write */
+    if (ctx == NULL || ctx->pending || strcmp(ev->point->origin, sprig_node_id(n)) == 0) {
+        return; /* not live, about to (re)start, or its own write */
+    }
+    if (ctx->state == NULL) {
+        /* Its last start was refused (bad config): a change may fix it, so try again. */
+        if (schedule(d, n, drv) != 0) {
+            sprig_log_error("driver %s: out of memory", drv->name);
+        }
+        return;
     }
     if ((drv->write == NULL || drv->write(ctx->state, ev) == SPRIG_DRIVER_RESTART) &&
         schedule(d, n, drv) != 0) {

@@ -2,10 +2,16 @@
  *
  * Nodes are found by id in one hash map, node points by (node, type, key) in another, with
  * type, key and origin interned so that keys compare by pointer. Edges keep their few
- * points in a list. A point change moves own(n) by old XOR new ph, then a worklist walks
- * up every parent edge recomputing contrib and sub until nothing changes: order does not
- * matter, since each step recomputes from the current state (a diamond is simply visited
- * twice, the second time with no change). */
+ * points in a list.
+ *
+ * Hashes follow live edges only: a tombstoned edge contributes contrib(c.id, 0, edge
+ * points), not its child's subtree (a departure from DESIGN.md section 4, which hashes
+ * sub(c) through every edge). Live edges are kept acyclic by the core, so the hash graph
+ * is a DAG even when a node is moved under its former child; through tombstoned edges it
+ * would not be. A point change moves own(n) by old XOR new ph, then every ancestor of n
+ * through live edges is recomputed exactly once, children before parents (Kahn's order
+ * over the ancestor set), so a change costs O(ancestors), O(depth) in a tree, however
+ * many paths mirrors make. */
 #include <errno.h>
 #include <string.h>
 
@@ -32,6 +38,7 @@ struct sprig_node {
     sprig_node_t *next_all;
     size_t index; /* creation order, 0-based */
     unsigned mark;
+    unsigned pending; /* children still to recompute, during propagate */
     char id[];
 };
 
@@ -53,6 +60,8 @@ struct sprig_tree {
     unsigned mark;
     sprig_node_t **work; /* worklist of hash propagation and walks */
     size_t work_len, work_cap;
+    sprig_node_t **ready; /* propagate's nodes whose children are done */
+    size_t ready_len, ready_cap;
 };
 
 static const char empty_text[] = "";
@@ -101,6 +110,7 @@ void sprig_tree_close(sprig_tree_t *t)
     tree__map_free(&t->points);
     tree__map_free(&t->strings);
     sprig_free(t->work);
+    sprig_free(t->ready);
     sprig_free(t);
 }
 
@@ -272,27 +282,71 @@ sprig_edge_t *sprig_tree_edge(const sprig_tree_t *t, const sprig_node_t *up,
     return NULL;
 }
 
-/* Recomputes contrib of every parent edge of each node on the worklist, moving the
- * parents' sub by the difference, until nothing changes. */
+/* contrib of an edge: a tombstoned edge leaves its child's subtree out. */
+static uint64_t edge_contrib(const sprig_edge_t *e)
+{
+    return sprig_hash_contrib(e->down->id, e->tombstone ? 0 : e->down->sub, e->exor);
+}
+
+static int ready_push(sprig_tree_t *t, sprig_node_t *n)
+{
+    if (t->ready_len == t->ready_cap) {
+        size_t cap = t->ready_cap != 0 ? t->ready_cap * 2 : 64;
+        sprig_node_t **r = sprig_realloc(t->ready, cap * sizeof(*r));
+        if (r == NULL) {
+            return -ENOMEM;
+        }
+        t->ready = r;
+        t->ready_cap = cap;
+    }
+    t->ready[t->ready_len++] = n;
+    return 0;
+}
+
+/* Recomputes the hashes of every ancestor of `from` (whose own sub has changed), each
+ * once and after all of its children in the set. A live cycle (which the core refuses)
+ * would leave its nodes pending: they are skipped, never looped over. */
 static int propagate(sprig_tree_t *t, sprig_node_t *from)
 {
     if (t->deferred) {
         return 0;
     }
+    unsigned mark = ++t->mark;
     t->work_len = 0;
+    t->ready_len = 0;
+    from->mark = mark;
+    from->pending = 0;
     if (work_push(t, from) != 0) {
         return -ENOMEM;
     }
-    while (t->work_len > 0) {
-        sprig_node_t *n = t->work[--t->work_len];
-        for (sprig_edge_t *e = n->parents; e != NULL; e = e->next_parent) {
-            uint64_t c = sprig_hash_contrib(n->id, n->sub, e->exor);
-            if (c == e->contrib) {
+    for (size_t i = 0; i < t->work_len; i++) {
+        for (sprig_edge_t *e = t->work[i]->parents; e != NULL; e = e->next_parent) {
+            if (e->tombstone) {
                 continue;
             }
+            if (e->up->mark != mark) {
+                e->up->mark = mark;
+                e->up->pending = 0;
+                if (work_push(t, e->up) != 0) {
+                    return -ENOMEM;
+                }
+            }
+            e->up->pending++;
+        }
+    }
+    if (ready_push(t, from) != 0) {
+        return -ENOMEM;
+    }
+    while (t->ready_len > 0) {
+        sprig_node_t *n = t->ready[--t->ready_len];
+        for (sprig_edge_t *e = n->parents; e != NULL; e = e->next_parent) {
+            if (e->tombstone) {
+                continue;
+            }
+            uint64_t c = edge_contrib(e);
             e->up->sub ^= e->contrib ^ c;
             e->contrib = c;
-            if (work_push(t, e->up) != 0) {
+            if (--e->up->pending == 0 && ready_push(t, e->up) != 0) {
                 return -ENOMEM;
             }
         }
@@ -317,7 +371,7 @@ sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up, sprig_node_
     e->next_parent = down->parents;
     down->parents = e;
     if (!t->deferred) {
-        e->contrib = sprig_hash_contrib(down->id, down->sub, 0);
+        e->contrib = edge_contrib(e);
         up->sub ^= e->contrib;
         propagate(t, up);
     }
@@ -482,7 +536,7 @@ int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_poin
     }
     e->exor ^= old ^ r->ph;
     if (!t->deferred) {
-        uint64_t c = sprig_hash_contrib(e->down->id, e->down->sub, e->exor);
+        uint64_t c = edge_contrib(e);
         e->up->sub ^= e->contrib ^ c;
         e->contrib = c;
         if ((rc = propagate(t, e->up)) != 0) {
@@ -611,9 +665,9 @@ sprig_edge_t *sprig_edge_next_parent(const sprig_edge_t *e)
 }
 
 /* From-scratch hashes of every node, from the points alone: own[] and sub[] are indexed
- * by node index. An iterative post-order walk, so deep trees cannot overflow the stack;
- * an edge back into a node still being walked (a cycle in a damaged store) counts as a
- * child with sub 0 and makes the result SPRIG_ECYCLE. */
+ * by node index. An iterative post-order walk over live edges, so deep trees cannot
+ * overflow the stack; a live edge back into a node still being walked (a cycle in a
+ * damaged store) counts as a child with sub 0 and makes the result SPRIG_ECYCLE. */
 static int compute_fresh(sprig_tree_t *t, uint64_t *own, uint64_t *sub)
 {
     enum { NEW, OPEN, DONE };
@@ -644,7 +698,8 @@ static int compute_fresh(sprig_tree_t *t, uint64_t *own, uint64_t *sub)
             if (state[n->index] == NEW) {
                 state[n->index] = OPEN;
                 for (sprig_edge_t *e = n->children; e != NULL; e = e->next_child) {
-                    if (state[e->down->index] == NEW && work_push(t, e->down) != 0) {
+                    if (!e->tombstone && state[e->down->index] == NEW &&
+                        work_push(t, e->down) != 0) {
                         sprig_free(state);
                         return -ENOMEM;
                     }
@@ -662,7 +717,10 @@ static int compute_fresh(sprig_tree_t *t, uint64_t *own, uint64_t *sub)
                     x ^= sprig_hash_point(&r->p);
                 }
                 uint64_t child = 0;
-                if (state[e->down->index] == DONE) {
+                if (e->tombstone) {
+                    child = 0; /* a deleted subtree is left out */
+                }
+                else if (state[e->down->index] == DONE) {
                     child = sub[e->down->index];
                 }
                 else {
@@ -706,7 +764,8 @@ int sprig_tree_hash_rebuild(sprig_tree_t *t)
                         r->ph = sprig_hash_point(&r->p);
                         e->exor ^= r->ph;
                     }
-                    e->contrib = sprig_hash_contrib(e->down->id, sub[e->down->index], e->exor);
+                    e->contrib = sprig_hash_contrib(
+                        e->down->id, e->tombstone ? 0 : sub[e->down->index], e->exor);
                 }
             }
             t->deferred = false;
