@@ -10,6 +10,7 @@ SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PACKAGES = gcc make cmake pkg-config git python3 sqlite3 \
 	liblua5.4-dev libmodbus-dev libmosquitto-dev libsqlite3-dev libuv1-dev \
 	libxxhash-dev libcjson-dev libcmocka-dev \
+	libcurl4-openssl-dev libmicrohttpd-dev curl \
 	mosquitto mosquitto-clients python3-pymodbus mbpoll socat
 
 .PHONY: deps build demo check check-unit check-sanitizers bench footprint clean

@@ -6,6 +6,16 @@
 int cli_run(int argc, char **argv);
 int cli_store(int argc, char **argv);
 
+/* The API commands, HTTP clients of a running daemon (cli_node.c, cli_watch.c): argv[0]
+ * is the command's name. Each returns 0, 1 when the request failed (the server's error or
+ * an unreachable URL, printed) or 2 for bad usage. */
+int cli_node(int argc, char **argv);
+int cli_point(int argc, char **argv);
+int cli_watch(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_export(int argc, char **argv);
+int cli_import(int argc, char **argv);
+
 /* Parses a whole decimal number in [min, max] for flag; prints the error and returns -1
  * when it is not one. */
 int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max, long *out);

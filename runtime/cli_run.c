@@ -1,12 +1,14 @@
 /* `sprig run`: the daemon. One libuv loop runs the core, the drivers and the printer of
  * accepted changes; SIGINT or SIGTERM stops it after the last batch is committed. */
 #include <cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "sprig/api.h"
 #include "sprig/core.h"
 #include "sprig/driver.h"
 #include "sprig/err.h"
@@ -34,6 +36,9 @@ static void run_usage(FILE *f)
           "  --db FILE           SQLite database (default sprig.db); created when missing\n"
           "  --demo              seed a demo plant of signal generators when the tree is empty\n"
           "  --demo-rate HZ      sample rate of the demo generators, 1-1000 (default 2)\n"
+          "  --listen ADDR:PORT  serve the HTTP API there (default 127.0.0.1:8118; port 0\n"
+          "                      picks a free one; \"off\" serves none)\n"
+          "  --token-file FILE   require this bearer token (needed off loopback)\n"
           "  --json              print one JSON object per change, and {\"durable\":N} once\n"
           "                      store batch N is on disk\n"
           "  --quiet             do not print changes\n"
@@ -119,6 +124,45 @@ static void on_change(const sprig_event_t *ev, void *arg)
            p->tombstone ? " (deleted)" : "", p->origin[0] != '\0' ? "  by " : "", p->origin);
 }
 
+/* Reads a bearer token from a file (surrounding white space dropped); prints the error. */
+static int read_token(const char *path, char *out, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "sprig run: --token-file %s cannot be read: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t len = fread(out, 1, n - 1, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    out[len] = '\0';
+    char *s = out;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') {
+        s++;
+    }
+    len = strlen(s);
+    while (len > 0 &&
+           (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r')) {
+        s[--len] = '\0';
+    }
+    memmove(out, s, len + 1);
+    if (more || len < 16) {
+        fprintf(stderr, "sprig run: --token-file %s: the token must be 16 to %zu bytes (has %s)\n",
+                path, n - 1, more ? "more" : "fewer");
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (out[i] < 0x21 || out[i] > 0x7e) {
+            fprintf(stderr,
+                    "sprig run: --token-file %s: the token must be printable ASCII "
+                    "without spaces\n",
+                    path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     run_ctx_t *r = h->data;
@@ -194,9 +238,12 @@ int cli_run(int argc, char **argv)
         {"commit-ms", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'L'},
+        {"token-file", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
-    const char *db = "sprig.db";
+    const char *db = "sprig.db", *listen = "127.0.0.1:8118", *token_file = NULL;
+    char token[256] = "";
     bool demo = false, rate_given = false;
     long rate = 2, commit_ms = 5;
     run_ctx_t r = {0};
@@ -214,6 +261,12 @@ int cli_run(int argc, char **argv)
             break;
         case 'D':
             demo = true;
+            break;
+        case 'L':
+            listen = optarg;
+            break;
+        case 't':
+            token_file = optarg;
             break;
         case 'r':
             if (cli_parse_long("run", "--demo-rate", optarg, 1, 1000, &rate) != 0) {
@@ -265,11 +318,15 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "sprig run: --demo-rate needs --demo\n");
         return 2;
     }
+    if (token_file != NULL && read_token(token_file, token, sizeof(token)) != 0) {
+        return 2;
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     uv_loop_t loop;
     sprig_error_t err;
     sprig_drivers_t *drivers = NULL;
+    sprig_api_t *api = NULL;
     int code = 2;
     uv_loop_init(&loop);
     r.loop = &loop;
@@ -288,6 +345,13 @@ int cli_run(int argc, char **argv)
     if (demo && seed_demo(r.core, rate, rate_given) != 0) {
         goto done;
     }
+    if (strcmp(listen, "off") != 0) {
+        sprig_api_opts_t ao = {.listen = listen, .token = token[0] != '\0' ? token : NULL};
+        if (sprig_api_start(r.core, &ao, &api, &err) != 0) {
+            fprintf(stderr, "sprig run: --listen: %s\n", err.msg);
+            goto done;
+        }
+    }
     if (sprig_drivers_start(r.core, sprig_drivers, &drivers) != 0) {
         fprintf(stderr, "sprig run: drivers cannot start: out of memory\n");
         goto done;
@@ -302,6 +366,7 @@ int cli_run(int argc, char **argv)
     code = 0;
 done:
     sprig_drivers_stop(drivers);
+    sprig_api_stop(api);
     if (r.core != NULL) {
         t = sprig_core_tree(r.core);
         uint64_t root_hash = sprig_tree_root_hash(t);

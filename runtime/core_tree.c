@@ -134,6 +134,35 @@ int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const c
     return 0;
 }
 
+int sprig_core_add_node(sprig_core_t *c, const char *id, const char *type, sprig_error_t *err)
+{
+    if (id == NULL || !sprig_id_valid(id)) {
+        return refused(c, sprig_error_set(err, -EINVAL,
+                                          "node id \"%.64s\" is not 1-64 bytes of "
+                                          "[A-Za-z0-9._:-]",
+                                          id != NULL ? id : ""));
+    }
+    if (type == NULL || !sprig_id_valid(type)) {
+        return refused(c, sprig_error_set(err, -EINVAL,
+                                          "node %s: type \"%.64s\" is not 1-64 bytes of "
+                                          "[A-Za-z0-9._:-]",
+                                          id, type != NULL ? type : ""));
+    }
+    sprig_node_t *n = sprig_tree_node(c->tree, id);
+    if (n != NULL) {
+        if (strcmp(sprig_node_type(n), type) != 0) {
+            return refused(c, sprig_error_set(err, -EEXIST, "node %s exists with type %s, not %s",
+                                              id, sprig_node_type(n), type));
+        }
+        return 0;
+    }
+    int rc = sprig_tree_node_add(c->tree, id, type, &n);
+    if (rc == 0) {
+        rc = sprig_store_put_node(c->store, id, type);
+    }
+    return rc;
+}
+
 /* Finds the edge parent -> node and requires it to be live. */
 static int live_edge(sprig_core_t *c, const char *node, const char *parent, sprig_node_t **n,
                      sprig_node_t **up, sprig_error_t *err)

@@ -19,6 +19,21 @@ static void usage(FILE *f)
           "  run            run the daemon (sprig run --help)\n"
           "  store verify   recompute every hash from scratch and compare; --fix repairs\n"
           "\n"
+          "commands that talk to a running daemon (--url, default http://127.0.0.1:8118):\n"
+          "  node ls        list every node: id, type, parent, hash (--type T filters)\n"
+          "  node tree      draw the tree from the root\n"
+          "  node get ID    show a node and its points\n"
+          "  node add       create a node: --type T --parent P [--id ID] [--point T=V ...]\n"
+          "  node rm ID     remove a node from a parent: --parent P\n"
+          "  node mv ID     move a node: --from P --to Q\n"
+          "  node mirror ID add another parent: --to Q\n"
+          "  point get ID [TYPE [KEY]]     show points of a node\n"
+          "  point set ID TYPE VALUE       write a point (--key K, --text)\n"
+          "  watch          print accepted changes as they happen (--node ID, --type T)\n"
+          "  status         the daemon's version, root, hash, counts and counters\n"
+          "  export         write the whole tree as JSON to stdout\n"
+          "  import FILE    merge a tree written by export\n"
+          "\n"
           "flags:\n"
           "  -h, --help     show this help\n"
           "  --version      print the version\n"
@@ -62,7 +77,21 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "store") == 0) {
         return cli_store(argc - 1, argv + 1);
     }
-    fprintf(stderr, "sprig: unknown command \"%s\" (commands: run, store; see sprig --help)\n",
+    static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+    } api_cmds[] = {
+        {"node", cli_node},     {"point", cli_point},   {"watch", cli_watch},
+        {"status", cli_status}, {"export", cli_export}, {"import", cli_import},
+    };
+    for (size_t i = 0; i < sizeof(api_cmds) / sizeof(api_cmds[0]); i++) {
+        if (strcmp(cmd, api_cmds[i].name) == 0) {
+            return api_cmds[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr,
+            "sprig: unknown command \"%s\" (commands: run, store, node, point, watch, "
+            "status, export, import; see sprig --help)\n",
             cmd);
     return 2;
 }

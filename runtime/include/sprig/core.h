@@ -67,6 +67,11 @@ SPRIG_API int sprig_core_write_edge(sprig_core_t *c, const char *up, const char 
 SPRIG_API int sprig_core_create(sprig_core_t *c, const char *id, const char *type,
                                 const char *parent, const sprig_point_t *pts, size_t n,
                                 const char *origin, char *out_id, sprig_error_t *err);
+/* Adds a node with no edge yet, for import and sync, which bring its edges next. Returns
+ * 0 (also when it exists with this type), -EEXIST (it exists with another type) or
+ * -EINVAL, with err naming the id and the rule. */
+SPRIG_API int sprig_core_add_node(sprig_core_t *c, const char *id, const char *type,
+                                  sprig_error_t *err);
 /* Deletes node from parent (a tombstone on that edge; the node and its points stay). */
 SPRIG_API int sprig_core_delete(sprig_core_t *c, const char *node, const char *parent,
                                 const char *origin, sprig_error_t *err);

@@ -1,0 +1,470 @@
+/* The HTTP server: libmicrohttpd on the libuv loop (see api.h). This file is the
+ * plumbing: the listening address and token, MHD's epoll fd and timeout on the loop, the
+ * request body with its size limit, and answering writes once durable. The routes are in
+ * api_routes.c, the event streams in api_events.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "sprig/alloc.h"
+#include "sprig/err.h"
+#include "sprig/log.h"
+#include "sprig/util.h"
+
+#define BODY_MAX_DEFAULT (1024 * 1024)
+
+/* A write's wait for durability. The store holds it until the batch is on disk; if the
+ * request is gone by then (server stopped), req is NULL and the ticket just goes. */
+struct api_ticket {
+    api_req_t *req;
+};
+
+static void run_mhd(sprig_api_t *api);
+
+static void on_timer(uv_timer_t *t)
+{
+    run_mhd(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    run_mhd(p->data);
+}
+
+/* Lets MHD do its work, then arms the timer for its next deadline. */
+static void run_mhd(sprig_api_t *api)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (api->mhd == NULL) {
+        return;
+    }
+    MHD_run(api->mhd);
+    if (MHD_get_timeout(api->mhd, &ms) == MHD_YES) {
+        uv_timer_start(api->timer, on_timer, ms > 60000 ? 60000 : ms, 0);
+    }
+    else {
+        uv_timer_start(api->timer, on_timer, 1000, 0);
+    }
+}
+
+void api__kick(sprig_api_t *api)
+{
+    if (api->timer != NULL) {
+        uv_timer_start(api->timer, on_timer, 0, 0);
+    }
+}
+
+void api__error(api_answer_t *ans, int status, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cJSON_Delete(ans->json);
+    ans->json = cJSON_CreateObject();
+    if (ans->json != NULL) {
+        cJSON_AddStringToObject(ans->json, "error", msg);
+    }
+    ans->status = status;
+    ans->wait_batch = 0;
+}
+
+int api__status(int code)
+{
+    switch (code) {
+    case 0:
+        return MHD_HTTP_OK;
+    case -EINVAL:
+    case SPRIG_EDRIFT:
+        return MHD_HTTP_BAD_REQUEST;
+    case -ENOENT:
+        return MHD_HTTP_NOT_FOUND;
+    case -EEXIST:
+    case SPRIG_ECYCLE:
+        return MHD_HTTP_CONFLICT;
+    case -ENOMEM:
+    case -EBUSY:
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+/* Queues a JSON (or plain) answer; takes ownership of text. */
+static enum MHD_Result send_text(struct MHD_Connection *conn, int status, char *text)
+{
+    const char *body = text != NULL ? text : "{\"error\":\"out of memory\"}";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    sprig_free(text);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, text != NULL ? (unsigned)status : 500, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static char *render(cJSON *json)
+{
+    char *s = json != NULL ? cJSON_PrintUnformatted(json) : NULL;
+    char *copy = s != NULL ? sprig_strdup(s) : NULL;
+    cJSON_free(s);
+    return copy;
+}
+
+static enum MHD_Result send_error(api_req_t *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result send_error(api_req_t *req, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    api_answer_t ans = {0};
+    api__error(&ans, status, "%s", msg);
+    req->api->errors++;
+    char *text = render(ans.json);
+    cJSON_Delete(ans.json);
+    return send_text(req->conn, status, text);
+}
+
+/* The store's callback for a waiting write: the answer goes out now. */
+static void on_durable(uint64_t batch, int status, void *arg)
+{
+    (void)batch;
+    api_ticket_t *t = arg;
+    api_req_t *req = t->req;
+    sprig_free(t);
+    if (req == NULL) {
+        return;
+    }
+    req->ticket = NULL;
+    if (status != 0) {
+        sprig_free(req->answer);
+        req->answer = NULL;
+        req->status = 500;
+    }
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        api__kick(req->api);
+    }
+}
+
+/* Answers a routed request: at once, as an event stream, or once its batch is durable. */
+static enum MHD_Result answer(api_req_t *req, api_answer_t *ans)
+{
+    sprig_api_t *api = req->api;
+    if (ans->stream != NULL) {
+        struct MHD_Response *r = api__events_response(api, ans->stream);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+        enum MHD_Result rc = MHD_queue_response(req->conn, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return rc;
+    }
+    if (ans->status >= 400) {
+        api->errors++;
+    }
+    char *text = render(ans->json);
+    cJSON_Delete(ans->json);
+    if (ans->wait_batch == 0 || ans->status >= 300) {
+        return send_text(req->conn, ans->status, text);
+    }
+    api_ticket_t *t = sprig_malloc(sizeof(*t));
+    if (t == NULL) {
+        sprig_free(text);
+        return send_error(req, 503, "out of memory");
+    }
+    t->req = req;
+    req->ticket = t;
+    req->status = ans->status;
+    req->answer = text;
+    req->suspended = true;
+    MHD_suspend_connection(req->conn);
+    if (sprig_core_when_durable(api->core, ans->wait_batch, on_durable, t) != 0) {
+        req->ticket = NULL;
+        sprig_free(t);
+        req->status = 503;
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+    }
+    return MHD_YES;
+}
+
+static bool token_ok(sprig_api_t *api, struct MHD_Connection *conn)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    static const char bearer[] = "Bearer ";
+    if (h == NULL || strncmp(h, bearer, sizeof(bearer) - 1) != 0) {
+        return false;
+    }
+    h += sizeof(bearer) - 1;
+    /* Constant time in the token's length: no early exit on the first wrong byte. */
+    size_t n = strlen(api->token), m = strlen(h);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++) {
+        diff |= (unsigned char)(api->token[i] ^ (i < m ? h[i] : 0));
+    }
+    return diff == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    sprig_api_t *api = cls;
+    api_req_t *req = *con_cls;
+    if (req == NULL) {
+        if ((req = sprig_calloc(1, sizeof(*req))) == NULL) {
+            return MHD_NO;
+        }
+        req->api = api;
+        req->conn = conn;
+        *con_cls = req;
+        api->requests++;
+        if (api->token != NULL && !token_ok(api, conn)) {
+            req->early_status = 401;
+        }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl != NULL && strtoull(cl, NULL, 10) > api->body_max) {
+            req->early_status = req->early_status != 0 ? req->early_status : 413;
+        }
+        if (req->early_status == 401) {
+            return send_error(req, 401,
+                              "missing or wrong bearer token (Authorization: Bearer ...)");
+        }
+        if (req->early_status == 413) {
+            return send_error(req, 413, "request body of %s bytes is over the limit of %zu bytes",
+                              cl, api->body_max);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (req->too_large) {
+            return MHD_YES; /* read and dropped, never buffered */
+        }
+        if (req->len + n > api->body_max) {
+            req->too_large = true;
+            sprig_free(req->body);
+            req->body = NULL;
+            req->len = req->cap = 0;
+            return MHD_YES;
+        }
+        if (req->len + n + 1 > req->cap) {
+            size_t cap = req->cap != 0 ? req->cap : 4096;
+            while (cap < req->len + n + 1) {
+                cap *= 2;
+            }
+            char *b = sprig_realloc(req->body, cap);
+            if (b == NULL) {
+                return MHD_NO;
+            }
+            req->body = b;
+            req->cap = cap;
+        }
+        memcpy(req->body + req->len, upload, n);
+        req->len += n;
+        req->body[req->len] = '\0';
+        return MHD_YES;
+    }
+    if (req->started) {
+        /* Resumed after its batch became durable. */
+        char *text = req->answer;
+        req->answer = NULL;
+        if (text == NULL) {
+            return send_error(req, 500, "the write was accepted but could not be stored");
+        }
+        return send_text(conn, req->status, text);
+    }
+    req->started = true;
+    if (req->too_large) {
+        return send_error(req, 413, "request body is over the limit of %zu bytes", api->body_max);
+    }
+    if (api->stopping) {
+        return send_error(req, 503, "the server is stopping");
+    }
+    api_answer_t ans = {0};
+    api__route(api, req, method, url, &ans);
+    return answer(req, &ans);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    api_req_t *req = *con_cls;
+    if (req == NULL) {
+        return;
+    }
+    if (req->ticket != NULL) {
+        req->ticket->req = NULL; /* the store still holds it, and frees it */
+    }
+    sprig_free(req->answer);
+    sprig_free(req->body);
+    sprig_free(req);
+    *con_cls = NULL;
+}
+
+/* Parses "ADDR:PORT" / "[V6]:PORT" into a socket address. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *loopback)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    char *end;
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof(host)) {
+        return -EINVAL;
+    }
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535) {
+        return -EINVAL;
+    }
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+        if (n < 3 || host[n - 1] != ']') {
+            return -EINVAL;
+        }
+        host[n - 1] = '\0';
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        if (uv_ip6_addr(host + 1, (int)port, a6) != 0) {
+            return -EINVAL;
+        }
+        *loopback = memcmp(&a6->sin6_addr, &in6addr_loopback, sizeof(a6->sin6_addr)) == 0;
+        return 0;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    if (uv_ip4_addr(host, (int)port, a4) != 0) {
+        return -EINVAL;
+    }
+    *loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    sprig_free(h);
+}
+
+int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_t **out,
+                    sprig_error_t *err)
+{
+    const char *listen = opts->listen != NULL ? opts->listen : "127.0.0.1:8118";
+    struct sockaddr_storage ss;
+    bool loopback = false;
+    *out = NULL;
+    if (parse_listen(listen, &ss, &loopback) != 0) {
+        return sprig_error_set(err, -EINVAL,
+                               "listen address \"%s\" is not ADDR:PORT (127.0.0.1:8118, "
+                               "[::1]:8118)",
+                               listen);
+    }
+    if (!loopback && (opts->token == NULL || opts->token[0] == '\0')) {
+        return sprig_error_set(err, -EINVAL,
+                               "listen address %s is not loopback: it needs a token "
+                               "(--token-file)",
+                               listen);
+    }
+    sprig_api_t *api = sprig_calloc(1, sizeof(*api));
+    if (api == NULL) {
+        return sprig_error_set(err, -ENOMEM, "out of memory");
+    }
+    api->core = core;
+    api->loop = sprig_core_loop(core);
+    api->body_max = opts->body_max != 0 ? opts->body_max : BODY_MAX_DEFAULT;
+    api->started_ns = sprig_wall_ns();
+    if (opts->token != NULL && opts->token[0] != '\0' &&
+        (api->token = sprig_strdup(opts->token)) == NULL) {
+        sprig_free(api);
+        return sprig_error_set(err, -ENOMEM, "out of memory");
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    api->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+    if (api->mhd == NULL) {
+        sprig_free(api->token);
+        sprig_free(api);
+        return sprig_error_set(err, -EADDRINUSE,
+                               "cannot listen on %s (in use, or not an address of this "
+                               "machine)",
+                               listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    api->port = di != NULL ? di->port : 0;
+    di = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    api->poll = sprig_malloc(sizeof(*api->poll));
+    api->timer = sprig_malloc(sizeof(*api->timer));
+    if (di == NULL || api->poll == NULL || api->timer == NULL ||
+        sprig_bus_subscribe(sprig_core_bus(core), NULL, api__events_publish, api, &api->sub) != 0) {
+        MHD_stop_daemon(api->mhd);
+        sprig_free(api->poll);
+        sprig_free(api->timer);
+        sprig_free(api->token);
+        sprig_free(api);
+        return sprig_error_set(err, -ENOMEM, "out of memory");
+    }
+    uv_poll_init(api->loop, api->poll, di->epoll_fd);
+    uv_timer_init(api->loop, api->timer);
+    api->poll->data = api->timer->data = api;
+    uv_poll_start(api->poll, UV_READABLE, on_poll);
+    run_mhd(api);
+    char shown[80];
+    snprintf(shown, sizeof(shown), "%.*s:%u", (int)(strrchr(listen, ':') - listen), listen,
+             api->port);
+    sprig_log_info("api: listening on http://%s%s", shown,
+                   api->token != NULL ? " (bearer token required)" : "");
+    *out = api;
+    return 0;
+}
+
+unsigned sprig_api_port(const sprig_api_t *api)
+{
+    return api->port;
+}
+
+void sprig_api_stop(sprig_api_t *api)
+{
+    if (api == NULL) {
+        return;
+    }
+    api->stopping = true;
+    sprig_bus_unsubscribe(sprig_core_bus(api->core), api->sub);
+    api__events_close_all(api);
+    /* Writes waiting for their batch: commit now, so they get their answer. */
+    sprig_store_flush(sprig_core_store(api->core));
+    for (int i = 0; i < 5; i++) {
+        MHD_run(api->mhd);
+    }
+    uv_poll_stop(api->poll);
+    MHD_stop_daemon(api->mhd);
+    api->mhd = NULL;
+    uv_close((uv_handle_t *)api->poll, handle_closed);
+    uv_close((uv_handle_t *)api->timer, handle_closed);
+    sprig_free(api->token);
+    sprig_free(api);
+}

@@ -1,0 +1,71 @@
+/* What the files of the api module share: the server, a request, and the route table's
+ * answer. */
+#ifndef SPRIG_API_INTERNAL_H
+#define SPRIG_API_INTERNAL_H
+
+#include <cJSON.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "sprig/api.h"
+
+typedef struct api_sse api_sse_t;
+typedef struct api_ticket api_ticket_t;
+
+struct sprig_api {
+    sprig_core_t *core;
+    uv_loop_t *loop;
+    struct MHD_Daemon *mhd;
+    uv_poll_t *poll;   /* freed in its close callback */
+    uv_timer_t *timer; /* freed in its close callback */
+    char *token;
+    size_t body_max;
+    unsigned port;
+    int64_t started_ns;
+    bool stopping;
+    api_sse_t *streams; /* open /v1/events connections */
+    sprig_bus_sub_t *sub;
+    uint64_t requests, errors;
+};
+
+/* One HTTP request, from its first callback to MHD's completion notice. */
+typedef struct api_req {
+    sprig_api_t *api;
+    struct MHD_Connection *conn;
+    char *body;
+    size_t len, cap;
+    bool started, too_large, suspended;
+    int early_status; /* answered before the body: 401, 413 */
+    /* A write waiting for its batch: the answer is kept until then. */
+    api_ticket_t *ticket;
+    int status;
+    char *answer;
+} api_req_t;
+
+/* What a route answers: a status and a JSON body (owned), and for a write the store batch
+ * to wait for before answering (0: answer at once). */
+typedef struct api_answer {
+    int status;
+    cJSON *json;
+    uint64_t wait_batch;
+    api_sse_t *stream; /* set by /v1/events: answer with the stream */
+} api_answer_t;
+
+/* Routes a complete request; fills the answer (a JSON error for a bad one). */
+void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char *url,
+                api_answer_t *ans);
+/* Fills ans with {"error": msg} and status. */
+void api__error(api_answer_t *ans, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps a write path code to an HTTP status. */
+int api__status(int code);
+
+/* Server-sent events (api_events.c). */
+int api__events_open(sprig_api_t *api, api_req_t *req, api_answer_t *ans);
+struct MHD_Response *api__events_response(sprig_api_t *api, api_sse_t *s);
+void api__events_publish(const sprig_event_t *ev, void *arg);
+void api__events_close_all(sprig_api_t *api);
+/* Runs MHD soon (after a resume). */
+void api__kick(sprig_api_t *api);
+
+#endif

@@ -1,0 +1,576 @@
+/* The API's routes (DESIGN.md section 9): nodes, points, parents, status, export and
+ * import. Each takes the parsed request and fills an answer; writes go through the core's
+ * one write path and name the batch to wait for, so they answer once durable. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "sprig/err.h"
+#include "sprig/json.h"
+#include "sprig/util.h"
+
+#define SPRIG_VERSION "0.1.0"
+#define MAX_SEGMENTS 6
+#define MAX_POINTS 100000
+
+typedef struct route_ctx {
+    sprig_api_t *api;
+    api_req_t *req;
+    sprig_core_t *core;
+    sprig_tree_t *tree;
+    const char *seg[MAX_SEGMENTS];
+    int nseg;
+    api_answer_t *ans;
+} route_ctx_t;
+
+static const char *query(route_ctx_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void ok(route_ctx_t *r, int status, cJSON *json, uint64_t wait_batch)
+{
+    r->ans->status = status;
+    r->ans->json = json;
+    r->ans->wait_batch = wait_batch;
+}
+
+static void fail(route_ctx_t *r, int code, const sprig_error_t *err)
+{
+    api__error(r->ans, api__status(code), "%s", err->msg);
+}
+
+static cJSON *points_json(const sprig_point_t *p)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (; a != NULL && p != NULL; p = sprig_point_next(p)) {
+        cJSON_AddItemToArray(a, sprig_json_from_point(p));
+    }
+    return a;
+}
+
+/* The first live parent edge of n (or NULL: the root, or a deleted node). */
+static sprig_edge_t *live_parent(const sprig_node_t *n)
+{
+    for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
+        if (!sprig_edge_tombstone(e)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* {"id","type","parent","hash","points","edgePoints"}: `via` is the edge it is shown
+ * under (NULL: its first live parent). */
+static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via)
+{
+    char hash[17];
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) {
+        return NULL;
+    }
+    sprig_edge_t *e = via != NULL ? via : live_parent(n);
+    snprintf(hash, sizeof(hash), "%016" PRIx64, sprig_node_hash(n));
+    cJSON_AddStringToObject(o, "id", sprig_node_id(n));
+    cJSON_AddStringToObject(o, "type", sprig_node_type(n));
+    cJSON_AddStringToObject(o, "parent", e != NULL ? sprig_node_id(sprig_edge_up(e)) : "");
+    cJSON_AddStringToObject(o, "hash", hash);
+    cJSON_AddItemToObject(o, "points", points_json(sprig_node_points(n)));
+    cJSON_AddItemToObject(o, "edgePoints", points_json(e != NULL ? sprig_edge_points(e) : NULL));
+    if (e == NULL && n != sprig_tree_root(r->tree)) {
+        cJSON_AddBoolToObject(o, "deleted", 1);
+    }
+    return o;
+}
+
+/* Parses the body as JSON; on failure fills a 400 naming the position. */
+static cJSON *body_json(route_ctx_t *r)
+{
+    const char *body = r->req->body != NULL ? r->req->body : "";
+    if (r->req->len == 0) {
+        api__error(r->ans, 400, "request body is empty: JSON expected");
+        return NULL;
+    }
+    if (strlen(body) != r->req->len || !sprig_utf8_valid(body, r->req->len)) {
+        api__error(r->ans, 400, "request body is not valid UTF-8 text");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(body, &end, 1);
+    if (j == NULL) {
+        size_t at = end != NULL && end >= body ? (size_t)(end - body) : 0;
+        api__error(r->ans, 400, "request body is not valid JSON (near byte %zu)", at);
+    }
+    return j;
+}
+
+/* Reads an array of points from j into a new array (strings borrowed from j). */
+static sprig_point_t *points_from(route_ctx_t *r, const cJSON *j, const char *what, size_t *n)
+{
+    sprig_error_t err;
+    char label[96];
+    *n = 0;
+    if (j == NULL) {
+        return calloc(1, sizeof(sprig_point_t)); /* no points: an empty, freeable array */
+    }
+    if (!cJSON_IsArray(j)) {
+        api__error(r->ans, 400, "%s must be an array of points", what);
+        return NULL;
+    }
+    int count = cJSON_GetArraySize(j);
+    if (count > MAX_POINTS) {
+        api__error(r->ans, 413, "%s has %d points, over the limit of %d", what, count, MAX_POINTS);
+        return NULL;
+    }
+    sprig_point_t *pts = calloc((size_t)count + 1, sizeof(*pts));
+    if (pts == NULL) {
+        api__error(r->ans, 503, "out of memory");
+        return NULL;
+    }
+    int i = 0;
+    for (const cJSON *p = j->child; p != NULL; p = p->next, i++) {
+        snprintf(label, sizeof(label), "%s[%d]", what, i);
+        if (sprig_json_to_point(p, label, &pts[i], &err) != 0) {
+            api__error(r->ans, 400, "%s", err.msg);
+            free(pts);
+            return NULL;
+        }
+    }
+    *n = (size_t)count;
+    return pts;
+}
+
+static sprig_node_t *find_node(route_ctx_t *r, const char *id)
+{
+    sprig_error_t err;
+    if (!sprig_id_valid(id)) {
+        sprig_error_set(&err, -EINVAL, "node id \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]",
+                        id);
+        fail(r, -EINVAL, &err);
+        return NULL;
+    }
+    sprig_node_t *n = sprig_tree_node(r->tree, id);
+    if (n == NULL) {
+        api__error(r->ans, 404, "node %s does not exist", id);
+    }
+    return n;
+}
+
+/* --- handlers ----------------------------------------------------------------------- */
+
+static void get_status(route_ctx_t *r)
+{
+    char hash[17];
+    sprig_store_stats_t ss;
+    sprig_core_stats_t cs;
+    sprig_store_t *store = sprig_core_store(r->core);
+    sprig_store_stats(store, &ss);
+    sprig_core_stats(r->core, &cs);
+    snprintf(hash, sizeof(hash), "%016" PRIx64, sprig_tree_root_hash(r->tree));
+    cJSON *o = cJSON_CreateObject(), *st = cJSON_CreateObject(), *w = cJSON_CreateObject();
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", SPRIG_VERSION);
+    cJSON_AddStringToObject(o, "root", sprig_core_root_id(r->core));
+    cJSON_AddStringToObject(o, "hash", hash);
+    cJSON_AddNumberToObject(o, "nodes", (double)sprig_tree_node_count(r->tree));
+    cJSON_AddNumberToObject(o, "points", (double)sprig_tree_point_count(r->tree));
+    cJSON_AddNumberToObject(o, "uptime", (double)(sprig_wall_ns() - r->api->started_ns) / 1e9);
+    cJSON_AddNumberToObject(st, "batches", (double)ss.batches);
+    cJSON_AddNumberToObject(st, "rows", (double)ss.rows);
+    cJSON_AddNumberToObject(st, "commitErrors", (double)ss.commit_errors);
+    cJSON_AddNumberToObject(st, "historyRows", (double)ss.history_rows);
+    cJSON_AddNumberToObject(st, "durableBatch", (double)sprig_store_durable(store));
+    cJSON_AddNumberToObject(st, "backlog", (double)sprig_store_backlog(store));
+    cJSON_AddItemToObject(o, "store", st);
+    cJSON_AddNumberToObject(w, "accepted", (double)cs.accepted);
+    cJSON_AddNumberToObject(w, "stale", (double)cs.stale);
+    cJSON_AddNumberToObject(w, "refused", (double)cs.refused);
+    cJSON_AddItemToObject(o, "writes", w);
+    cJSON_AddNumberToObject(a, "requests", (double)r->api->requests);
+    cJSON_AddNumberToObject(a, "errors", (double)r->api->errors);
+    cJSON_AddItemToObject(o, "api", a);
+    ok(r, 200, o, 0);
+}
+
+typedef struct list_ctx {
+    route_ctx_t *r;
+    cJSON *out;
+    const char *type;
+    bool deleted;
+} list_ctx_t;
+
+static int list_one(sprig_node_t *n, void *arg)
+{
+    list_ctx_t *l = arg;
+    if (l->type != NULL && strcmp(sprig_node_type(n), l->type) != 0) {
+        return 0;
+    }
+    if (!l->deleted && live_parent(n) == NULL && n != sprig_tree_root(l->r->tree)) {
+        return 0;
+    }
+    cJSON_AddItemToArray(l->out, node_json(l->r, n, NULL));
+    return 0;
+}
+
+static void get_nodes(route_ctx_t *r)
+{
+    const char *deleted = query(r, "deleted");
+    list_ctx_t l = {r, cJSON_CreateArray(), query(r, "type"),
+                    deleted != NULL && strcmp(deleted, "0") != 0};
+    if (l.type != NULL && !sprig_id_valid(l.type)) {
+        cJSON_Delete(l.out);
+        api__error(r->ans, 400, "type \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]", l.type);
+        return;
+    }
+    sprig_tree_each_node(r->tree, list_one, &l);
+    ok(r, 200, l.out, 0);
+}
+
+static void post_nodes(route_ctx_t *r)
+{
+    cJSON *j = body_json(r);
+    sprig_error_t err;
+    char id[SPRIG_ID_MAX + 1];
+    if (j == NULL) {
+        return;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+    const cJSON *parent = cJSON_GetObjectItemCaseSensitive(j, "parent");
+    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(j, "id");
+    if (!cJSON_IsObject(j) || !cJSON_IsString(type) || !cJSON_IsString(parent) ||
+        (jid != NULL && !cJSON_IsNull(jid) && !cJSON_IsString(jid))) {
+        api__error(r->ans, 400,
+                   "body must be {\"type\": string, \"parent\": string, \"id\"?: string, "
+                   "\"points\"?: [...]}");
+        cJSON_Delete(j);
+        return;
+    }
+    size_t n;
+    sprig_point_t *pts =
+        points_from(r, cJSON_GetObjectItemCaseSensitive(j, "points"), "points", &n);
+    if (pts != NULL) {
+        int rc = sprig_core_create(r->core, cJSON_IsString(jid) ? jid->valuestring : NULL,
+                                   type->valuestring, parent->valuestring, pts, n, NULL, id, &err);
+        if (rc != 0) {
+            fail(r, rc, &err);
+        }
+        else {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", id);
+            ok(r, 201, o, sprig_core_batch(r->core));
+        }
+        free(pts);
+    }
+    cJSON_Delete(j);
+}
+
+static void get_node(route_ctx_t *r, sprig_node_t *n)
+{
+    ok(r, 200, node_json(r, n, NULL), 0);
+}
+
+static void get_children(route_ctx_t *r, sprig_node_t *n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (sprig_edge_t *e = sprig_node_children(n); e != NULL; e = sprig_edge_next_child(e)) {
+        if (!sprig_edge_tombstone(e)) {
+            cJSON_AddItemToArray(a, node_json(r, sprig_edge_down(e), e));
+        }
+    }
+    ok(r, 200, a, 0);
+}
+
+static void delete_node(route_ctx_t *r, sprig_node_t *n)
+{
+    sprig_error_t err;
+    const char *parent = query(r, "parent");
+    if (parent == NULL) {
+        sprig_edge_t *e = live_parent(n);
+        if (e == NULL) {
+            api__error(r->ans, 400, "node %s has no parent to be deleted from", sprig_node_id(n));
+            return;
+        }
+        parent = sprig_node_id(sprig_edge_up(e));
+    }
+    int rc = sprig_core_delete(r->core, sprig_node_id(n), parent, NULL, &err);
+    if (rc != 0) {
+        fail(r, rc, &err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", sprig_node_id(n));
+    cJSON_AddStringToObject(o, "parent", parent);
+    ok(r, 200, o, sprig_core_batch(r->core));
+}
+
+static void post_points(route_ctx_t *r, sprig_node_t *n)
+{
+    cJSON *j = body_json(r);
+    sprig_error_t err;
+    size_t count;
+    if (j == NULL) {
+        return;
+    }
+    sprig_point_t *pts = points_from(r, j, "points", &count);
+    if (pts != NULL) {
+        sprig_core_stats_t before, after;
+        sprig_core_stats(r->core, &before);
+        int rc = sprig_core_write(r->core, sprig_node_id(n), pts, count, NULL, &err);
+        sprig_core_stats(r->core, &after);
+        if (rc != 0) {
+            fail(r, rc, &err);
+        }
+        else {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "accepted", (double)(after.accepted - before.accepted));
+            cJSON_AddNumberToObject(o, "stale", (double)(after.stale - before.stale));
+            ok(r, 200, o, sprig_core_batch(r->core));
+        }
+        free(pts);
+    }
+    cJSON_Delete(j);
+}
+
+static void post_parents(route_ctx_t *r, sprig_node_t *n)
+{
+    cJSON *j = body_json(r);
+    sprig_error_t err;
+    if (j == NULL) {
+        return;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "from");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(j, "to");
+    int rc = 0;
+    if (!cJSON_IsString(op) || !cJSON_IsString(to)) {
+        api__error(r->ans, 400,
+                   "body must be {\"op\": \"move\" or \"mirror\", \"from\": id, "
+                   "\"to\": id}");
+    }
+    else if (strcmp(op->valuestring, "move") == 0) {
+        if (!cJSON_IsString(from)) {
+            api__error(r->ans, 400, "op \"move\" needs \"from\": the parent to move from");
+        }
+        else if ((rc = sprig_core_move(r->core, sprig_node_id(n), from->valuestring,
+                                       to->valuestring, NULL, &err)) != 0) {
+            fail(r, rc, &err);
+        }
+        else {
+            ok(r, 200, cJSON_CreateObject(), sprig_core_batch(r->core));
+        }
+    }
+    else if (strcmp(op->valuestring, "mirror") == 0) {
+        if ((rc = sprig_core_mirror(r->core, sprig_node_id(n), to->valuestring, NULL, &err)) != 0) {
+            fail(r, rc, &err);
+        }
+        else {
+            ok(r, 200, cJSON_CreateObject(), sprig_core_batch(r->core));
+        }
+    }
+    else {
+        api__error(r->ans, 400, "op \"%.32s\" is not \"move\" or \"mirror\"", op->valuestring);
+    }
+    cJSON_Delete(j);
+}
+
+static int export_one(sprig_node_t *n, void *arg)
+{
+    cJSON **lists = arg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", sprig_node_id(n));
+    cJSON_AddStringToObject(o, "type", sprig_node_type(n));
+    cJSON_AddItemToObject(o, "points", points_json(sprig_node_points(n)));
+    cJSON_AddItemToArray(lists[0], o);
+    for (sprig_edge_t *e = sprig_node_children(n); e != NULL; e = sprig_edge_next_child(e)) {
+        cJSON *eo = cJSON_CreateObject();
+        cJSON_AddStringToObject(eo, "up", sprig_node_id(n));
+        cJSON_AddStringToObject(eo, "down", sprig_node_id(sprig_edge_down(e)));
+        cJSON_AddItemToObject(eo, "points", points_json(sprig_edge_points(e)));
+        cJSON_AddItemToArray(lists[1], eo);
+    }
+    return 0;
+}
+
+static void get_export(route_ctx_t *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *lists[2] = {cJSON_CreateArray(), cJSON_CreateArray()};
+    char hash[17];
+    snprintf(hash, sizeof(hash), "%016" PRIx64, sprig_tree_root_hash(r->tree));
+    sprig_tree_each_node(r->tree, export_one, lists);
+    cJSON_AddStringToObject(o, "root", sprig_core_root_id(r->core));
+    cJSON_AddStringToObject(o, "hash", hash);
+    cJSON_AddItemToObject(o, "nodes", lists[0]);
+    cJSON_AddItemToObject(o, "edges", lists[1]);
+    ok(r, 200, o, 0);
+}
+
+/* The document's root maps onto this instance's root. */
+static const char *map_root(route_ctx_t *r, const char *doc_root, const char *id)
+{
+    return doc_root != NULL && strcmp(id, doc_root) == 0 ? sprig_core_root_id(r->core) : id;
+}
+
+static void post_import(route_ctx_t *r)
+{
+    cJSON *j = body_json(r);
+    sprig_error_t err;
+    char label[128];
+    if (j == NULL) {
+        return;
+    }
+    const cJSON *root = cJSON_GetObjectItemCaseSensitive(j, "root");
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(j, "nodes");
+    const cJSON *edges = cJSON_GetObjectItemCaseSensitive(j, "edges");
+    const char *doc_root = cJSON_IsString(root) ? root->valuestring : NULL;
+    long nn = 0, np = 0;
+    int rc = 0;
+    if (!cJSON_IsArray(nodes) || (edges != NULL && !cJSON_IsArray(edges))) {
+        api__error(r->ans, 400, "body must be {\"root\": id, \"nodes\": [...], \"edges\": [...]}");
+        cJSON_Delete(j);
+        return;
+    }
+    /* Nodes first (so edges find both ends), then edges, then node points. Each step goes
+     * through the write path; a refused item stops the import with its error. */
+    for (int pass = 0; pass < 3 && rc == 0; pass++) {
+        const cJSON *list = pass == 1 ? edges : nodes;
+        int i = 0;
+        for (const cJSON *it = list != NULL ? list->child : NULL; it != NULL && rc == 0;
+             it = it->next, i++) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "up" : "id");
+            const cJSON *sec = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "down" : "type");
+            if (!cJSON_IsString(id) || !cJSON_IsString(sec)) {
+                api__error(r->ans, 400, "%s[%d] must have string \"%s\" and \"%s\"",
+                           pass == 1 ? "edges" : "nodes", i, pass == 1 ? "up" : "id",
+                           pass == 1 ? "down" : "type");
+                rc = -EINVAL;
+                break;
+            }
+            const char *a = map_root(r, doc_root, id->valuestring);
+            if (pass == 0) {
+                if (strcmp(a, sprig_core_root_id(r->core)) != 0 &&
+                    (rc = sprig_core_add_node(r->core, a, sec->valuestring, &err)) != 0) {
+                    fail(r, rc, &err);
+                }
+                nn++;
+                continue;
+            }
+            snprintf(label, sizeof(label), "%s[%d].points", pass == 1 ? "edges" : "nodes", i);
+            size_t n;
+            sprig_point_t *pts =
+                points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), label, &n);
+            if (pts == NULL) {
+                rc = -EINVAL;
+                break;
+            }
+            rc = pass == 1
+                     ? sprig_core_write_edge(r->core, a, map_root(r, doc_root, sec->valuestring),
+                                             pts, n, NULL, &err)
+                     : sprig_core_write(r->core, a, pts, n, NULL, &err);
+            if (rc != 0) {
+                fail(r, rc, &err);
+            }
+            np += (long)n;
+            free(pts);
+        }
+    }
+    if (rc == 0) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "nodes", (double)nn);
+        cJSON_AddNumberToObject(o, "points", (double)np);
+        ok(r, 200, o, sprig_core_batch(r->core));
+    }
+    cJSON_Delete(j);
+}
+
+/* --- the table ---------------------------------------------------------------------- */
+
+static int split(route_ctx_t *r, const char *url, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", url);
+    r->nseg = 0;
+    char *save = NULL;
+    for (char *s = strtok_r(buf, "/", &save); s != NULL; s = strtok_r(NULL, "/", &save)) {
+        if (r->nseg == MAX_SEGMENTS) {
+            return -1;
+        }
+        r->seg[r->nseg++] = s;
+    }
+    return 0;
+}
+
+static bool is(route_ctx_t *r, int i, const char *s)
+{
+    return i < r->nseg && strcmp(r->seg[i], s) == 0;
+}
+
+void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char *url,
+                api_answer_t *ans)
+{
+    route_ctx_t r = {
+        .api = api, .req = req, .core = api->core, .tree = sprig_core_tree(api->core), .ans = ans};
+    char buf[512];
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    bool del = strcmp(method, "DELETE") == 0;
+    ans->status = 0;
+    if (strlen(url) >= sizeof(buf) || split(&r, url, buf, sizeof(buf)) != 0 || !is(&r, 0, "v1")) {
+        api__error(ans, 404, "no such endpoint: %s %.128s", method, url);
+        return;
+    }
+    if (r.nseg == 2 && is(&r, 1, "status") && get) {
+        get_status(&r);
+    }
+    else if (r.nseg == 2 && is(&r, 1, "events") && get) {
+        api__events_open(api, req, ans);
+    }
+    else if (r.nseg == 2 && is(&r, 1, "export") && get) {
+        get_export(&r);
+    }
+    else if (r.nseg == 2 && is(&r, 1, "import") && post) {
+        post_import(&r);
+    }
+    else if (r.nseg == 2 && is(&r, 1, "nodes") && (get || post)) {
+        get ? get_nodes(&r) : post_nodes(&r);
+    }
+    else if (r.nseg >= 3 && r.nseg <= 4 && is(&r, 1, "nodes")) {
+        const char *sub = r.nseg == 4 ? r.seg[3] : "";
+        bool known = r.nseg == 3 ? (get || del)
+                                 : ((strcmp(sub, "children") == 0 && get) ||
+                                    (strcmp(sub, "points") == 0 && post) ||
+                                    (strcmp(sub, "parents") == 0 && post));
+        if (!known) {
+            api__error(ans,
+                       r.nseg == 3 || strcmp(sub, "children") == 0 || strcmp(sub, "points") == 0 ||
+                               strcmp(sub, "parents") == 0
+                           ? 405
+                           : 404,
+                       "no such endpoint: %s %.128s", method, url);
+            return;
+        }
+        sprig_node_t *n = find_node(&r, r.seg[2]);
+        if (n == NULL) {
+            return;
+        }
+        if (r.nseg == 3) {
+            get ? get_node(&r, n) : delete_node(&r, n);
+        }
+        else if (strcmp(sub, "children") == 0) {
+            get_children(&r, n);
+        }
+        else if (strcmp(sub, "points") == 0) {
+            post_points(&r, n);
+        }
+        else {
+            post_parents(&r, n);
+        }
+    }
+    else {
+        api__error(ans, 404, "no such endpoint: %s %.128s", method, url);
+    }
+    if (ans->status == 0 && ans->stream == NULL) {
+        api__error(ans, 500, "out of memory");
+    }
+}
