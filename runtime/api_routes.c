@@ -376,6 +376,94 @@ static void post_parents(route_ctx_t *r, sprig_node_t *n)
     cJSON_Delete(j);
 }
 
+typedef struct page {
+    cJSON *samples;
+    int64_t last_time, last_id;
+} page_t;
+
+static int page_add(const sprig_point_t *p, int64_t id, void *arg)
+{
+    page_t *pg = arg;
+    cJSON_AddItemToArray(pg->samples, sprig_json_from_point(p));
+    pg->last_time = p->time;
+    pg->last_id = id;
+    return 0;
+}
+
+/* Reads an optional RFC 3339 query parameter; fills a 400 and returns -1 when bad. */
+static int query_time(route_ctx_t *r, const char *name, int64_t *out)
+{
+    const char *v = query(r, name);
+    sprig_error_t err;
+    if (v == NULL) {
+        return 0;
+    }
+    if (sprig_json_time_parse(v, out, &err) != 0) {
+        api__error(r->ans, 400, "%s: %s", name, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* GET /v1/nodes/{id}/history: one page of a point series, with the cursor of the next. */
+static void get_history(route_ctx_t *r, sprig_node_t *n)
+{
+    const char *type = query(r, "type"), *key = query(r, "key"), *after = query(r, "after");
+    const char *limit = query(r, "limit"), *order = query(r, "order");
+    sprig_store_history_query_t q = {
+        .node = sprig_node_id(n), .type = type, .key = key != NULL ? key : "0", .limit = 1000};
+    if (type == NULL || !sprig_id_valid(type) || !sprig_id_valid(q.key)) {
+        api__error(r->ans, 400,
+                   "history needs ?type=POINT_TYPE (and optionally &key=KEY), "
+                   "each 1-64 bytes of [A-Za-z0-9._:-]");
+        return;
+    }
+    if (limit != NULL) {
+        char *end;
+        long v = strtol(limit, &end, 10);
+        if (*end != '\0' || end == limit || v < 1 || v > 10000) {
+            api__error(r->ans, 400, "limit \"%.32s\" must be a whole number from 1 to 10000",
+                       limit);
+            return;
+        }
+        q.limit = (size_t)v;
+    }
+    if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+        api__error(r->ans, 400, "order \"%.32s\" must be asc or desc", order);
+        return;
+    }
+    q.desc = order != NULL && strcmp(order, "desc") == 0;
+    if (query_time(r, "from", &q.from) != 0 || query_time(r, "to", &q.to) != 0) {
+        return;
+    }
+    if (after != NULL) {
+        long long t, id;
+        int used = 0;
+        if (sscanf(after, "%lld.%lld%n", &t, &id, &used) != 2 || after[used] != '\0' || id < 1) {
+            api__error(r->ans, 400, "after \"%.64s\" is not a cursor this API gave out", after);
+            return;
+        }
+        q.after_time = t;
+        q.after_id = id;
+    }
+    page_t pg = {cJSON_CreateArray(), 0, 0};
+    long got = sprig_store_history(sprig_core_store(r->core), &q, page_add, &pg);
+    if (got < 0) {
+        cJSON_Delete(pg.samples);
+        api__error(r->ans, api__status((int)got), "history of node %s cannot be read",
+                   sprig_node_id(n));
+        return;
+    }
+    char next[48] = "";
+    if ((size_t)got == q.limit) {
+        snprintf(next, sizeof(next), "%lld.%lld", (long long)pg.last_time, (long long)pg.last_id);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "samples", pg.samples);
+    cJSON_AddStringToObject(o, "next", next);
+    ok(r, 200, o, 0);
+}
+
 static int export_one(sprig_node_t *n, void *arg)
 {
     cJSON **lists = arg;
@@ -537,10 +625,11 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
     }
     else if (r.nseg >= 3 && r.nseg <= 4 && is(&r, 1, "nodes")) {
         const char *sub = r.nseg == 4 ? r.seg[3] : "";
-        bool known = r.nseg == 3 ? (get || del)
-                                 : ((strcmp(sub, "children") == 0 && get) ||
-                                    (strcmp(sub, "points") == 0 && post) ||
-                                    (strcmp(sub, "parents") == 0 && post));
+        bool known =
+            r.nseg == 3
+                ? (get || del)
+                : ((strcmp(sub, "children") == 0 && get) || (strcmp(sub, "history") == 0 && get) ||
+                   (strcmp(sub, "points") == 0 && post) || (strcmp(sub, "parents") == 0 && post));
         if (!known) {
             api__error(ans,
                        r.nseg == 3 || strcmp(sub, "children") == 0 || strcmp(sub, "points") == 0 ||
@@ -559,6 +648,9 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
         }
         else if (strcmp(sub, "children") == 0) {
             get_children(&r, n);
+        }
+        else if (strcmp(sub, "history") == 0) {
+            get_history(&r, n);
         }
         else if (strcmp(sub, "points") == 0) {
             post_points(&r, n);

@@ -120,8 +120,37 @@ static void bad_flag(char **argv, char *out, size_t n)
     }
 }
 
-int cli_http_parse(cli_http_t *h, int argc, char **argv, const struct option *opts,
-                   cli_flag_fn on_flag, void *ctx, const char *usage)
+/* Says what is wrong with the flag getopt did not take: unknown, or given a value it does
+ * not take. */
+static void unknown_flag(cli_http_t *h, char **argv, const struct option *opts)
+{
+    char flag[128];
+    const char *a = argv[optind - 1];
+    bad_flag(argv, flag, sizeof(flag));
+    for (const struct option *o = opts; strncmp(a, "--", 2) == 0 && o->name != NULL; o++) {
+        if (o->has_arg == no_argument && strlen(flag) == strlen(o->name) + 2 &&
+            strcmp(flag + 2, o->name) == 0) {
+            fprintf(stderr, "sprig %s: flag %s takes no value (%s)\n", h->cmd, flag, a);
+            return;
+        }
+    }
+    fprintf(stderr, "sprig %s: unknown flag %s (see sprig %s --help)\n", h->cmd, flag, h->cmd);
+}
+
+/* A negative number ("-4.5") is an argument or a flag's value, never a flag: getopt is
+ * shown it without its sign (the same string from its second byte), and signed again here. */
+static char *signed_again(char **neg, int n, char *s)
+{
+    for (int i = 0; s != NULL && i < n; i++) {
+        if (s == neg[i] + 1) {
+            return neg[i];
+        }
+    }
+    return s;
+}
+
+static int parse_flags(cli_http_t *h, int argc, char **argv, const struct option *opts,
+                       cli_flag_fn on_flag, void *ctx, const char *usage, char **neg, int nneg)
 {
     char flag[128];
     int ch, rc;
@@ -147,19 +176,18 @@ int cli_http_parse(cli_http_t *h, int argc, char **argv, const struct option *op
             fprintf(stderr, "sprig %s: flag %s needs a value (see sprig %s --help)\n", h->cmd, flag,
                     h->cmd);
             return 2;
-        case '?': {
-            bad_flag(argv, flag, sizeof(flag));
-            char *end;
-            const char *a = argv[optind - 1];
-            (void)strtod(a, &end);
-            bool negative_number = a[0] == '-' && end != a && *end == '\0';
-            fprintf(stderr, "sprig %s: unknown flag %s%s (see sprig %s --help)\n", h->cmd,
-                    negative_number ? a : flag,
-                    negative_number ? "; a negative number goes after --, as in -- -1.5" : "",
-                    h->cmd);
+        case '?':
+            unknown_flag(h, argv, opts);
             return 2;
-        }
         default:
+            optarg = signed_again(neg, nneg, optarg);
+            /* "--type --json": the value was forgotten, and the next flag taken for it. */
+            if (optarg != NULL && optarg == argv[optind - 1] && optind >= 2 &&
+                strncmp(optarg, "--", 2) == 0) {
+                fprintf(stderr, "sprig %s: flag %s needs a value, not the flag %s\n", h->cmd,
+                        argv[optind - 2], optarg);
+                return 2;
+            }
             rc = on_flag(h, ch, optarg, ctx);
             break;
         }
@@ -173,17 +201,77 @@ int cli_http_parse(cli_http_t *h, int argc, char **argv, const struct option *op
     return CLI_GO;
 }
 
+int cli_http_parse(cli_http_t *h, int argc, char **argv, const struct option *opts,
+                   cli_flag_fn on_flag, void *ctx, const char *usage)
+{
+    char **neg = calloc((size_t)argc + 1, sizeof(*neg));
+    int nneg = 0;
+    if (neg == NULL) {
+        fprintf(stderr, "sprig %s: out of memory\n", h->cmd);
+        return 2;
+    }
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        char *end;
+        (void)strtod(argv[i], &end);
+        if (argv[i][0] == '-' && end != argv[i] && *end == '\0' && argv[i][1] != '\0') {
+            neg[nneg++] = argv[i];
+            argv[i]++;
+        }
+    }
+    int rc = parse_flags(h, argc, argv, opts, on_flag, ctx, usage, neg, nneg);
+    for (int i = 0; i < argc; i++) {
+        argv[i] = signed_again(neg, nneg, argv[i]);
+    }
+    free(neg);
+    return rc;
+}
+
+int cli_http_group(const char *group, const cli_subcmd_t *table, int argc, char **argv)
+{
+    char list[128] = "";
+    for (size_t i = 0; table[i].name != NULL; i++) {
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i > 0 ? ", " : "",
+                 table[i].name);
+    }
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        fprintf(argc < 2 ? stderr : stdout,
+                "usage: sprig %s SUBCOMMAND [ARGS] [FLAGS]\n\nsubcommands: %s\n\n"
+                "`sprig %s SUBCOMMAND --help` explains each one and its flags.\n",
+                group, list, group);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; table[i].name != NULL; i++) {
+        if (strcmp(argv[1], table[i].name) == 0) {
+            char cmd[64];
+            cli_http_t h;
+            snprintf(cmd, sizeof(cmd), "%s %s", group, table[i].name);
+            cli_http_init(&h, cmd);
+            int rc = table[i].run(&h, argc - 1, argv + 1);
+            cli_http_close(&h);
+            return rc;
+        }
+    }
+    fprintf(stderr, "sprig %s: unknown subcommand \"%s\" (subcommands: %s)\n", group, argv[1],
+            list);
+    return 2;
+}
+
 int cli_http_args(cli_http_t *h, int argc, char **argv, int min, int max, const char *names)
 {
     int n = argc - optind;
     if (n < min) {
-        fprintf(stderr, "sprig %s: missing %s (usage: sprig %s %s; see --help)\n", h->cmd,
-                n == 0 ? names : "arguments", h->cmd, names);
+        fprintf(stderr, "sprig %s: needs %s (see sprig %s --help)\n", h->cmd, names, h->cmd);
         return 2;
     }
     if (n > max) {
-        fprintf(stderr, "sprig %s: unexpected argument \"%s\" (usage: sprig %s %s)\n", h->cmd,
-                argv[optind + max], h->cmd, names);
+        if (max == 0) {
+            fprintf(stderr, "sprig %s: unexpected argument \"%s\" (it takes none)\n", h->cmd,
+                    argv[optind]);
+        }
+        else {
+            fprintf(stderr, "sprig %s: unexpected argument \"%s\" (usage: sprig %s %s)\n", h->cmd,
+                    argv[optind + max], h->cmd, names);
+        }
         return 2;
     }
     return 0;
@@ -587,7 +675,7 @@ static void print_quoted(FILE *f, const char *s)
     fputc('"', f);
 }
 
-void cli_print_point(FILE *f, const cJSON *p)
+void cli_print_point(FILE *f, const cJSON *p, bool exact)
 {
     const char *key = cli_json_str(p, "key"), *text = cli_json_str(p, "text");
     const char *origin = cli_json_str(p, "origin");
@@ -601,7 +689,13 @@ void cli_print_point(FILE *f, const cJSON *p)
     }
     fputs(" =", f);
     if (text[0] == '\0' || value != 0) {
-        fprintf(f, " %s", cli_fmt_number(value, num, sizeof(num)));
+        if (exact) {
+            cli_fmt_number(value, num, sizeof(num));
+        }
+        else {
+            snprintf(num, sizeof(num), "%.8g", value);
+        }
+        fprintf(f, " %s", num);
     }
     if (text[0] != '\0') {
         fputc(' ', f);

@@ -98,6 +98,16 @@ void cli_reply_free(cli_reply_t *r);
  * Returns 0, or 1 after saying that stdout could not be written. */
 int cli_http_print_body(cli_http_t *h, const cli_reply_t *r);
 
+/* A subcommand of a group (node ls): runs with h started, argv[0] its own name. */
+typedef struct cli_subcmd {
+    const char *name;
+    int (*run)(cli_http_t *h, int argc, char **argv);
+} cli_subcmd_t;
+
+/* Runs the subcommand argv[1] of group ("node") from table (ended by a NULL name) with a
+ * client named "group sub", or prints the group's usage. Returns its exit code. */
+int cli_http_group(const char *group, const cli_subcmd_t *table, int argc, char **argv);
+
 /* Called for each server-sent event with its name ("message" when none was given) and its
  * data (both valid only during the call). Returns 0 to go on, or an exit code to stop. */
 typedef int (*cli_event_fn)(const char *event, const char *data, void *arg);
@@ -115,8 +125,9 @@ char *cli_fmt_number(double v, char *out, size_t n);
 
 /* Writes a point object of the API to f for people: "type[key] = value "text"" with the
  * key left out when "0", the value or text left out when not set, then " (deleted)" for a
- * tombstone and " by ORIGIN" when written by a driver or rule. */
-void cli_print_point(FILE *f, const cJSON *p);
+ * tombstone and " by ORIGIN" when written by a driver or rule. The value is exact, or with
+ * exact false rounded to 8 digits to be read at a glance. */
+void cli_print_point(FILE *f, const cJSON *p, bool exact);
 
 /* Returns the string member name of o, or "" when o has none. */
 const char *cli_json_str(const cJSON *o, const char *name);

@@ -16,11 +16,6 @@ typedef struct node_args {
     cJSON *points; /* --point, an array of point objects */
 } node_args_t;
 
-typedef struct subcmd {
-    const char *name;
-    int (*run)(cli_http_t *h, int argc, char **argv);
-} subcmd_t;
-
 /* Parses "TYPE=VALUE" or "TYPE[KEY]=VALUE" into a point object added to a->points. */
 static int add_point_flag(cli_http_t *h, node_args_t *a, const char *arg)
 {
@@ -202,12 +197,14 @@ static void tree_line(const entry_t *e, int depth)
     const cJSON *pts = cJSON_GetObjectItemCaseSensitive(e->node, "points"), *p;
     printf("%*s%s (%s)", depth * 2, "", e->id, cli_json_str(e->node, "type"));
     int shown = 0, more = 0;
-    for (int pass = 0; pass < 2; pass++) {
+    /* The description first, then the value, then the rest in the server's order. */
+    for (int pass = 0; pass < 3; pass++) {
         cJSON_ArrayForEach(p, pts)
         {
             const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "tombstone");
-            bool desc = strcmp(cli_json_str(p, "type"), "description") == 0;
-            if ((cJSON_IsNumber(t) && t->valuedouble != 0) || desc != (pass == 0)) {
+            const char *type = cli_json_str(p, "type");
+            int rank = strcmp(type, "description") == 0 ? 0 : strcmp(type, "value") == 0 ? 1 : 2;
+            if ((cJSON_IsNumber(t) && t->valuedouble != 0) || rank != pass) {
                 continue;
             }
             if (shown == 5) {
@@ -215,7 +212,7 @@ static void tree_line(const entry_t *e, int depth)
                 continue;
             }
             fputs(shown++ == 0 ? "  " : ", ", stdout);
-            cli_print_point(stdout, p);
+            cli_print_point(stdout, p, false);
         }
     }
     if (more > 0) {
@@ -298,18 +295,20 @@ done:
     return rc;
 }
 
-/* Prints a node's points, one line each with its time, under a heading. */
+/* Prints points, one line each with its time, under a heading (none when NULL). */
 static void print_points(const char *heading, const cJSON *pts)
 {
     const cJSON *p;
     if (cJSON_GetArraySize(pts) == 0) {
         return;
     }
-    printf("%s\n", heading);
+    if (heading != NULL) {
+        printf("%s\n", heading);
+    }
     cJSON_ArrayForEach(p, pts)
     {
-        printf("  %-30s  ", cli_json_str(p, "time"));
-        cli_print_point(stdout, p);
+        printf("%s%-30s  ", heading != NULL ? "  " : "", cli_json_str(p, "time"));
+        cli_print_point(stdout, p, true);
         putchar('\n');
     }
 }
@@ -456,8 +455,9 @@ static const char mirror_usage[] =
     "flags:\n"
     "  --to Q             the added parent (required)\n" CLI_HTTP_FLAGS_HELP;
 
-/* rm, mv and mirror: one node argument, required flags, one request, one line. */
-static int node_edge(cli_http_t *h, int argc, char **argv, const char *op)
+/* rm, mv and mirror (told apart by the command's name): one node argument, required
+ * flags, one request, one line. */
+static int node_edge(cli_http_t *h, int argc, char **argv)
 {
     static const struct option rm_opts[] = {
         {"parent", required_argument, NULL, 'p'}, CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
@@ -467,7 +467,8 @@ static int node_edge(cli_http_t *h, int argc, char **argv, const char *op)
                                             {NULL, 0, NULL, 0}};
     static const struct option mirror_opts[] = {
         {"to", required_argument, NULL, 'T'}, CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
-    bool rm = strcmp(op, "rm") == 0, mv = strcmp(op, "move") == 0;
+    bool rm = strcmp(h->cmd, "node rm") == 0, mv = strcmp(h->cmd, "node mv") == 0;
+    const char *op = mv ? "move" : "mirror";
     node_args_t a = {0};
     cli_reply_t r;
     char path[256];
@@ -530,21 +531,6 @@ static int node_edge(cli_http_t *h, int argc, char **argv, const char *op)
     return rc;
 }
 
-static int node_rm(cli_http_t *h, int argc, char **argv)
-{
-    return node_edge(h, argc, argv, "rm");
-}
-
-static int node_mv(cli_http_t *h, int argc, char **argv)
-{
-    return node_edge(h, argc, argv, "move");
-}
-
-static int node_mirror(cli_http_t *h, int argc, char **argv)
-{
-    return node_edge(h, argc, argv, "mirror");
-}
-
 static const char point_get_usage[] =
     "usage: sprig point get ID [TYPE [KEY]] [FLAGS]\n"
     "\n"
@@ -590,11 +576,7 @@ static int point_get(cli_http_t *h, int argc, char **argv)
         cJSON_free(s);
     }
     else {
-        for (p = pts->child; p != NULL; p = p->next) {
-            printf("%-30s  ", cli_json_str(p, "time"));
-            cli_print_point(stdout, p);
-            putchar('\n');
-        }
+        print_points(NULL, pts);
     }
     cli_reply_free(&r);
     return rc;
@@ -604,8 +586,7 @@ static const char point_set_usage[] =
     "usage: sprig point set ID TYPE VALUE [--key K] [--text] [FLAGS]\n"
     "\n"
     "Writes the point TYPE of node ID, and returns once the daemon has it on disk.\n"
-    "VALUE is a number (put -- before a negative one: sprig point set ID TYPE -- -2),\n"
-    "or with --text a text.\n"
+    "VALUE is a number, or with --text a text.\n"
     "\n"
     "flags:\n"
     "  --key K            the point's key (default 0)\n"
@@ -654,7 +635,7 @@ static int point_set(cli_http_t *h, int argc, char **argv)
     }
     else if (rc == 0) {
         printf("%s: ", id);
-        cli_print_point(stdout, p);
+        cli_print_point(stdout, p, true);
         putchar('\n');
     }
     cJSON_Delete(body);
@@ -662,45 +643,17 @@ static int point_set(cli_http_t *h, int argc, char **argv)
     return rc;
 }
 
-/* Runs the subcommand argv[1] of group (node or point) from table. */
-static int dispatch(const char *group, const subcmd_t *table, size_t n, int argc, char **argv,
-                    const char *list)
-{
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fprintf(argc < 2 ? stderr : stdout,
-                "usage: sprig %s SUBCOMMAND [ARGS] [FLAGS]\n\nsubcommands: %s\n\n"
-                "`sprig %s SUBCOMMAND --help` explains each one and its flags.\n",
-                group, list, group);
-        return argc < 2 ? 2 : 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(argv[1], table[i].name) == 0) {
-            char cmd[32];
-            cli_http_t h;
-            snprintf(cmd, sizeof(cmd), "%s %s", group, table[i].name);
-            cli_http_init(&h, cmd);
-            int rc = table[i].run(&h, argc - 1, argv + 1);
-            cli_http_close(&h);
-            return rc;
-        }
-    }
-    fprintf(stderr, "sprig %s: unknown subcommand \"%s\" (subcommands: %s)\n", group, argv[1],
-            list);
-    return 2;
-}
-
 int cli_node(int argc, char **argv)
 {
-    static const subcmd_t table[] = {
-        {"ls", node_ls}, {"tree", node_tree}, {"get", node_get},       {"add", node_add},
-        {"rm", node_rm}, {"mv", node_mv},     {"mirror", node_mirror},
+    static const cli_subcmd_t table[] = {
+        {"ls", node_ls},   {"tree", node_tree}, {"get", node_get},     {"add", node_add},
+        {"rm", node_edge}, {"mv", node_edge},   {"mirror", node_edge}, {NULL, NULL},
     };
-    return dispatch("node", table, sizeof(table) / sizeof(table[0]), argc, argv,
-                    "ls, tree, get, add, rm, mv, mirror");
+    return cli_http_group("node", table, argc, argv);
 }
 
 int cli_point(int argc, char **argv)
 {
-    static const subcmd_t table[] = {{"get", point_get}, {"set", point_set}};
-    return dispatch("point", table, 2, argc, argv, "get, set");
+    static const cli_subcmd_t table[] = {{"get", point_get}, {"set", point_set}, {NULL, NULL}};
+    return cli_http_group("point", table, argc, argv);
 }

@@ -94,7 +94,7 @@ static int on_event(const char *event, const char *data, void *arg)
         else {
             printf("%-24s  %-16s ", t, what);
         }
-        cli_print_point(stdout, p);
+        cli_print_point(stdout, p, false);
         putchar('\n');
     }
     cJSON_Delete(ev);
@@ -303,7 +303,7 @@ static int import_tree(cli_http_t *h, int argc, char **argv)
     /* Check here that it is one JSON object, to point at the line that is wrong; the
      * text itself is sent as it is, so no number is rounded on the way. */
     const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(doc, len, &end, true);
+    cJSON *j = cJSON_ParseWithLengthOpts(doc, len + 1, &end, true);
     if (!cJSON_IsObject(j) || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "nodes")) ||
         strlen(doc) != len) {
         int line = 1, col = 1;

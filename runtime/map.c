@@ -5,7 +5,7 @@
 #include <xxhash.h>
 
 #include "sprig/alloc.h"
-#include "tree_internal.h"
+#include "map.h"
 
 uint64_t tree__hash_bytes(const void *p, size_t n)
 {

@@ -19,71 +19,13 @@
 #include <unistd.h>
 
 #include "sprig/alloc.h"
+#include "store_internal.h"
 #include "sprig/err.h"
 #include "sprig/log.h"
 #include "sprig/store.h"
 #include "sprig/util.h"
 
 #define APPLICATION_ID 0x53505247 /* "SPRG" */
-#define HIST_TRIM_CHUNK 2000
-#define ARENA_CHUNK (64 * 1024)
-
-enum row_kind { ROW_NODE, ROW_EDGE, ROW_POINT, ROW_EDGE_POINT };
-
-typedef struct row {
-    unsigned char kind;
-    int tombstone;
-    const char *a, *b, *type, *key, *text, *origin; /* a: node or up; b: down */
-    int64_t time, accepted;
-    double value;
-    uint64_t hash;
-} row_t;
-
-typedef struct chunk {
-    struct chunk *next;
-    size_t used, cap;
-    char data[];
-} chunk_t;
-
-typedef struct batch {
-    uint64_t seq;
-    row_t *rows;
-    size_t len, cap;
-    chunk_t *arena;
-    int status;                   /* set by the worker */
-    char error[256];              /* set by the worker */
-    long long hist_min, hist_max; /* history id range after the commit */
-} batch_t;
-
-typedef struct waiter {
-    struct waiter *next;
-    uint64_t batch;
-    sprig_store_durable_cb cb;
-    void *arg;
-} waiter_t;
-
-enum { ST_NODE, ST_EDGE, ST_POINT, ST_EDGE_POINT, ST_HIST, ST_COUNT };
-
-struct sprig_store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT];
-    uv_loop_t *loop;
-    uv_timer_t *timer; /* freed in its close callback */
-    uv_work_t work;
-    sprig_store_opts_t o;
-    char *path;
-    int lock_fd;
-    batch_t *open, *inflight, *spare;
-    batch_t *failed;   /* a batch whose commit failed, tried again first */
-    unsigned retry_ms; /* backoff of that retry, 100 ms doubling to 5 s */
-    uint64_t next_seq, durable;
-    uint64_t last_row_batch; /* batch of the row queued last */
-    waiter_t *waiters;
-    size_t backlog;
-    long long hist_min, hist_max; /* touched by the worker only while in flight */
-    int64_t last_age_trim;
-    sprig_store_stats_t stats;
-};
 
 static const char *const schema_v1[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -98,10 +40,15 @@ static const char *const schema_v1[] = {
     " key TEXT NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
     " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, hash INTEGER NOT NULL,"
     " PRIMARY KEY(up, down, type, key)) WITHOUT ROWID",
-    /* Append-only, trimmed from the oldest id: no index, so appends stay at ~1M rows/s. */
-    "CREATE TABLE history(id INTEGER PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,"
-    " key TEXT NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
+    /* One row per point series (node, type, key); history refers to it by integer id, so
+     * the per-series index is on integers, not on text keys (about 20x cheaper to keep). */
+    "CREATE TABLE series(id INTEGER PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,"
+    " key TEXT NOT NULL, UNIQUE(node, type, key))",
+    /* Append-only, trimmed from the oldest id. */
+    "CREATE TABLE history(id INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
+    " time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
     " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, accepted INTEGER NOT NULL)",
+    "CREATE INDEX history_series ON history(series, time)",
     NULL,
 };
 
@@ -119,11 +66,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     " VALUES(?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(up, down, type, key)"
     " DO UPDATE SET time = excluded.time, value = excluded.value, text = excluded.text,"
     " tombstone = excluded.tombstone, origin = excluded.origin, hash = excluded.hash",
-    "INSERT INTO history(node, type, key, time, value, text, tombstone, origin, accepted)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "INSERT INTO history(series, time, value, text, tombstone, origin, accepted)"
+    " VALUES(?1, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "INSERT OR IGNORE INTO series(id, node, type, key) VALUES(?1, ?2, ?3, ?4)",
 };
 
-static int map_sqlite(int rc)
+int store__map_sqlite(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_OK:
@@ -153,7 +101,7 @@ static int map_sqlite(int rc)
 
 static int exec(sprig_store_t *s, const char *sql)
 {
-    return map_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+    return store__map_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
 }
 
 /* Runs a query returning one integer; -errno on failure. */
@@ -162,12 +110,12 @@ static int query_int(sqlite3 *db, const char *sql, long long *out)
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        return map_sqlite(rc);
+        return store__map_sqlite(rc);
     }
     rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_sqlite(rc);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store__map_sqlite(rc);
 }
 
 /* Reads the file's identity without writing to it: refuses files that are not sprig
@@ -283,6 +231,7 @@ static void batch_free(batch_t *b)
 
 static void release(sprig_store_t *s)
 {
+    store__series_free(s);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
     }
@@ -343,7 +292,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     int flags = s->o.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        rc = sprig_error_set(err, map_sqlite(rc), "database %s: cannot open: %s", path,
+        rc = sprig_error_set(err, store__map_sqlite(rc), "database %s: cannot open: %s", path,
                              s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
@@ -369,7 +318,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
             rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                     NULL);
             if (rc != SQLITE_OK) {
-                rc = sprig_error_set(err, map_sqlite(rc), "database %s: %s", path,
+                rc = sprig_error_set(err, store__map_sqlite(rc), "database %s: %s", path,
                                      sqlite3_errmsg(s->db));
                 goto fail;
             }
@@ -381,6 +330,11 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
             goto fail;
         }
         s->stats.history_rows = s->hist_max - s->hist_min + 1;
+        if ((rc = store__series_load(s)) != 0) {
+            rc = sprig_error_set(err, rc, "database %s: history series cannot be read: %s", path,
+                                 sqlite3_errmsg(s->db));
+            goto fail;
+        }
     }
     if (loop != NULL) {
         s->timer = sprig_malloc(sizeof(*s->timer));
@@ -526,8 +480,15 @@ static void point_row(row_t *r, const sprig_point_t *p, uint64_t hash)
 int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p, uint64_t hash)
 {
     row_t r = {.kind = ROW_POINT, .a = node, .accepted = sprig_wall_ns()};
+    bool fresh = false;
     point_row(&r, p, hash);
-    return put_row(s, &r);
+    int rc = store__series(s, node, r.type, r.key, &r.series, &fresh);
+    if (rc == 0 && fresh) {
+        row_t sr = {
+            .kind = ROW_SERIES, .a = node, .type = r.type, .key = r.key, .series = r.series};
+        rc = put_row(s, &sr);
+    }
+    return rc != 0 ? rc : put_row(s, &r);
 }
 
 int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const char *down,
@@ -620,11 +581,24 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
             rc = step(st);
             if (rc == SQLITE_OK && hist) {
                 st = s->st[ST_HIST];
-                bind_point(st, r);
+                sqlite3_bind_int64(st, 1, r->series);
+                sqlite3_bind_int64(st, 4, r->time);
+                sqlite3_bind_double(st, 5, r->value);
+                sqlite3_bind_text(st, 6, r->text, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 7, r->tombstone);
+                sqlite3_bind_text(st, 8, r->origin, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 9, r->accepted);
                 rc = step(st);
                 s->hist_max = sqlite3_last_insert_rowid(s->db);
             }
+            break;
+        case ROW_SERIES:
+            st = s->st[ST_SERIES];
+            sqlite3_bind_int64(st, 1, r->series);
+            sqlite3_bind_text(st, 2, r->a, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, r->type, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, r->key, -1, SQLITE_STATIC);
+            rc = step(st);
             break;
         default:
             st = s->st[ST_EDGE_POINT];
@@ -643,7 +617,7 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
     }
     if (rc != SQLITE_OK) {
         snprintf(b->error, sizeof(b->error), "%s", sqlite3_errmsg(s->db));
-        b->status = map_sqlite(rc);
+        b->status = store__map_sqlite(rc);
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         /* Our view of the id range may be off now; read it back. */
         query_int(s->db, "SELECT ifnull(min(id), 1) FROM history", &s->hist_min);
@@ -905,7 +879,7 @@ int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
         int src = sqlite3_prepare_v2(s->db, sql[q], -1, &st, NULL);
         if (src != SQLITE_OK) {
             sprig_log_error("database %s: %s", s->path, sqlite3_errmsg(s->db));
-            return map_sqlite(src);
+            return store__map_sqlite(src);
         }
         while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
             sprig_point_t p;
@@ -933,7 +907,7 @@ int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
         }
         if (rc == 0 && src != SQLITE_DONE) {
             sprig_log_error("database %s: %s", s->path, sqlite3_errmsg(s->db));
-            rc = map_sqlite(src);
+            rc = store__map_sqlite(src);
         }
         sqlite3_finalize(st);
     }
@@ -947,7 +921,7 @@ static int run(sprig_store_t *s, const char *sql, const char *const *texts, int 
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        return map_sqlite(rc);
+        return store__map_sqlite(rc);
     }
     for (int i = 0; i < n; i++) {
         sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_STATIC);
@@ -959,9 +933,9 @@ static int run(sprig_store_t *s, const char *sql, const char *const *texts, int 
     }
     sqlite3_finalize(st);
     if (keep != NULL) {
-        return rc == SQLITE_DONE ? -ENOENT : map_sqlite(rc);
+        return rc == SQLITE_DONE ? -ENOENT : store__map_sqlite(rc);
     }
-    return rc == SQLITE_DONE ? 0 : map_sqlite(rc);
+    return rc == SQLITE_DONE ? 0 : store__map_sqlite(rc);
 }
 
 int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)

@@ -20,7 +20,7 @@
 #include "sprig/hash.h"
 #include "sprig/merge.h"
 #include "sprig/tree.h"
-#include "tree_internal.h"
+#include "map.h"
 
 typedef struct prec {
     sprig_point_t p; /* first member: a sprig_point_t * handed out is a prec_t * */

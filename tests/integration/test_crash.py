@@ -34,7 +34,7 @@ def check_durable(db, pts, durable_max, cycle):
     check(dur, "cycle %d: no point belongs to a batch reported durable (max durable %d)"
           % (cycle, durable_max))
     hist = {}
-    for n, t, k, tm, v in db_query(db, "SELECT node, type, key, time, value FROM history"):
+    for n, t, k, tm, v in db_query(db, "SELECT s.node, s.type, s.key, h.time, h.value FROM history h JOIN series s ON s.id = h.series"):
         hist[(n, t, k, tm)] = v
     points = {(n, t, k): (tm, v) for n, t, k, tm, v in
               db_query(db, "SELECT node, type, key, time, value FROM points")}

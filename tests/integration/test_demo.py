@@ -59,7 +59,7 @@ def test():
         check(gens == set(DEMO_GENERATORS), "signalGenerator nodes are %r" % sorted(gens))
         check(hist1 >= 12, "after run 1 history holds %d rows, expected at least the 12 "
               "value lines seen" % hist1)
-        hist_rows1 = set(db_query(db, "SELECT id, node, type, key, time, value FROM history"))
+        hist_rows1 = set(db_query(db, "SELECT h.id, s.node, s.type, s.key, h.time, h.value FROM history h JOIN series s ON s.id = h.series"))
         config1 = set(db_query(db, "SELECT node, type, key, time, value, text, hash FROM points"
                                    " WHERE type != 'value'"))
         last1 = dict(db_query(db, "SELECT node, time FROM points WHERE type = 'value'"))
@@ -99,7 +99,7 @@ def test():
         check(hist2 >= hist1 + len(pts2) and hist2 > hist1,
               "history grew from %d to %d rows, expected at least %d more (run 2 printed %d "
               "value points)" % (hist1, hist2, len(pts2), len(pts2)))
-        hist_rows2 = set(db_query(db, "SELECT id, node, type, key, time, value FROM history"))
+        hist_rows2 = set(db_query(db, "SELECT h.id, s.node, s.type, s.key, h.time, h.value FROM history h JOIN series s ON s.id = h.series"))
         lost = hist_rows1 - hist_rows2
         check(not lost, "%d history rows of run 1 are gone after run 2, e.g. %r"
               % (len(lost), sorted(lost)[:3]))
@@ -110,7 +110,7 @@ def test():
 
         # A clean stop commits the last batch: every point run 2 printed is stored.
         hist_vals = {(n, t, k, tm): val for n, t, k, tm, val in
-                     db_query(db, "SELECT node, type, key, time, value FROM history")}
+                     db_query(db, "SELECT s.node, s.type, s.key, h.time, h.value FROM history h JOIN series s ON s.id = h.series")}
         missing = [o for o in pts2
                    if not same_value(o["value"], hist_vals.get(
                        (o["node"], o["type"], o["key"], rfc3339_ns(o["time"])), float("nan")))]

@@ -101,6 +101,22 @@ SPRIG_API int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char 
 SPRIG_API int sprig_store_delete_row(sprig_store_t *s, const char *table, const char *a,
                                      const char *b, const char *type, const char *key);
 
+/* One page of the history of a point series (node, type, key), times in [from, to)
+ * (to 0: no end), after the cursor (after_time, after_id) when after_id is non-zero, in
+ * time order (newest first with desc), at most limit samples. fn gets each sample (p
+ * borrowed for the call) with its row id, the cursor of the next page. Reads what is on
+ * disk, on a connection of its own. Returns the number of samples, or -errno. */
+typedef struct sprig_store_history_query {
+    const char *node, *type, *key;
+    int64_t from, to;
+    int64_t after_time, after_id;
+    bool desc;
+    size_t limit;
+} sprig_store_history_query_t;
+SPRIG_API long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
+                                   int (*fn)(const sprig_point_t *p, int64_t id, void *arg),
+                                   void *arg);
+
 /* Counts for status and tests. */
 typedef struct sprig_store_stats {
     uint64_t batches; /* committed */

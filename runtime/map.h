@@ -1,6 +1,7 @@
-/* What the files of the tree module share: its open-addressing hash map. */
-#ifndef SPRIG_TREE_INTERNAL_H
-#define SPRIG_TREE_INTERNAL_H
+/* An open-addressing hash map for the runtime's own indexes (the tree's nodes, points and
+ * strings; the store's history series). Internal: not part of the public headers. */
+#ifndef SPRIG_MAP_H
+#define SPRIG_MAP_H
 
 #include <stdbool.h>
 #include <stddef.h>

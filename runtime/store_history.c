@@ -1,0 +1,179 @@
+/* The store's history series and queries. A series is one (node, type, key); history rows
+ * name it by integer id, and the index (series, time) serves the API's paged reads while
+ * appends stay cheap. The map from names to ids lives in memory (loop thread); new series
+ * are written in the same batch as their first sample. Queries use a read-only connection
+ * of their own, so they never wait for (or disturb) a commit on the worker thread. */
+#include <errno.h>
+#include <string.h>
+
+#include "sprig/alloc.h"
+#include "sprig/log.h"
+#include "store_internal.h"
+
+/* Builds "node\0type\0key" in buf; returns its length, or 0 when it does not fit. */
+static size_t series_name(char *buf, size_t n, const char *node, const char *type, const char *key)
+{
+    size_t a = strlen(node), b = strlen(type), c = strlen(key);
+    if (a + b + c + 3 > n) {
+        return 0;
+    }
+    memcpy(buf, node, a + 1);
+    memcpy(buf + a + 1, type, b + 1);
+    memcpy(buf + a + b + 2, key, c + 1);
+    return a + b + c + 3;
+}
+
+typedef struct name_key {
+    const char *name;
+    size_t len;
+} name_key_t;
+
+static bool series_eq(const void *item, const void *key)
+{
+    const series_t *se = item;
+    const name_key_t *k = key;
+    return se->len == k->len && memcmp(se->name, k->name, k->len) == 0;
+}
+
+static int series_add(sprig_store_t *s, const char *name, size_t len, uint64_t h, int64_t id)
+{
+    series_t *se = sprig_malloc(sizeof(*se) + len);
+    if (se == NULL) {
+        return -ENOMEM;
+    }
+    se->id = id;
+    se->len = len;
+    memcpy(se->name, name, len);
+    if (tree__map_add(&s->series, h, se) != 0) {
+        sprig_free(se);
+        return -ENOMEM;
+    }
+    if (id > s->series_max) {
+        s->series_max = id;
+    }
+    return 0;
+}
+
+int store__series(sprig_store_t *s, const char *node, const char *type, const char *key,
+                  int64_t *id, bool *fresh)
+{
+    char name[3 * 65 + 8];
+    size_t len = series_name(name, sizeof(name), node, type, key);
+    if (len == 0) {
+        return -EINVAL; /* ids are at most 64 bytes: checked at the write path */
+    }
+    uint64_t h = tree__hash_bytes(name, len);
+    name_key_t k = {name, len};
+    series_t *se = tree__map_get(&s->series, h, series_eq, &k);
+    if (se != NULL) {
+        *id = se->id;
+        *fresh = false;
+        return 0;
+    }
+    int rc = series_add(s, name, len, h, s->series_max + 1);
+    if (rc == 0) {
+        *id = s->series_max;
+        *fresh = true;
+    }
+    return rc;
+}
+
+int store__series_load(sprig_store_t *s)
+{
+    sqlite3_stmt *st;
+    char name[3 * 65 + 8];
+    int rc = sqlite3_prepare_v2(s->db, "SELECT id, node, type, key FROM series", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return store__map_sqlite(rc);
+    }
+    int out = 0;
+    while (out == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t len = series_name(name, sizeof(name), (const char *)sqlite3_column_text(st, 1),
+                                 (const char *)sqlite3_column_text(st, 2),
+                                 (const char *)sqlite3_column_text(st, 3));
+        if (len != 0) {
+            out =
+                series_add(s, name, len, tree__hash_bytes(name, len), sqlite3_column_int64(st, 0));
+        }
+    }
+    sqlite3_finalize(st);
+    return out != 0 ? out : (rc == SQLITE_DONE ? 0 : store__map_sqlite(rc));
+}
+
+void store__series_free(sprig_store_t *s)
+{
+    for (size_t i = 0; i < s->series.cap; i++) {
+        sprig_free(s->series.items[i]);
+    }
+    tree__map_free(&s->series);
+    sqlite3_close(s->rdb);
+    s->rdb = NULL;
+}
+
+long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
+                         int (*fn)(const sprig_point_t *p, int64_t id, void *arg), void *arg)
+{
+    static const char *const sql[2] = {
+        "SELECT h.id, h.time, h.value, h.text, h.tombstone, h.origin FROM history h"
+        " WHERE h.series = ?1 AND h.time >= ?2 AND h.time < ?3"
+        " AND (?5 = 0 OR h.time > ?4 OR (h.time = ?4 AND h.id > ?5))"
+        " ORDER BY h.time, h.id LIMIT ?6",
+        "SELECT h.id, h.time, h.value, h.text, h.tombstone, h.origin FROM history h"
+        " WHERE h.series = ?1 AND h.time >= ?2 AND h.time < ?3"
+        " AND (?5 = 0 OR h.time < ?4 OR (h.time = ?4 AND h.id < ?5))"
+        " ORDER BY h.time DESC, h.id DESC LIMIT ?6",
+    };
+    char name[3 * 65 + 8];
+    size_t len = series_name(name, sizeof(name), q->node, q->type, q->key);
+    if (len == 0) {
+        return 0;
+    }
+    name_key_t k = {name, len};
+    series_t *se = tree__map_get(&s->series, tree__hash_bytes(name, len), series_eq, &k);
+    if (se == NULL) {
+        return 0; /* no sample of that series was ever stored */
+    }
+    if (s->rdb == NULL) {
+        const char *path = sqlite3_db_filename(s->db, "main");
+        int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY, NULL);
+        if (rc != SQLITE_OK) {
+            sprig_log_error("database %s: history reader cannot open: %s", path,
+                            sqlite3_errstr(rc));
+            sqlite3_close(s->rdb);
+            s->rdb = NULL;
+            return store__map_sqlite(rc);
+        }
+        sqlite3_busy_timeout(s->rdb, 2000);
+    }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->rdb, sql[q->desc ? 1 : 0], -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return store__map_sqlite(rc);
+    }
+    sqlite3_bind_int64(st, 1, se->id);
+    sqlite3_bind_int64(st, 2, q->from);
+    sqlite3_bind_int64(st, 3, q->to > 0 ? q->to : INT64_MAX);
+    sqlite3_bind_int64(st, 4, q->after_time);
+    sqlite3_bind_int64(st, 5, q->after_id);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)q->limit);
+    long n = 0;
+    int stop = 0;
+    while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sprig_point_t p = {
+            .type = q->type,
+            .key = q->key,
+            .time = sqlite3_column_int64(st, 1),
+            .value = sqlite3_column_double(st, 2),
+            .text = (const char *)sqlite3_column_text(st, 3),
+            .tombstone = sqlite3_column_int(st, 4),
+            .origin = (const char *)sqlite3_column_text(st, 5),
+        };
+        stop = fn(&p, sqlite3_column_int64(st, 0), arg);
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (stop == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return store__map_sqlite(rc);
+    }
+    return n;
+}

@@ -1,0 +1,92 @@
+/* What the files of the store module share: the store, its batches and rows. */
+#ifndef SPRIG_STORE_INTERNAL_H
+#define SPRIG_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#include "map.h"
+#include "sprig/store.h"
+
+#define HIST_TRIM_CHUNK 2000
+#define ARENA_CHUNK (64 * 1024)
+
+enum row_kind { ROW_NODE, ROW_EDGE, ROW_POINT, ROW_EDGE_POINT, ROW_SERIES };
+
+typedef struct row {
+    unsigned char kind;
+    int tombstone;
+    const char *a, *b, *type, *key, *text, *origin; /* a: node or up; b: down */
+    int64_t time, accepted;
+    int64_t series; /* history series of a point, or the id of a new series */
+    double value;
+    uint64_t hash;
+} row_t;
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    char data[];
+} chunk_t;
+
+typedef struct batch {
+    uint64_t seq;
+    row_t *rows;
+    size_t len, cap;
+    chunk_t *arena;
+    int status;                   /* set by the worker */
+    char error[256];              /* set by the worker */
+    long long hist_min, hist_max; /* history id range after the commit */
+} batch_t;
+
+typedef struct waiter {
+    struct waiter *next;
+    uint64_t batch;
+    sprig_store_durable_cb cb;
+    void *arg;
+} waiter_t;
+
+enum { ST_NODE, ST_EDGE, ST_POINT, ST_EDGE_POINT, ST_HIST, ST_SERIES, ST_COUNT };
+
+struct sprig_store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    uv_loop_t *loop;
+    uv_timer_t *timer; /* freed in its close callback */
+    uv_work_t work;
+    sprig_store_opts_t o;
+    char *path;
+    int lock_fd;
+    batch_t *open, *inflight, *spare;
+    batch_t *failed;   /* a batch whose commit failed, tried again first */
+    unsigned retry_ms; /* backoff of that retry, 100 ms doubling to 5 s */
+    uint64_t next_seq, durable;
+    uint64_t last_row_batch; /* batch of the row queued last */
+    waiter_t *waiters;
+    size_t backlog;
+    long long hist_min, hist_max; /* touched by the worker only while in flight */
+    int64_t last_age_trim;
+    sprig_store_stats_t stats;
+    tree__map_t series; /* (node, type, key) -> series_t, loop thread only */
+    int64_t series_max; /* largest series id given out */
+    sqlite3 *rdb;       /* read-only connection for history queries, opened lazily */
+};
+
+/* A history series as the store knows it: its id and "node\0type\0key". */
+typedef struct series {
+    int64_t id;
+    size_t len;
+    char name[];
+} series_t;
+
+/* Finds (or gives a new id to) the series of (node, type, key); *fresh tells whether it
+ * is new and so must be written. 0 or -ENOMEM. Loop thread. */
+int store__series(sprig_store_t *s, const char *node, const char *type, const char *key,
+                  int64_t *id, bool *fresh);
+/* Reads the series table into the map at open. 0 or -errno. */
+int store__series_load(sprig_store_t *s);
+/* Frees the map and the read connection. */
+void store__series_free(sprig_store_t *s);
+int store__map_sqlite(int rc);
+
+#endif
