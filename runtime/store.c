@@ -44,11 +44,17 @@ static const char *const schema_v1[] = {
      * the per-series index is on integers, not on text keys (about 20x cheaper to keep). */
     "CREATE TABLE series(id INTEGER PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,"
     " key TEXT NOT NULL, UNIQUE(node, type, key))",
-    /* Append-only, trimmed from the oldest id. */
-    "CREATE TABLE history(id INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
+    /* Append-only, trimmed from the oldest id; AUTOINCREMENT so an id is never reused
+     * (history_idx may still name a trimmed one until it is swept). */
+    "CREATE TABLE history(id INTEGER PRIMARY KEY AUTOINCREMENT, series INTEGER NOT NULL,"
     " time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
     " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, accepted INTEGER NOT NULL)",
-    "CREATE INDEX history_series ON history(series, time)",
+    /* The per-series index, filled in bulk (sorted by series) every few seconds rather
+     * than row by row: one row per series per batch would dirty one index page per series
+     * per commit. Reads cover the not yet indexed tail (ids above meta
+     * history_indexed) by scanning it. */
+    "CREATE TABLE history_idx(series INTEGER NOT NULL, time INTEGER NOT NULL,"
+    " id INTEGER NOT NULL, PRIMARY KEY(series, time, id)) WITHOUT ROWID",
     NULL,
 };
 
@@ -184,6 +190,8 @@ static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
     return 0;
 }
 
+static int read_history_range(sprig_store_t *s);
+
 static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
 {
     char lock[4096];
@@ -304,7 +312,10 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     if (!s->o.read_only) {
         const char *sync =
             s->o.sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
-        if ((rc = exec(s, "PRAGMA journal_mode = WAL")) != 0 || (rc = exec(s, sync)) != 0) {
+        /* A cache large enough for the hot leaf pages of the history index (one per busy
+         * series); SQLite grows it only as pages are used, so small stores stay small. */
+        if ((rc = exec(s, "PRAGMA journal_mode = WAL")) != 0 || (rc = exec(s, sync)) != 0 ||
+            (rc = exec(s, "PRAGMA cache_size = -32768")) != 0) {
             rc = sprig_error_set(err, rc, "database %s: cannot be opened as a database: %s", path,
                                  sqlite3_errmsg(s->db));
             goto fail;
@@ -323,8 +334,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
                 goto fail;
             }
         }
-        if (query_int(s->db, "SELECT ifnull(min(id), 1) FROM history", &s->hist_min) != 0 ||
-            query_int(s->db, "SELECT ifnull(max(id), 0) FROM history", &s->hist_max) != 0) {
+        if (read_history_range(s) != 0) {
             rc = sprig_error_set(err, -EIO, "database %s: history cannot be read: %s", path,
                                  sqlite3_errmsg(s->db));
             goto fail;
@@ -519,6 +529,63 @@ static int bind_point(sqlite3_stmt *st, const row_t *r)
     return 0;
 }
 
+/* Reads the history's id range and how far it is indexed. 0 or -errno. */
+static int read_history_range(sprig_store_t *s)
+{
+    long long indexed;
+    int rc = query_int(s->db,
+                       "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'history'), 0)",
+                       &s->hist_max);
+    if (rc == 0) {
+        rc = query_int(s->db, "SELECT ifnull(min(id), 0) FROM history", &s->hist_min);
+    }
+    if (rc == 0) {
+        rc = query_int(s->db,
+                       "SELECT ifnull((SELECT CAST(value AS INTEGER) FROM meta"
+                       " WHERE key = 'history_indexed'), 0)",
+                       &indexed);
+    }
+    if (s->hist_min == 0) {
+        s->hist_min = s->hist_max + 1; /* empty */
+    }
+    s->hist_indexed = indexed;
+    return rc;
+}
+
+/* Adds the rows appended since the last pass to history_idx, sorted by series so each
+ * index page is written once per pass, when enough rows or time have gathered; now and
+ * then sweeps index entries of trimmed rows. Worker thread, inside the transaction. */
+static int index_history(sprig_store_t *s, int64_t now)
+{
+    char sql[200];
+    int rc = SQLITE_OK;
+    if (s->hist_max > s->hist_indexed && (s->hist_max - s->hist_indexed >= HIST_INDEX_ROWS ||
+                                          now - s->last_index >= HIST_INDEX_NS)) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT OR IGNORE INTO history_idx(series, time, id) SELECT series, time, id"
+                 " FROM history WHERE id > %lld ORDER BY series, time, id",
+                 s->hist_indexed);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            snprintf(sql, sizeof(sql),
+                     "INSERT OR REPLACE INTO meta(key, value) VALUES('history_indexed', '%lld')",
+                     s->hist_max);
+            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        }
+        if (rc == SQLITE_OK) {
+            s->hist_indexed = s->hist_max;
+            s->last_index = now;
+        }
+    }
+    if (rc == SQLITE_OK && s->hist_swept < s->hist_min && now - s->last_sweep >= HIST_SWEEP_NS) {
+        snprintf(sql, sizeof(sql), "DELETE FROM history_idx WHERE id < %lld", s->hist_min);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        s->hist_swept = s->hist_min;
+        s->last_sweep = now;
+    }
+    return rc;
+}
+
 /* Drops history beyond the row limit, and (at most once a second) older than the age
  * limit, from the oldest id up. Worker thread, inside the batch's transaction. */
 static int trim_history(sprig_store_t *s, int64_t now)
@@ -609,8 +676,12 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
             break;
         }
     }
-    if (rc == SQLITE_OK) {
-        rc = trim_history(s, sprig_wall_ns());
+    if (rc == SQLITE_OK && hist) {
+        int64_t now = sprig_wall_ns();
+        rc = trim_history(s, now);
+        if (rc == SQLITE_OK) {
+            rc = index_history(s, now);
+        }
     }
     if (rc == SQLITE_OK) {
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -620,8 +691,7 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
         b->status = store__map_sqlite(rc);
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         /* Our view of the id range may be off now; read it back. */
-        query_int(s->db, "SELECT ifnull(min(id), 1) FROM history", &s->hist_min);
-        query_int(s->db, "SELECT ifnull(max(id), 0) FROM history", &s->hist_max);
+        read_history_range(s);
     }
     b->hist_min = s->hist_min;
     b->hist_max = s->hist_max;

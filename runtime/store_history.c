@@ -113,16 +113,33 @@ void store__series_free(sprig_store_t *s)
 long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
                          int (*fn)(const sprig_point_t *p, int64_t id, void *arg), void *arg)
 {
+    /* The indexed part through history_idx, then the tail not yet indexed by a scan of
+     * its (short) id range; each ordered and limited, then merged. */
+#define HIST_COLS "h.id, h.time, h.value, h.text, h.tombstone, h.origin"
+#define HIST_TAIL                                                                                  \
+    "(SELECT ifnull((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'history_indexed'), 0))"
     static const char *const sql[2] = {
-        "SELECT h.id, h.time, h.value, h.text, h.tombstone, h.origin FROM history h"
-        " WHERE h.series = ?1 AND h.time >= ?2 AND h.time < ?3"
+        "SELECT * FROM (SELECT " HIST_COLS " FROM history_idx i JOIN history h ON h.id = i.id"
+        " WHERE i.series = ?1 AND i.time >= ?2 AND i.time < ?3"
+        " AND (?5 = 0 OR i.time > ?4 OR (i.time = ?4 AND i.id > ?5))"
+        " ORDER BY i.time, i.id LIMIT ?6)"
+        " UNION ALL SELECT * FROM (SELECT " HIST_COLS " FROM history h"
+        " WHERE h.id > " HIST_TAIL " AND h.series = ?1 AND h.time >= ?2 AND h.time < ?3"
         " AND (?5 = 0 OR h.time > ?4 OR (h.time = ?4 AND h.id > ?5))"
-        " ORDER BY h.time, h.id LIMIT ?6",
-        "SELECT h.id, h.time, h.value, h.text, h.tombstone, h.origin FROM history h"
-        " WHERE h.series = ?1 AND h.time >= ?2 AND h.time < ?3"
+        " ORDER BY h.time, h.id LIMIT ?6)"
+        " ORDER BY 2, 1 LIMIT ?6",
+        "SELECT * FROM (SELECT " HIST_COLS " FROM history_idx i JOIN history h ON h.id = i.id"
+        " WHERE i.series = ?1 AND i.time >= ?2 AND i.time < ?3"
+        " AND (?5 = 0 OR i.time < ?4 OR (i.time = ?4 AND i.id < ?5))"
+        " ORDER BY i.time DESC, i.id DESC LIMIT ?6)"
+        " UNION ALL SELECT * FROM (SELECT " HIST_COLS " FROM history h"
+        " WHERE h.id > " HIST_TAIL " AND h.series = ?1 AND h.time >= ?2 AND h.time < ?3"
         " AND (?5 = 0 OR h.time < ?4 OR (h.time = ?4 AND h.id < ?5))"
-        " ORDER BY h.time DESC, h.id DESC LIMIT ?6",
+        " ORDER BY h.time DESC, h.id DESC LIMIT ?6)"
+        " ORDER BY 2 DESC, 1 DESC LIMIT ?6",
     };
+#undef HIST_COLS
+#undef HIST_TAIL
     char name[3 * 65 + 8];
     size_t len = series_name(name, sizeof(name), q->node, q->type, q->key);
     if (len == 0) {

@@ -9,6 +9,9 @@
 #include "sprig/store.h"
 
 #define HIST_TRIM_CHUNK 2000
+#define HIST_INDEX_ROWS 200000             /* index the tail once it is this long */
+#define HIST_INDEX_NS (2LL * 1000000000)   /* or this old */
+#define HIST_SWEEP_NS (600LL * 1000000000) /* sweep index entries of trimmed rows */
 #define ARENA_CHUNK (64 * 1024)
 
 enum row_kind { ROW_NODE, ROW_EDGE, ROW_POINT, ROW_EDGE_POINT, ROW_SERIES };
@@ -66,6 +69,9 @@ struct sprig_store {
     size_t backlog;
     long long hist_min, hist_max; /* touched by the worker only while in flight */
     int64_t last_age_trim;
+    long long hist_indexed; /* history ids up to this are in history_idx */
+    long long hist_swept;   /* index entries below this id are gone */
+    int64_t last_index, last_sweep;
     sprig_store_stats_t stats;
     tree__map_t series; /* (node, type, key) -> series_t, loop thread only */
     int64_t series_max; /* largest series id given out */
