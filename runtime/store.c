@@ -110,8 +110,7 @@ static int exec(sprig_store_t *s, const char *sql)
     return store__map_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
 }
 
-/* Runs a query returning one integer; -errno on failure. */
-static int query_int(sqlite3 *db, const char *sql, long long *out)
+int store__query_int(sqlite3 *db, const char *sql, long long *out)
 {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -131,9 +130,9 @@ static int identify(sprig_store_t *s, long long *version_out, sprig_error_t *err
 {
     long long version, app, tables;
     int rc;
-    if ((rc = query_int(s->db, "PRAGMA user_version", &version)) != 0 ||
-        (rc = query_int(s->db, "PRAGMA application_id", &app)) != 0 ||
-        (rc = query_int(s->db, "SELECT count(*) FROM sqlite_master", &tables)) != 0) {
+    if ((rc = store__query_int(s->db, "PRAGMA user_version", &version)) != 0 ||
+        (rc = store__query_int(s->db, "PRAGMA application_id", &app)) != 0 ||
+        (rc = store__query_int(s->db, "SELECT count(*) FROM sqlite_master", &tables)) != 0) {
         return sprig_error_set(err, rc, "database %s: cannot be read: %s", s->path,
                                sqlite3_errmsg(s->db));
     }
@@ -189,8 +188,6 @@ static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
     }
     return 0;
 }
-
-static int read_history_range(sprig_store_t *s);
 
 static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
 {
@@ -334,7 +331,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
                 goto fail;
             }
         }
-        if (read_history_range(s) != 0) {
+        if (store__history_range(s) != 0) {
             rc = sprig_error_set(err, -EIO, "database %s: history cannot be read: %s", path,
                                  sqlite3_errmsg(s->db));
             goto fail;
@@ -529,96 +526,6 @@ static int bind_point(sqlite3_stmt *st, const row_t *r)
     return 0;
 }
 
-/* Reads the history's id range and how far it is indexed. 0 or -errno. */
-static int read_history_range(sprig_store_t *s)
-{
-    long long indexed;
-    int rc = query_int(s->db,
-                       "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'history'), 0)",
-                       &s->hist_max);
-    if (rc == 0) {
-        rc = query_int(s->db, "SELECT ifnull(min(id), 0) FROM history", &s->hist_min);
-    }
-    if (rc == 0) {
-        rc = query_int(s->db,
-                       "SELECT ifnull((SELECT CAST(value AS INTEGER) FROM meta"
-                       " WHERE key = 'history_indexed'), 0)",
-                       &indexed);
-    }
-    if (s->hist_min == 0) {
-        s->hist_min = s->hist_max + 1; /* empty */
-    }
-    s->hist_indexed = indexed;
-    return rc;
-}
-
-/* Adds the rows appended since the last pass to history_idx, sorted by series so each
- * index page is written once per pass, when enough rows or time have gathered; now and
- * then sweeps index entries of trimmed rows. Worker thread, inside the transaction. */
-static int index_history(sprig_store_t *s, int64_t now)
-{
-    char sql[200];
-    int rc = SQLITE_OK;
-    if (s->hist_max > s->hist_indexed && (s->hist_max - s->hist_indexed >= HIST_INDEX_ROWS ||
-                                          now - s->last_index >= HIST_INDEX_NS)) {
-        snprintf(sql, sizeof(sql),
-                 "INSERT OR IGNORE INTO history_idx(series, time, id) SELECT series, time, id"
-                 " FROM history WHERE id > %lld ORDER BY series, time, id",
-                 s->hist_indexed);
-        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        if (rc == SQLITE_OK) {
-            snprintf(sql, sizeof(sql),
-                     "INSERT OR REPLACE INTO meta(key, value) VALUES('history_indexed', '%lld')",
-                     s->hist_max);
-            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        }
-        if (rc == SQLITE_OK) {
-            s->hist_indexed = s->hist_max;
-            s->last_index = now;
-        }
-    }
-    if (rc == SQLITE_OK && s->hist_swept < s->hist_min && now - s->last_sweep >= HIST_SWEEP_NS) {
-        snprintf(sql, sizeof(sql), "DELETE FROM history_idx WHERE id < %lld", s->hist_min);
-        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        s->hist_swept = s->hist_min;
-        s->last_sweep = now;
-    }
-    return rc;
-}
-
-/* Drops history beyond the row limit, and (at most once a second) older than the age
- * limit, from the oldest id up. Worker thread, inside the batch's transaction. */
-static int trim_history(sprig_store_t *s, int64_t now)
-{
-    char sql[160];
-    int rc = SQLITE_OK;
-    long long max_rows = s->o.history_max_rows;
-    long long keep_from = max_rows < 0 ? s->hist_max + 1 : s->hist_max - max_rows + 1;
-    if (keep_from > s->hist_min) {
-        snprintf(sql, sizeof(sql), "DELETE FROM history WHERE id < %lld", keep_from);
-        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        s->hist_min = keep_from;
-    }
-    if (rc == SQLITE_OK && now - s->last_age_trim >= 1000000000LL) {
-        s->last_age_trim = now;
-        long long cutoff = now - s->o.history_max_age_ns;
-        for (int round = 0; round < 50 && rc == SQLITE_OK; round++) {
-            snprintf(sql, sizeof(sql), "DELETE FROM history WHERE id < %lld AND accepted < %lld",
-                     s->hist_min + HIST_TRIM_CHUNK, cutoff);
-            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-            if (rc != SQLITE_OK || sqlite3_changes(s->db) == 0) {
-                break;
-            }
-            long long min;
-            if (query_int(s->db, "SELECT ifnull(min(id), 0) FROM history", &min) != 0) {
-                return SQLITE_ERROR;
-            }
-            s->hist_min = min != 0 ? min : s->hist_max + 1;
-        }
-    }
-    return rc;
-}
-
 /* Writes a batch in one transaction. Runs on the worker thread (or the loop thread in a
  * flush, when nothing is in flight). */
 static void commit_batch(sprig_store_t *s, batch_t *b)
@@ -678,9 +585,9 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
     }
     if (rc == SQLITE_OK && hist) {
         int64_t now = sprig_wall_ns();
-        rc = trim_history(s, now);
+        rc = store__history_trim(s, now);
         if (rc == SQLITE_OK) {
-            rc = index_history(s, now);
+            rc = store__history_index(s, now);
         }
     }
     if (rc == SQLITE_OK) {
@@ -691,7 +598,7 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
         b->status = store__map_sqlite(rc);
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         /* Our view of the id range may be off now; read it back. */
-        read_history_range(s);
+        store__history_range(s);
     }
     b->hist_min = s->hist_min;
     b->hist_max = s->hist_max;
@@ -843,7 +750,7 @@ int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durab
     return 0;
 }
 
-static void wait_inflight(sprig_store_t *s)
+void store__wait_inflight(sprig_store_t *s)
 {
     /* Bounded by the commit itself: the worker always finishes and queues its callback. */
     while (s->inflight != NULL) {
@@ -864,7 +771,7 @@ int sprig_store_flush(sprig_store_t *s)
 {
     int rc = 0;
     if (s->loop != NULL) {
-        wait_inflight(s);
+        store__wait_inflight(s);
         uv_timer_stop(s->timer);
     }
     if (s->failed != NULL) {
@@ -911,181 +818,6 @@ int sprig_store_close(sprig_store_t *s)
     }
     release(s);
     return rc;
-}
-
-/* --- loading, metadata, repairs ----------------------------------------------------- */
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t != NULL ? (const char *)t : "";
-}
-
-static void col_point(sqlite3_stmt *st, int first, sprig_point_t *p)
-{
-    p->type = col_text(st, first);
-    p->key = col_text(st, first + 1);
-    p->time = sqlite3_column_int64(st, first + 2);
-    p->value = sqlite3_column_double(st, first + 3);
-    p->text = col_text(st, first + 4);
-    p->tombstone = sqlite3_column_int(st, first + 5);
-    p->origin = col_text(st, first + 6);
-}
-
-int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
-{
-    static const char *const sql[] = {
-        "SELECT id, type FROM nodes",
-        "SELECT up, down FROM edges",
-        "SELECT node, type, key, time, value, text, tombstone, origin, hash FROM points",
-        "SELECT up, down, type, key, time, value, text, tombstone, origin, hash FROM edge_points",
-    };
-    int rc = 0;
-    if (s->loop != NULL) {
-        wait_inflight(s);
-    }
-    for (int q = 0; q < 4 && rc == 0; q++) {
-        sqlite3_stmt *st;
-        int src = sqlite3_prepare_v2(s->db, sql[q], -1, &st, NULL);
-        if (src != SQLITE_OK) {
-            sprig_log_error("database %s: %s", s->path, sqlite3_errmsg(s->db));
-            return store__map_sqlite(src);
-        }
-        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-            sprig_point_t p;
-            switch (q) {
-            case 0:
-                rc = v->node != NULL ? v->node(col_text(st, 0), col_text(st, 1), v->arg) : 0;
-                break;
-            case 1:
-                rc = v->edge != NULL ? v->edge(col_text(st, 0), col_text(st, 1), v->arg) : 0;
-                break;
-            case 2:
-                col_point(st, 1, &p);
-                rc = v->point != NULL ? v->point(col_text(st, 0), &p,
-                                                 (uint64_t)sqlite3_column_int64(st, 8), v->arg)
-                                      : 0;
-                break;
-            default:
-                col_point(st, 2, &p);
-                rc = v->edge_point != NULL
-                         ? v->edge_point(col_text(st, 0), col_text(st, 1), &p,
-                                         (uint64_t)sqlite3_column_int64(st, 9), v->arg)
-                         : 0;
-                break;
-            }
-        }
-        if (rc == 0 && src != SQLITE_DONE) {
-            sprig_log_error("database %s: %s", s->path, sqlite3_errmsg(s->db));
-            rc = store__map_sqlite(src);
-        }
-        sqlite3_finalize(st);
-    }
-    return rc;
-}
-
-/* Prepares sql, binds the non-NULL texts in order, steps once. */
-static int run(sprig_store_t *s, const char *sql, const char *const *texts, int n,
-               sqlite3_stmt **keep)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        return store__map_sqlite(rc);
-    }
-    for (int i = 0; i < n; i++) {
-        sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_STATIC);
-    }
-    rc = sqlite3_step(st);
-    if (keep != NULL && rc == SQLITE_ROW) {
-        *keep = st;
-        return 0;
-    }
-    sqlite3_finalize(st);
-    if (keep != NULL) {
-        return rc == SQLITE_DONE ? -ENOENT : store__map_sqlite(rc);
-    }
-    return rc == SQLITE_DONE ? 0 : store__map_sqlite(rc);
-}
-
-int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
-{
-    sqlite3_stmt *st = NULL;
-    const char *args[] = {key};
-    if (s->loop != NULL) {
-        wait_inflight(s);
-    }
-    int rc = run(s, "SELECT value FROM meta WHERE key = ?1", args, 1, &st);
-    if (rc == 0) {
-        snprintf(out, n, "%s", col_text(st, 0));
-        sqlite3_finalize(st);
-    }
-    return rc;
-}
-
-int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value)
-{
-    const char *args[] = {key, value};
-    if (s->loop != NULL) {
-        wait_inflight(s);
-    }
-    return run(s, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", args, 2, NULL);
-}
-
-int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char *node, const char *type,
-                         const char *key, uint64_t hash)
-{
-    char h[24];
-    snprintf(h, sizeof(h), "%lld", (long long)hash);
-    if (s->loop != NULL) {
-        wait_inflight(s);
-    }
-    int rc;
-    if (up != NULL) {
-        const char *args[] = {h, up, node, type, key};
-        rc = run(s,
-                 "UPDATE edge_points SET hash = CAST(?1 AS INTEGER) WHERE up = ?2 AND down = ?3"
-                 " AND type = ?4 AND key = ?5",
-                 args, 5, NULL);
-    }
-    else {
-        const char *args[] = {h, node, type, key};
-        rc = run(s,
-                 "UPDATE points SET hash = CAST(?1 AS INTEGER) WHERE node = ?2 AND type = ?3"
-                 " AND key = ?4",
-                 args, 4, NULL);
-    }
-    return rc != 0 ? rc : (sqlite3_changes(s->db) > 0 ? 0 : -ENOENT);
-}
-
-int sprig_store_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
-                           const char *type, const char *key)
-{
-    const char *args[] = {a, b, type, key};
-    const char *sql;
-    int n;
-    if (strcmp(table, "nodes") == 0) {
-        sql = "DELETE FROM nodes WHERE id = ?1", n = 1;
-    }
-    else if (strcmp(table, "edges") == 0) {
-        sql = "DELETE FROM edges WHERE up = ?1 AND down = ?2", n = 2;
-    }
-    else if (strcmp(table, "points") == 0) {
-        args[1] = type, args[2] = key;
-        sql = "DELETE FROM points WHERE node = ?1 AND type = ?2 AND key = ?3", n = 3;
-    }
-    else if (strcmp(table, "edge_points") == 0) {
-        sql = "DELETE FROM edge_points WHERE up = ?1 AND down = ?2 AND type = ?3 AND key = ?4";
-        n = 4;
-    }
-    else {
-        return -EINVAL;
-    }
-    if (s->loop != NULL) {
-        wait_inflight(s);
-    }
-    int rc = run(s, sql, args, n, NULL);
-    return rc != 0 ? rc : (sqlite3_changes(s->db) > 0 ? 0 : -ENOENT);
 }
 
 void sprig_store_stats(const sprig_store_t *s, sprig_store_stats_t *out)

@@ -1,14 +1,105 @@
-/* The store's history series and queries. A series is one (node, type, key); history rows
- * name it by integer id, and the index (series, time) serves the API's paged reads while
- * appends stay cheap. The map from names to ids lives in memory (loop thread); new series
- * are written in the same batch as their first sample. Queries use a read-only connection
- * of their own, so they never wait for (or disturb) a commit on the worker thread. */
+/* The store's history: series, the bulk index, trimming, and queries. A series is one (node, type,
+ * key); history rows name it by integer id, and the index (series, time) serves the API's paged
+ * reads while appends stay cheap. The map from names to ids lives in memory (loop thread); new
+ * series are written in the same batch as their first sample. Queries use a read-only connection of
+ * their own, so they never wait for (or disturb) a commit on the worker thread. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sprig/alloc.h"
 #include "sprig/log.h"
 #include "store_internal.h"
+
+/* Reads the history's id range and how far it is indexed. 0 or -errno. */
+int store__history_range(sprig_store_t *s)
+{
+    long long indexed;
+    int rc = store__query_int(
+        s->db, "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'history'), 0)",
+        &s->hist_max);
+    if (rc == 0) {
+        rc = store__query_int(s->db, "SELECT ifnull(min(id), 0) FROM history", &s->hist_min);
+    }
+    if (rc == 0) {
+        rc = store__query_int(s->db,
+                              "SELECT ifnull((SELECT CAST(value AS INTEGER) FROM meta"
+                              " WHERE key = 'history_indexed'), 0)",
+                              &indexed);
+    }
+    if (s->hist_min == 0) {
+        s->hist_min = s->hist_max + 1; /* empty */
+    }
+    s->hist_indexed = indexed;
+    return rc;
+}
+
+/* Adds the rows appended since the last pass to history_idx, sorted by series so each
+ * index page is written once per pass, when enough rows or time have gathered; now and
+ * then sweeps index entries of trimmed rows. Worker thread, inside the transaction. */
+int store__history_index(sprig_store_t *s, int64_t now)
+{
+    char sql[200];
+    int rc = SQLITE_OK;
+    if (s->hist_max > s->hist_indexed && (s->hist_max - s->hist_indexed >= HIST_INDEX_ROWS ||
+                                          now - s->last_index >= HIST_INDEX_NS)) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT OR IGNORE INTO history_idx(series, time, id) SELECT series, time, id"
+                 " FROM history WHERE id > %lld ORDER BY series, time, id",
+                 s->hist_indexed);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            snprintf(sql, sizeof(sql),
+                     "INSERT OR REPLACE INTO meta(key, value) VALUES('history_indexed', '%lld')",
+                     s->hist_max);
+            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        }
+        if (rc == SQLITE_OK) {
+            s->hist_indexed = s->hist_max;
+            s->last_index = now;
+        }
+    }
+    if (rc == SQLITE_OK && s->hist_swept < s->hist_min && now - s->last_sweep >= HIST_SWEEP_NS) {
+        snprintf(sql, sizeof(sql), "DELETE FROM history_idx WHERE id < %lld", s->hist_min);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        s->hist_swept = s->hist_min;
+        s->last_sweep = now;
+    }
+    return rc;
+}
+
+/* Drops history beyond the row limit, and (at most once a second) older than the age
+ * limit, from the oldest id up. Worker thread, inside the batch's transaction. */
+int store__history_trim(sprig_store_t *s, int64_t now)
+{
+    char sql[160];
+    int rc = SQLITE_OK;
+    long long max_rows = s->o.history_max_rows;
+    long long keep_from = max_rows < 0 ? s->hist_max + 1 : s->hist_max - max_rows + 1;
+    if (keep_from > s->hist_min) {
+        snprintf(sql, sizeof(sql), "DELETE FROM history WHERE id < %lld", keep_from);
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        s->hist_min = keep_from;
+    }
+    if (rc == SQLITE_OK && now - s->last_age_trim >= 1000000000LL) {
+        s->last_age_trim = now;
+        long long cutoff = now - s->o.history_max_age_ns;
+        for (int round = 0; round < 50 && rc == SQLITE_OK; round++) {
+            snprintf(sql, sizeof(sql), "DELETE FROM history WHERE id < %lld AND accepted < %lld",
+                     s->hist_min + HIST_TRIM_CHUNK, cutoff);
+            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+            if (rc != SQLITE_OK || sqlite3_changes(s->db) == 0) {
+                break;
+            }
+            long long min;
+            if (store__query_int(s->db, "SELECT ifnull(min(id), 0) FROM history", &min) != 0) {
+                return SQLITE_ERROR;
+            }
+            s->hist_min = min != 0 ? min : s->hist_max + 1;
+        }
+    }
+    return rc;
+}
 
 /* Builds "node\0type\0key" in buf; returns its length, or 0 when it does not fit. */
 static size_t series_name(char *buf, size_t n, const char *node, const char *type, const char *key)

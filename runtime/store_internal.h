@@ -94,5 +94,15 @@ int store__series_load(sprig_store_t *s);
 /* Frees the map and the read connection. */
 void store__series_free(sprig_store_t *s);
 int store__map_sqlite(int rc);
+/* Runs the loop until no batch is in flight (not from inside a loop callback). */
+void store__wait_inflight(sprig_store_t *s);
+/* Runs a query returning one integer; 0 or -errno. */
+int store__query_int(sqlite3 *db, const char *sql, long long *out);
+/* Reads the history's id range and how far it is indexed. 0 or -errno. */
+int store__history_range(sprig_store_t *s);
+/* Worker, inside a batch's transaction: trims by rows and age, then indexes the tail.
+ * Return SQLite codes. */
+int store__history_trim(sprig_store_t *s, int64_t now);
+int store__history_index(sprig_store_t *s, int64_t now);
 
 #endif
