@@ -119,6 +119,8 @@ typedef int (*cli_event_fn)(const char *event, const char *data, void *arg);
 int cli_http_stream(cli_http_t *h, const char *path, cli_event_fn on_event, void *arg,
                     volatile sig_atomic_t *stop);
 
+/* Output for people, shared by the commands (in cli_watch.c, next to watch's printer). */
+
 /* Formats v with as few digits as read back to the same double (15 or 17) into out
  * (at least 32 bytes); returns out. */
 char *cli_fmt_number(double v, char *out, size_t n);

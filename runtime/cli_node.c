@@ -372,7 +372,8 @@ static const char add_usage[] =
     "  --type T           the new node's type (required)\n"
     "  --parent P         the id of its parent (required)\n"
     "  --id ID            its id (default: the server makes a UUID)\n"
-    "  --point TYPE=VALUE a point to write with it; repeat for more. A VALUE that is a\n"
+    "  --point TYPE=VALUE\n"
+    "                     a point to write with it; repeat for more. A VALUE that is a\n"
     "                     number sets the value, any other sets the text. TYPE[KEY]=VALUE\n"
     "                     gives a key other than 0\n" CLI_HTTP_FLAGS_HELP;
 

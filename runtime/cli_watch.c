@@ -1,7 +1,9 @@
 /* `sprig watch`, `sprig status`, `sprig export` and `sprig import`: follow the daemon's
  * accepted changes, show its counters, and move a whole tree in and out as one JSON
- * document, all through its HTTP API (cli_http.c). */
+ * document, all through its HTTP API (cli_http.c). Also the point and number formatting
+ * that watch and the node commands share. */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +343,77 @@ static int import_tree(cli_http_t *h, int argc, char **argv)
     }
     cli_reply_free(&r);
     return rc;
+}
+
+char *cli_fmt_number(double v, char *out, size_t n)
+{
+    snprintf(out, n, "%.15g", v);
+    if (strtod(out, NULL) != v && !isnan(v)) {
+        snprintf(out, n, "%.17g", v);
+    }
+    return out;
+}
+
+/* Writes s in double quotes, with control characters escaped so it stays on one line. */
+static void print_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            fprintf(f, "\\%c", ch);
+        }
+        else if (ch == '\n') {
+            fputs("\\n", f);
+        }
+        else if (ch < 0x20 || ch == 0x7f) {
+            fprintf(f, "\\x%02x", ch);
+        }
+        else {
+            fputc(ch, f);
+        }
+    }
+    fputc('"', f);
+}
+
+void cli_print_point(FILE *f, const cJSON *p, bool exact)
+{
+    const char *key = cli_json_str(p, "key"), *text = cli_json_str(p, "text");
+    const char *origin = cli_json_str(p, "origin");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "value");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "tombstone");
+    double value = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    char num[40];
+    fputs(cli_json_str(p, "type"), f);
+    if (key[0] != '\0' && strcmp(key, "0") != 0) {
+        fprintf(f, "[%s]", key);
+    }
+    fputs(" =", f);
+    if (text[0] == '\0' || value != 0) {
+        if (exact) {
+            cli_fmt_number(value, num, sizeof(num));
+        }
+        else {
+            snprintf(num, sizeof(num), "%.8g", value);
+        }
+        fprintf(f, " %s", num);
+    }
+    if (text[0] != '\0') {
+        fputc(' ', f);
+        print_quoted(f, text);
+    }
+    if (cJSON_IsNumber(t) && t->valuedouble != 0) {
+        fputs(" (deleted)", f);
+    }
+    if (origin[0] != '\0') {
+        fprintf(f, " by %s", origin);
+    }
+}
+
+const char *cli_json_str(const cJSON *o, const char *name)
+{
+    const cJSON *s = o != NULL ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+    return cJSON_IsString(s) && s->valuestring != NULL ? s->valuestring : "";
 }
 
 /* Runs one command with its own client; argv[0] is the command's name. */
