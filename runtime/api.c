@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api_internal.h"
 #include "sprig/alloc.h"
@@ -24,6 +25,37 @@ struct api_ticket {
 };
 
 static void run_mhd(sprig_api_t *api);
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decoding of the path and query, in place, as MHD's own does, except that %00
+ * becomes DEL (0x7f): decoded to NUL it would silently cut an id short ("a%00junk" naming
+ * node "a"), while DEL is outside every id's charset, so such a request is refused. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *w = s;
+    for (const char *r = s; *r != '\0'; r++) {
+        int hi, lo;
+        if (*r == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+            char ch = (char)(hi * 16 + lo);
+            *w++ = ch != '\0' ? ch : '\x7f';
+            r += 2;
+        }
+        else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
 
 static void on_timer(uv_timer_t *t)
 {
@@ -44,8 +76,13 @@ static void run_mhd(sprig_api_t *api)
     if (api->mhd == NULL) {
         return;
     }
+    api->kicked = false;
     MHD_run(api->mhd);
-    if (MHD_get_timeout(api->mhd, &ms) == MHD_YES) {
+    if (api->kicked) {
+        /* A handler resumed a connection (or queued an event) during this run. */
+        uv_timer_start(api->timer, on_timer, 0, 0);
+    }
+    else if (MHD_get_timeout(api->mhd, &ms) == MHD_YES) {
         uv_timer_start(api->timer, on_timer, ms > 60000 ? 60000 : ms, 0);
     }
     else {
@@ -55,6 +92,7 @@ static void run_mhd(sprig_api_t *api)
 
 void api__kick(sprig_api_t *api)
 {
+    api->kicked = true;
     if (api->timer != NULL) {
         uv_timer_start(api->timer, on_timer, 0, 0);
     }
@@ -222,11 +260,20 @@ static bool token_ok(sprig_api_t *api, struct MHD_Connection *conn)
     return diff == 0;
 }
 
+/* Counts Host headers into *cls. */
+static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    (void)value;
+    *(int *)cls += strcasecmp(key, "Host") == 0;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
-    (void)version;
     sprig_api_t *api = cls;
     api_req_t *req = *con_cls;
     if (req == NULL) {
@@ -237,6 +284,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->conn = conn;
         *con_cls = req;
         api->requests++;
+        int hosts = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
+        if (url[0] != '/' || (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && hosts != 1)) {
+            /* RFC 9112: an origin-form target, and exactly one Host in HTTP/1.1. */
+            return send_error(req, 400, "bad request: %s",
+                              url[0] != '/' ? "the target must start with /"
+                                            : "HTTP/1.1 needs exactly one Host header");
+        }
         if (api->token != NULL && !token_ok(api, conn)) {
             req->early_status = 401;
         }
@@ -402,10 +457,11 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
     if (ss.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    api->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR,
-                                (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+    api->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_UNESCAPE_CALLBACK, unescape, api,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
     if (api->mhd == NULL) {
         sprig_free(api->token);
         sprig_free(api);

@@ -23,6 +23,7 @@ struct sprig_api {
     unsigned port;
     int64_t started_ns;
     bool stopping;
+    bool kicked; /* MHD must run again at once */
     api_sse_t *streams; /* open /v1/events connections */
     sprig_bus_sub_t *sub;
     uint64_t requests, errors;

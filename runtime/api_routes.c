@@ -1,6 +1,7 @@
 /* The API's routes (DESIGN.md section 9): nodes, points, parents, status, export and
  * import. Each takes the parsed request and fills an answer; writes go through the core's
  * one write path and name the batch to wait for, so they answer once durable. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -86,6 +87,55 @@ static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via
     return o;
 }
 
+/* What is wrong with a JSON text that cJSON would let through (it reads
+ * strings as C strings and is lenient with escapes): a \u0000, which would cut a string
+ * short; a \u without four hex digits; an unknown escape; a raw control character. NULL
+ * when there is nothing. */
+static const char *string_fault(const char *s, size_t n, size_t *at)
+{
+    bool in = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        *at = i;
+        if (!in) {
+            /* cJSON also takes "1." and ".5"; JSON wants digits on both sides. */
+            if (c == '.' && (i == 0 || !isdigit((unsigned char)s[i - 1]) || i + 1 >= n ||
+                             !isdigit((unsigned char)s[i + 1]))) {
+                return "a number with no digit before or after its '.'";
+            }
+            in = c == '"';
+            continue;
+        }
+        if (c == '"') {
+            in = false;
+        }
+        else if (c < 0x20) {
+            return "a control character inside a string";
+        }
+        else if (c == '\\') {
+            char e = i + 1 < n ? s[i + 1] : '\0';
+            if (e == 'u') {
+                if (i + 5 >= n || !isxdigit((unsigned char)s[i + 2]) ||
+                    !isxdigit((unsigned char)s[i + 3]) || !isxdigit((unsigned char)s[i + 4]) ||
+                    !isxdigit((unsigned char)s[i + 5])) {
+                    return "a \\u escape without four hex digits";
+                }
+                if (strncmp(s + i + 2, "0000", 4) == 0) {
+                    return "\\u0000 (NUL) inside a string";
+                }
+                i += 5;
+            }
+            else if (e != '\0' && strchr("\"\\/bfnrt", e) != NULL) {
+                i++;
+            }
+            else {
+                return "an unknown escape inside a string";
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Parses the body as JSON; on failure fills a 400 naming the position. */
 static cJSON *body_json(route_ctx_t *r)
 {
@@ -98,10 +148,16 @@ static cJSON *body_json(route_ctx_t *r)
         api__error(r->ans, 400, "request body is not valid UTF-8 text");
         return NULL;
     }
+    size_t at = 0;
+    const char *fault = string_fault(body, r->req->len, &at);
+    if (fault != NULL) {
+        api__error(r->ans, 400, "request body is not valid JSON: %s (near byte %zu)", fault, at);
+        return NULL;
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(body, &end, 1);
     if (j == NULL) {
-        size_t at = end != NULL && end >= body ? (size_t)(end - body) : 0;
+        at = end != NULL && end >= body ? (size_t)(end - body) : 0;
         api__error(r->ans, 400, "request body is not valid JSON (near byte %zu)", at);
     }
     return j;
@@ -502,11 +558,77 @@ static const char *map_root(route_ctx_t *r, const char *doc_root, const char *id
     return doc_root != NULL && strcmp(id, doc_root) == 0 ? sprig_core_root_id(r->core) : id;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Checks one item of an import document (pass 0 nodes, 1 edges, 2 node points) without
+ * changing anything; ids is the sorted list of the document's node ids. 0 or -errno with
+ * the answer filled. */
+static int import_check(route_ctx_t *r, const char *doc_root, int pass, const cJSON *it, int i,
+                        const char **ids, size_t nids)
+{
+    const char *list = pass == 1 ? "edges" : "nodes";
+    const char *fa = pass == 1 ? "up" : "id", *fb = pass == 1 ? "down" : "type";
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(it, fa);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, fb);
+    sprig_error_t err;
+    char label[160];
+    if (!cJSON_IsString(a) || !cJSON_IsString(b)) {
+        api__error(r->ans, 400, "%s[%d] must have string \"%s\" and \"%s\"", list, i, fa, fb);
+        return -EINVAL;
+    }
+    const char *names[2] = {a->valuestring, b->valuestring};
+    for (int k = 0; k < 2; k++) {
+        if (!sprig_id_valid(names[k])) {
+            api__error(r->ans, 400, "%s[%d].%s \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]",
+                       list, i, k == 0 ? fa : fb, names[k]);
+            return -EINVAL;
+        }
+        bool is_node = pass == 1 || k == 0;
+        const char *id = map_root(r, doc_root, names[k]);
+        if (pass == 1 && sprig_tree_node(r->tree, id) == NULL &&
+            bsearch(&names[k], ids, nids, sizeof(*ids), cmp_str) == NULL) {
+            api__error(r->ans, 404,
+                       "%s[%d].%s names node %s, which is neither in the document "
+                       "nor in this tree",
+                       list, i, k == 0 ? fa : fb, names[k]);
+            return -EINVAL;
+        }
+        (void)is_node;
+    }
+    if (pass == 0) {
+        sprig_node_t *n = sprig_tree_node(r->tree, map_root(r, doc_root, names[0]));
+        if (n != NULL && strcmp(sprig_node_type(n), names[1]) != 0 &&
+            n != sprig_tree_root(r->tree)) {
+            api__error(r->ans, 409, "nodes[%d]: node %s exists here with type %s, not %s", i,
+                       names[0], sprig_node_type(n), names[1]);
+            return -EEXIST;
+        }
+        return 0;
+    }
+    snprintf(label, sizeof(label), "%s[%d].points", list, i);
+    size_t n;
+    sprig_point_t *pts = points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), label, &n);
+    if (pts == NULL) {
+        return -EINVAL;
+    }
+    int rc = sprig_core_check(r->core, label, pts, n, &err);
+    free(pts);
+    if (rc != 0) {
+        fail(r, rc, &err);
+    }
+    return rc;
+}
+
+/* POST /v1/import: the whole document is checked first, then applied through the write
+ * path (nodes, edges, node points), so a bad document changes nothing. (An edge that
+ * would close a cycle is only found while applying.) */
 static void post_import(route_ctx_t *r)
 {
     cJSON *j = body_json(r);
     sprig_error_t err;
-    char label[128];
     if (j == NULL) {
         return;
     }
@@ -516,48 +638,58 @@ static void post_import(route_ctx_t *r)
     const char *doc_root = cJSON_IsString(root) ? root->valuestring : NULL;
     long nn = 0, np = 0;
     int rc = 0;
-    if (!cJSON_IsArray(nodes) || (edges != NULL && !cJSON_IsArray(edges))) {
+    if (!cJSON_IsObject(j) || !cJSON_IsArray(nodes) || (edges != NULL && !cJSON_IsArray(edges))) {
         api__error(r->ans, 400, "body must be {\"root\": id, \"nodes\": [...], \"edges\": [...]}");
         cJSON_Delete(j);
         return;
     }
-    /* Nodes first (so edges find both ends), then edges, then node points. Each step goes
-     * through the write path; a refused item stops the import with its error. */
-    for (int pass = 0; pass < 3 && rc == 0; pass++) {
+    size_t nids = 0, cap = (size_t)cJSON_GetArraySize(nodes) + 1;
+    const char **ids = calloc(cap, sizeof(*ids));
+    if (ids == NULL) {
+        api__error(r->ans, 503, "out of memory");
+        cJSON_Delete(j);
+        return;
+    }
+    for (const cJSON *it = nodes->child; it != NULL; it = it->next) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (cJSON_IsString(id)) {
+            ids[nids++] = id->valuestring;
+        }
+    }
+    qsort(ids, nids, sizeof(*ids), cmp_str);
+    for (int step = 0; step < 6 && rc == 0; step++) {
+        int pass = step % 3;
+        bool apply = step >= 3;
         const cJSON *list = pass == 1 ? edges : nodes;
         int i = 0;
         for (const cJSON *it = list != NULL ? list->child : NULL; it != NULL && rc == 0;
              it = it->next, i++) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "up" : "id");
-            const cJSON *sec = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "down" : "type");
-            if (!cJSON_IsString(id) || !cJSON_IsString(sec)) {
-                api__error(r->ans, 400, "%s[%d] must have string \"%s\" and \"%s\"",
-                           pass == 1 ? "edges" : "nodes", i, pass == 1 ? "up" : "id",
-                           pass == 1 ? "down" : "type");
-                rc = -EINVAL;
-                break;
+            if (!apply) {
+                rc = import_check(r, doc_root, pass, it, i, ids, nids);
+                continue;
             }
-            const char *a = map_root(r, doc_root, id->valuestring);
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "up" : "id");
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "down" : "type");
+            const char *id = map_root(r, doc_root, a->valuestring);
             if (pass == 0) {
-                if (strcmp(a, sprig_core_root_id(r->core)) != 0 &&
-                    (rc = sprig_core_add_node(r->core, a, sec->valuestring, &err)) != 0) {
+                if (strcmp(id, sprig_core_root_id(r->core)) != 0 &&
+                    (rc = sprig_core_add_node(r->core, id, b->valuestring, &err)) != 0) {
                     fail(r, rc, &err);
                 }
                 nn++;
                 continue;
             }
-            snprintf(label, sizeof(label), "%s[%d].points", pass == 1 ? "edges" : "nodes", i);
             size_t n;
             sprig_point_t *pts =
-                points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), label, &n);
+                points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), "points", &n);
             if (pts == NULL) {
                 rc = -EINVAL;
                 break;
             }
             rc = pass == 1
-                     ? sprig_core_write_edge(r->core, a, map_root(r, doc_root, sec->valuestring),
+                     ? sprig_core_write_edge(r->core, id, map_root(r, doc_root, b->valuestring),
                                              pts, n, NULL, &err)
-                     : sprig_core_write(r->core, a, pts, n, NULL, &err);
+                     : sprig_core_write(r->core, id, pts, n, NULL, &err);
             if (rc != 0) {
                 fail(r, rc, &err);
             }
@@ -565,6 +697,7 @@ static void post_import(route_ctx_t *r)
             free(pts);
         }
     }
+    free(ids);
     if (rc == 0) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "nodes", (double)nn);
@@ -601,11 +734,31 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
     route_ctx_t r = {
         .api = api, .req = req, .core = api->core, .tree = sprig_core_tree(api->core), .ans = ans};
     char buf[512];
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool post = strcmp(method, "POST") == 0;
     bool del = strcmp(method, "DELETE") == 0;
     ans->status = 0;
     if (strlen(url) >= sizeof(buf) || split(&r, url, buf, sizeof(buf)) != 0 || !is(&r, 0, "v1")) {
         api__error(ans, 404, "no such endpoint: %s %.128s", method, url);
+        return;
+    }
+    /* The fixed endpoints and their one method (nodes: GET and POST). */
+    static const char *const fixed[][2] = {
+        {"status", "GET"},
+        {"events", "GET"},
+        {"export", "GET"},
+        {"import", "POST"},
+    };
+    for (size_t i = 0; r.nseg == 2 && i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        bool want_get = strcmp(fixed[i][1], "GET") == 0;
+        if (is(&r, 1, fixed[i][0]) && !(want_get ? get : post)) {
+            api__error(ans, 405, "%s /v1/%s: method not allowed (use %s)", method, fixed[i][0],
+                       fixed[i][1]);
+            return;
+        }
+    }
+    if (r.nseg == 2 && is(&r, 1, "nodes") && !get && !post) {
+        api__error(ans, 405, "%s /v1/nodes: method not allowed (use GET or POST)", method);
         return;
     }
     if (r.nseg == 2 && is(&r, 1, "status") && get) {

@@ -2,7 +2,11 @@
  * reporting, and a server-sent event reader for `sprig watch` (see cli_http.h). Bodies are
  * bounded in memory: a reply at CLI_BODY_MAX, an event line or event at CLI_LINE_MAX. */
 #include <ctype.h>
+/* Calls go through pointers loaded with dlopen (below), so the typecheck macros, which
+ * wrap the function names, are off. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,77 @@
 #define CLI_ERRBODY_MAX 65536          /* an error reply while streaming */
 #define CLI_TOKEN_MAX 4096
 #define CLI_TIMEOUT_S 300L /* a request that has not answered by then has hung */
+
+/* libcurl is loaded when the first request is made, not linked: linked, it (and TLS,
+ * LDAP, Kerberos behind it) would be mapped into every sprig process, the daemon too,
+ * which never uses it and whose footprint is a goal (README, Performance). */
+static struct {
+    void *lib;
+    CURLcode (*global_init)(long);
+    void (*global_cleanup)(void);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *);
+    void (*easy_reset)(CURL *);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} lc;
+
+/* Loads libcurl once; 0, or -1 after printing why it cannot be had. */
+static int curl_load(const char *cmd)
+{
+    if (lc.lib != NULL) {
+        return 0;
+    }
+    void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        fprintf(stderr, "sprig %s: libcurl.so.4 cannot be loaded (%s); install libcurl4\n", cmd,
+                dlerror());
+        return -1;
+    }
+    /* POSIX: dlsym's result is converted through a void pointer's bit pattern. */
+#define LOAD(field, name)                                                                      \
+    do {                                                                                       \
+        void *sym = dlsym(lib, name);                                                          \
+        if (sym == NULL) {                                                                     \
+            fprintf(stderr, "sprig %s: libcurl.so.4 has no %s\n", cmd, name);                  \
+            dlclose(lib);                                                                      \
+            return -1;                                                                         \
+        }                                                                                      \
+        memcpy(&lc.field, &sym, sizeof(sym));                                                  \
+    } while (0)
+    LOAD(global_init, "curl_global_init");
+    LOAD(global_cleanup, "curl_global_cleanup");
+    LOAD(easy_init, "curl_easy_init");
+    LOAD(easy_cleanup, "curl_easy_cleanup");
+    LOAD(easy_reset, "curl_easy_reset");
+    LOAD(easy_setopt, "curl_easy_setopt");
+    LOAD(easy_perform, "curl_easy_perform");
+    LOAD(easy_getinfo, "curl_easy_getinfo");
+    LOAD(easy_strerror, "curl_easy_strerror");
+    LOAD(slist_append, "curl_slist_append");
+    LOAD(slist_free_all, "curl_slist_free_all");
+#undef LOAD
+    lc.lib = lib;
+    return 0;
+}
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#define curl_global_init lc.global_init
+#define curl_global_cleanup lc.global_cleanup
+#define curl_easy_init lc.easy_init
+#define curl_easy_cleanup lc.easy_cleanup
+#define curl_easy_reset lc.easy_reset
+#define curl_easy_setopt lc.easy_setopt
+#define curl_easy_perform lc.easy_perform
+#define curl_easy_getinfo lc.easy_getinfo
+#define curl_easy_strerror lc.easy_strerror
+#define curl_slist_append lc.slist_append
+#define curl_slist_free_all lc.slist_free_all
 
 void cli_http_init(cli_http_t *h, const char *cmd)
 {
@@ -328,6 +403,9 @@ static struct curl_slist *prepare(cli_http_t *h, const char *path, const char *a
                                   bool has_body, char *url, size_t url_n, char *errbuf)
 {
     if (h->curl == NULL) {
+        if (curl_load(h->cmd) != 0) {
+            exit(1);
+        }
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
             return NULL;
         }

@@ -183,6 +183,11 @@ int sprig_json_to_point(const cJSON *o, const char *what, sprig_point_t *out, sp
         if (sprig_json_time_parse(time, &out->time, &e) != 0) {
             return sprig_error_set(err, -EINVAL, "%s: %s", what, e.msg);
         }
+        if (out->time <= 0) {
+            /* 0 would mean "now" to the write path: a given time must be after it. */
+            return sprig_error_set(err, -EINVAL, "%s: time \"%.64s\" is not after the Unix epoch",
+                                   what, time);
+        }
     }
     return 0;
 }
