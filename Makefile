@@ -38,11 +38,12 @@ demo: build
 check: build
 	ctest --test-dir $(BUILD) --output-on-failure
 
-# The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Every test again, the unit tests and the daemon under AddressSanitizer and
+# UndefinedBehaviorSanitizer.
 check-sanitizers: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DSPRIG_ASAN=ON -DSPRIG_UBSAN=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD_SAN) -j$(JOBS)
-	ctest --test-dir $(BUILD_SAN) -L unit --output-on-failure
+	ctest --test-dir $(BUILD_SAN) --output-on-failure
 
 # Benchmarks (figures, not tests): see the README's performance section.
 bench: build

@@ -211,7 +211,12 @@ class Harness:
 
     def start(self, *args, name=None):
         self._n += 1
-        p = Proc(self, list(args), name or "sprig-%d" % self._n)
+        args = list(args)
+        if args and args[0] == "run" and not any(a.startswith("--listen") for a in args):
+            # A daemon the test does not talk HTTP to takes a free port, so tests never
+            # collide with each other or with a gateway already on 127.0.0.1:8118.
+            args += ["--listen", "127.0.0.1:0"]
+        p = Proc(self, args, name or "sprig-%d" % self._n)
         self.procs.append(p)
         return p
 
