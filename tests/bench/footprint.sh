@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Footprint: runs the demo gateway for DURATION seconds (default 60) on a fresh database
 # and prints its peak resident set size (VmHWM from /proc), against the goal of 6 MB.
-# usage: tests/bench/footprint.sh [PATH_TO_SPRIG] [DURATION]
+# usage: tests/bench/footprint.sh [PATH_TO_SPRIG] [DURATION] [EXTRA sprig run FLAGS...]
+# (e.g. `--listen off` to measure it without the HTTP API)
 set -euo pipefail
 sprig=${1:-./build/sprig}
 duration=${2:-${DURATION:-60}}
+shift $(( $# < 2 ? $# : 2 ))
 dir=$(mktemp -d /tmp/sprig-footprint-XXXXXX)
 pid=
 cleanup() {
@@ -16,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$sprig" run --db "$dir/demo.db" --demo >/dev/null 2>"$dir/log" &
+"$sprig" run --db "$dir/demo.db" --demo --listen 127.0.0.1:0 "$@" >/dev/null 2>"$dir/log" &
 pid=$!
 sleep "$duration"
 if ! kill -0 "$pid" 2>/dev/null; then
@@ -30,5 +32,5 @@ points=$(sqlite3 "file:$dir/demo.db?mode=ro" "SELECT count(*) FROM history" 2>/d
 kill -TERM "$pid"
 wait "$pid"
 pid=
-echo "footprint: demo gateway for ${duration} s: peak RSS ${hwm} kB, RSS now ${rss} kB," \
+echo "footprint: demo gateway${*:+ ($*)} for ${duration} s: peak RSS ${hwm} kB, RSS now ${rss} kB," \
      "${points} points in history (goal: peak <= 6144 kB; Simple IoT ~20 MB)"
