@@ -79,6 +79,12 @@ static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via
     cJSON_AddStringToObject(o, "type", sprig_node_type(n));
     cJSON_AddStringToObject(o, "parent", e != NULL ? sprig_node_id(sprig_edge_up(e)) : "");
     cJSON_AddStringToObject(o, "hash", hash);
+    cJSON *parents = cJSON_AddArrayToObject(o, "parents"); /* every live parent (mirrors) */
+    for (sprig_edge_t *pe = sprig_node_parents(n); pe != NULL; pe = sprig_edge_next_parent(pe)) {
+        if (!sprig_edge_tombstone(pe)) {
+            cJSON_AddItemToArray(parents, cJSON_CreateString(sprig_node_id(sprig_edge_up(pe))));
+        }
+    }
     cJSON_AddItemToObject(o, "points", points_json(sprig_node_points(n)));
     cJSON_AddItemToObject(o, "edgePoints", points_json(e != NULL ? sprig_edge_points(e) : NULL));
     if (e == NULL && n != sprig_tree_root(r->tree)) {
@@ -493,9 +499,13 @@ static void get_history(route_ctx_t *r, sprig_node_t *n)
         return;
     }
     if (after != NULL) {
-        long long t, id;
-        int used = 0;
-        if (sscanf(after, "%lld.%lld%n", &t, &id, &used) != 2 || after[used] != '\0' || id < 1) {
+        char *dot = NULL, *end = NULL;
+        errno = 0;
+        long long t = strtoll(after, &dot, 10), id = 0;
+        if (errno == 0 && dot != after && *dot == '.' && isdigit((unsigned char)dot[1])) {
+            id = strtoll(dot + 1, &end, 10);
+        }
+        if (errno != 0 || end == NULL || *end != '\0' || id < 1 || t < 0) {
             api__error(r->ans, 400, "after \"%.64s\" is not a cursor this API gave out", after);
             return;
         }
@@ -503,6 +513,14 @@ static void get_history(route_ctx_t *r, sprig_node_t *n)
         q.after_id = id;
     }
     page_t pg = {cJSON_CreateArray(), 0, 0};
+    if (query(r, "to") != NULL && q.to <= 0) {
+        /* A window that ends at (or before) the epoch holds nothing. */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "samples", pg.samples);
+        cJSON_AddStringToObject(o, "next", "");
+        ok(r, 200, o, 0);
+        return;
+    }
     long got = sprig_store_history(sprig_core_store(r->core), &q, page_add, &pg);
     if (got < 0) {
         cJSON_Delete(pg.samples);
@@ -784,12 +802,15 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
                 : ((strcmp(sub, "children") == 0 && get) || (strcmp(sub, "history") == 0 && get) ||
                    (strcmp(sub, "points") == 0 && post) || (strcmp(sub, "parents") == 0 && post));
         if (!known) {
-            api__error(ans,
-                       r.nseg == 3 || strcmp(sub, "children") == 0 || strcmp(sub, "points") == 0 ||
-                               strcmp(sub, "parents") == 0
-                           ? 405
-                           : 404,
-                       "no such endpoint: %s %.128s", method, url);
+            bool path_known = r.nseg == 3 || strcmp(sub, "children") == 0 ||
+                              strcmp(sub, "history") == 0 || strcmp(sub, "points") == 0 ||
+                              strcmp(sub, "parents") == 0;
+            if (path_known) {
+                api__error(ans, 405, "%s %.128s: method not allowed", method, url);
+            }
+            else {
+                api__error(ans, 404, "no such endpoint: %s %.128s", method, url);
+            }
             return;
         }
         sprig_node_t *n = find_node(&r, r.seg[2]);

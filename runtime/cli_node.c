@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cli_http.h"
+#include "sprig/json.h"
 #include "sprig/util.h"
 
 typedef struct node_args {
@@ -49,7 +50,7 @@ static int add_point_flag(cli_http_t *h, node_args_t *a, const char *arg)
     cJSON *p = cJSON_CreateObject();
     if (p == NULL || cJSON_AddStringToObject(p, "type", type) == NULL ||
         (key[0] != '\0' && cJSON_AddStringToObject(p, "key", key) == NULL) ||
-        (number ? cJSON_AddNumberToObject(p, "value", v) == NULL
+        (number ? sprig_json_add_exact(p, "value", v) == NULL
                 : cJSON_AddStringToObject(p, "text", val) == NULL) ||
         (a->points == NULL && (a->points = cJSON_CreateArray()) == NULL) ||
         !cJSON_AddItemToArray(a->points, p)) {
@@ -270,7 +271,15 @@ static int node_tree(cli_http_t *h, int argc, char **argv)
         return rc;
     }
     cJSON *list = node_list(h, &r), *nd;
-    size_t n = list != NULL ? (size_t)cJSON_GetArraySize(list) : 0, i = 0, drawn = 0;
+    size_t n = 0, i = 0, drawn = 0, nodes = 0;
+    /* One entry per live parent, so a mirrored node is drawn under each of them. */
+    cJSON_ArrayForEach(nd, list)
+    {
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(nd, "parents");
+        int k = cJSON_IsArray(ps) ? cJSON_GetArraySize(ps) : 0;
+        n += k > 0 ? (size_t)k : 1;
+        nodes++;
+    }
     entry_t *e = calloc(n + 1, sizeof(*e));
     const char *path[256];
     rc = 1;
@@ -279,7 +288,16 @@ static int node_tree(cli_http_t *h, int argc, char **argv)
     }
     cJSON_ArrayForEach(nd, list)
     {
-        e[i++] = (entry_t){cli_json_str(nd, "id"), parent_of(nd), nd};
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(nd, "parents"), *pp;
+        if (!cJSON_IsArray(ps) || cJSON_GetArraySize(ps) == 0) {
+            e[i++] = (entry_t){cli_json_str(nd, "id"), parent_of(nd), nd};
+            continue;
+        }
+        cJSON_ArrayForEach(pp, ps)
+        {
+            e[i++] =
+                (entry_t){cli_json_str(nd, "id"), cJSON_IsString(pp) ? pp->valuestring : "", nd};
+        }
     }
     qsort(e, n, sizeof(*e), by_parent);
     for (i = 0; i < n && e[i].parent[0] == '\0'; i++) {
@@ -288,6 +306,7 @@ static int node_tree(cli_http_t *h, int argc, char **argv)
     if (drawn < n) {
         printf("(%zu listed nodes are not under the root: sprig node ls shows them)\n", n - drawn);
     }
+    (void)nodes;
     rc = 0;
 done:
     free(e);
@@ -572,6 +591,16 @@ static int point_get(cli_http_t *h, int argc, char **argv)
         rc = 1;
     }
     else if (h->json) {
+        /* cJSON prints 15 digits; write each value with the 17 that read back exactly. */
+        cJSON_ArrayForEach(p, pts)
+        {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "value");
+            if (cJSON_IsNumber(v)) {
+                double d = v->valuedouble;
+                cJSON_DeleteItemFromObjectCaseSensitive(p, "value");
+                sprig_json_add_exact(p, "value", d);
+            }
+        }
         char *s = cJSON_PrintUnformatted(pts);
         rc = s != NULL && puts(s) >= 0 && fflush(stdout) == 0 ? 0 : 1;
         cJSON_free(s);
@@ -622,7 +651,7 @@ static int point_set(cli_http_t *h, int argc, char **argv)
     bool ok = body != NULL && p != NULL && cJSON_AddStringToObject(p, "type", type) != NULL &&
               (a.key == NULL || cJSON_AddStringToObject(p, "key", a.key) != NULL) &&
               (a.text ? cJSON_AddStringToObject(p, "text", val) != NULL
-                      : cJSON_AddNumberToObject(p, "value", v) != NULL);
+                      : sprig_json_add_exact(p, "value", v) != NULL);
     if (!ok || !cJSON_AddItemToArray(body, p)) {
         fprintf(stderr, "sprig %s: out of memory\n", h->cmd);
         cJSON_Delete(p);
@@ -635,6 +664,10 @@ static int point_set(cli_http_t *h, int argc, char **argv)
         rc = cli_http_print_body(h, &r);
     }
     else if (rc == 0) {
+        if (!a.text) {
+            /* The body carries the value as exact raw text; show it as the number. */
+            cJSON_ReplaceItemInObjectCaseSensitive(p, "value", cJSON_CreateNumber(v));
+        }
         printf("%s: ", id);
         cli_print_point(stdout, p, true);
         putchar('\n');

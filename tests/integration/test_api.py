@@ -341,7 +341,7 @@ def check_point_shape(p, what):
 
 
 def check_node_shape(n, what):
-    keys = {"id", "type", "parent", "hash", "points", "edgePoints"}
+    keys = {"id", "type", "parent", "parents", "hash", "points", "edgePoints"}
     check(isinstance(n, dict) and (set(n) == keys or set(n) == keys | {"deleted"}),
           "%s: a node must have exactly %s (+deleted), got %r" % (what, sorted(keys), n))
     check(HEX16.fullmatch(n["hash"]) is not None, "%s: hash %r is not 16 hex digits"
