@@ -5,6 +5,9 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "cli.h"
@@ -17,6 +20,11 @@
 
 typedef struct run_ctx {
     sprig_core_t *core;
+    const char *schema_dirs[2];
+    size_t nschema;
+    sprig_schema_t *schema;  /* in force */
+    uv_fs_event_t *watch[2]; /* the schema folders, for hot reload; freed when closed */
+    uv_timer_t *reload;      /* debounce of a burst of file events */
     uv_loop_t *loop;
     uv_signal_t sigint, sigterm;
     bool json, quiet;
@@ -36,6 +44,8 @@ static void run_usage(FILE *f)
           "  --db FILE           SQLite database (default sprig.db); created when missing\n"
           "  --demo              seed a demo plant of signal generators when the tree is empty\n"
           "  --demo-rate HZ      sample rate of the demo generators, 1-1000 (default 2)\n"
+          "  --schema DIR        node types of your own, beside the shipped ones (the\n"
+          "                      folders are watched: a valid edit applies at once)\n"
           "  --listen ADDR:PORT  serve the HTTP API there (default 127.0.0.1:8118; port 0\n"
           "                      picks a free one; \"off\" serves none)\n"
           "  --token-file FILE   require this bearer token (needed off loopback)\n"
@@ -163,6 +173,80 @@ static int read_token(const char *path, char *out, size_t n)
     return 0;
 }
 
+/* The shipped schema folder: $SPRIG_SCHEMA_DIR, else schema/ beside the build folder
+ * holding this binary, else the installed one. */
+static const char *shipped_schema_dir(char *buf, size_t n)
+{
+    const char *env = getenv("SPRIG_SCHEMA_DIR");
+    if (env != NULL && env[0] != '\0') {
+        return env;
+    }
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(buf, n, "%s/../schema", exe);
+            struct stat st;
+            if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) {
+                return buf;
+            }
+        }
+    }
+    return "/usr/share/sprig/schema";
+}
+
+static void print_schema_error(const char *msg, void *arg)
+{
+    (void)arg;
+    sprig_log_error("schema: %s", msg);
+}
+
+/* Loads the schema folders; on success swaps the new schema in. */
+static int load_schema(run_ctx_t *r)
+{
+    sprig_schema_t *s = NULL;
+    int errors = sprig_schema_load(r->schema_dirs, r->nschema, &s, print_schema_error, NULL);
+    if (errors != 0) {
+        return -1;
+    }
+    sprig_core_set_schema(r->core, s);
+    sprig_schema_free(r->schema);
+    r->schema = s;
+    size_t n = 0;
+    while (sprig_schema_type_at(s, n) != NULL) {
+        n++;
+    }
+    sprig_log_info("schema: %zu node types from %s%s%s", n, r->schema_dirs[0],
+                   r->nschema > 1 ? " and " : "", r->nschema > 1 ? r->schema_dirs[1] : "");
+    return 0;
+}
+
+static void on_reload(uv_timer_t *t)
+{
+    run_ctx_t *r = t->data;
+    if (load_schema(r) != 0) {
+        sprig_log_error("schema: the edit is refused; the previous schema stays in force");
+    }
+}
+
+static void on_schema_change(uv_fs_event_t *h, const char *name, int events, int status)
+{
+    (void)events;
+    run_ctx_t *r = h->data;
+    if (status == 0 && name != NULL && strlen(name) > 4 &&
+        strcmp(name + strlen(name) - 4, ".lua") == 0) {
+        uv_timer_start(r->reload, on_reload, 100, 0);
+    }
+}
+
+static void free_on_close(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     run_ctx_t *r = h->data;
@@ -239,6 +323,7 @@ int cli_run(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {"listen", required_argument, NULL, 'L'},
+        {"schema", required_argument, NULL, 'S'},
         {"token-file", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
@@ -264,6 +349,9 @@ int cli_run(int argc, char **argv)
             break;
         case 'L':
             listen = optarg;
+            break;
+        case 'S':
+            r.schema_dirs[1] = optarg;
             break;
         case 't':
             token_file = optarg;
@@ -339,6 +427,30 @@ int cli_run(int argc, char **argv)
     sprig_log_info("database %s: %zu nodes, %zu points, root %s hash %016" PRIx64, db,
                    sprig_tree_node_count(t), sprig_tree_point_count(t), sprig_core_root_id(r.core),
                    sprig_tree_root_hash(t));
+    char shipped[4200];
+    r.schema_dirs[0] = shipped_schema_dir(shipped, sizeof(shipped));
+    r.nschema = r.schema_dirs[1] != NULL ? 2 : 1;
+    if (load_schema(&r) != 0) {
+        fprintf(stderr, "sprig run: the schema in %s%s%s has errors (above)\n", r.schema_dirs[0],
+                r.nschema > 1 ? " and " : "", r.nschema > 1 ? r.schema_dirs[1] : "");
+        goto done;
+    }
+    r.reload = malloc(sizeof(*r.reload));
+    if (r.reload != NULL) {
+        uv_timer_init(&loop, r.reload);
+        r.reload->data = &r;
+    }
+    for (size_t i = 0; i < r.nschema && r.reload != NULL; i++) {
+        r.watch[i] = malloc(sizeof(*r.watch[i]));
+        if (r.watch[i] != NULL) {
+            uv_fs_event_init(&loop, r.watch[i]);
+            r.watch[i]->data = &r;
+            if (uv_fs_event_start(r.watch[i], on_schema_change, r.schema_dirs[i], 0) != 0) {
+                sprig_log_warn("schema: %s cannot be watched; edits apply at the next start",
+                               r.schema_dirs[i]);
+            }
+        }
+    }
     if (!r.quiet && sprig_bus_subscribe(sprig_core_bus(r.core), NULL, on_change, &r, NULL) != 0) {
         goto done;
     }
@@ -378,11 +490,20 @@ done:
                            root_hash);
         }
     }
+    for (size_t i = 0; i < 2; i++) {
+        if (r.watch[i] != NULL) {
+            uv_close((uv_handle_t *)r.watch[i], free_on_close);
+        }
+    }
+    if (r.reload != NULL) {
+        uv_close((uv_handle_t *)r.reload, free_on_close);
+    }
     if (uv_is_active((uv_handle_t *)&r.sigint) || r.sigint.loop != NULL) {
         uv_close((uv_handle_t *)&r.sigint, NULL);
         uv_close((uv_handle_t *)&r.sigterm, NULL);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    sprig_schema_free(r.schema);
     return code;
 }

@@ -183,6 +183,39 @@ int sprig_core_close(sprig_core_t *c)
     return rc;
 }
 
+static bool schema_local(const char *node_type, const char *point_type, void *arg)
+{
+    const sprig_core_t *c = arg;
+    return c->schema != NULL && sprig_schema_is_local(c->schema, node_type, point_type);
+}
+
+void sprig_core_set_schema(sprig_core_t *c, const sprig_schema_t *schema)
+{
+    c->schema = schema;
+    sprig_tree_set_local_fn(c->tree, schema != NULL ? schema_local : NULL, c);
+    /* Which points are local may have changed: hashes follow. */
+    sprig_tree_hash_rebuild(c->tree);
+}
+
+const sprig_schema_t *sprig_core_schema(const sprig_core_t *c)
+{
+    return c->schema;
+}
+
+int core__check_schema(sprig_core_t *c, const sprig_node_t *n, const sprig_point_t *pts,
+                       size_t count, sprig_error_t *err)
+{
+    const sprig_schema_type_t *t =
+        c->schema != NULL ? sprig_schema_type(c->schema, sprig_node_type(n)) : NULL;
+    for (size_t i = 0; t != NULL && i < count; i++) {
+        int rc = sprig_schema_check_point(t, sprig_node_id(n), &pts[i], err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 sprig_tree_t *sprig_core_tree(sprig_core_t *c)
 {
     return c->tree;
@@ -421,6 +454,9 @@ int sprig_core_write(sprig_core_t *c, const char *node, const sprig_point_t *pts
     if (rc == 0) {
         snprintf(what, sizeof(what), "node %s", node);
         rc = core__check_points(c, what, pts, n, err);
+    }
+    if (rc == 0) {
+        rc = core__check_schema(c, nd, pts, n, err);
     }
     if (rc != 0) {
         c->stats.refused++;

@@ -13,6 +13,7 @@ struct sprig_core {
     size_t text_max;
     uint64_t last_batch;
     sprig_core_stats_t stats;
+    const sprig_schema_t *schema;
     char root[SPRIG_ID_MAX + 1];
 };
 
@@ -30,5 +31,9 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
 /* Finds a node by id, or fails with -ENOENT naming `role` ("node", "parent", ...). */
 int core__find(sprig_core_t *c, const char *id, const char *role, sprig_node_t **out,
                sprig_error_t *err);
+
+/* Checks points against the node's schema type (when there is one); 0 or -EINVAL. */
+int core__check_schema(sprig_core_t *c, const sprig_node_t *n, const sprig_point_t *pts,
+                       size_t count, sprig_error_t *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* The core's changes to the shape of the tree: creating nodes and writing edge points
  * (delete, move, mirror are tombstone points on edges). Same write path as core.c. */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,15 +120,49 @@ int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const c
     if ((rc = core__check_points(c, what, pts, n, err)) != 0) {
         return refused(c, rc);
     }
+    /* The schema: parent type, required points, each point; then its defaults. */
+    const sprig_schema_type_t *st = c->schema != NULL ? sprig_schema_type(c->schema, type) : NULL;
+    sprig_point_t *all = NULL;
+    size_t nall = n;
+    if (st != NULL) {
+        if ((rc = sprig_schema_check_create(st, id, sprig_node_type(up), pts, n, err)) != 0) {
+            return refused(c, rc);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if ((rc = sprig_schema_check_point(st, id, &pts[i], err)) != 0) {
+                return refused(c, rc);
+            }
+        }
+        all = calloc(n + st->npoints + 1, sizeof(*all));
+        if (all == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(all, pts, n * sizeof(*pts));
+        for (size_t i = 0; i < st->npoints; i++) {
+            const sprig_schema_point_t *sp = &st->points[i];
+            bool given = false;
+            for (size_t k = 0; k < n && !given; k++) {
+                given = strcmp(pts[k].type, sp->name) == 0;
+            }
+            if (sp->has_default && !given && !sp->owner_driver) {
+                all[nall++] = (sprig_point_t){
+                    .type = sp->name, .value = sp->default_value, .text = sp->default_text};
+            }
+        }
+        pts = all;
+    }
     if ((rc = sprig_tree_node_add(c->tree, id, type, &node)) != 0 ||
         (rc = sprig_store_put_node(c->store, id, type)) != 0) {
+        free(all);
         return rc;
     }
     sprig_point_t live = {.type = "tombstone", .origin = origin};
     if ((rc = core__apply_edge(c, up, node, &live, 1, NULL, NULL)) != 0 ||
-        (rc = core__apply_node(c, node, pts, n, origin, NULL)) != 0) {
+        (rc = core__apply_node(c, node, pts, nall, origin, NULL)) != 0) {
+        free(all);
         return rc;
     }
+    free(all);
     if (out_id != NULL) {
         snprintf(out_id, SPRIG_ID_MAX + 1, "%s", id);
     }

@@ -13,6 +13,7 @@
 #include <uv.h>
 #include "sprig/bus.h"
 #include "sprig/hlc.h"
+#include "sprig/schema.h"
 #include "sprig/store.h"
 #include "sprig/tree.h"
 
@@ -35,6 +36,12 @@ SPRIG_API int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sp
 /* Commits the last batch and frees everything; NULL is a no-op. Returns 0 or the error of
  * the last commit. The loop must not be running a batch of this core's store. */
 SPRIG_API int sprig_core_close(sprig_core_t *c);
+
+/* Attaches the schema every later write is checked against (borrowed: keep it alive until
+ * it is replaced or the core closed; NULL checks nothing). Nodes of a type no schema
+ * declares are not checked. Local points of the schema are left out of the hashes. */
+SPRIG_API void sprig_core_set_schema(sprig_core_t *c, const sprig_schema_t *schema);
+SPRIG_API const sprig_schema_t *sprig_core_schema(const sprig_core_t *c);
 
 /* Borrowed handles, valid until sprig_core_close. Read the tree freely; change it only
  * through the functions below. */
