@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,16 +258,141 @@ static void get_status(route_ctx_t *r)
     ok(r, 200, o, 0);
 }
 
+/* One condition of ?where=POINT OP VALUE (POINT may be TYPE[KEY]). */
+typedef struct cond {
+    char type[SPRIG_ID_MAX + 1], key[SPRIG_ID_MAX + 1];
+    enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE } op;
+    bool numeric;
+    double number;
+    char text[256];
+} cond_t;
+
+#define MAX_WHERE 8
+
 typedef struct list_ctx {
     route_ctx_t *r;
     cJSON *out;
     const char *type;
     bool deleted;
+    cond_t where[MAX_WHERE];
+    int nwhere;
+    int bad; /* -1: too many; 0 ok; else index + 1 of a condition that does not parse */
+    const char *bad_text;
 } list_ctx_t;
+
+/* Parses "POINT OP VALUE"; 0 or -1. */
+static int parse_cond(const char *s, cond_t *c)
+{
+    static const char *const ops[] = {"!=", "<=", ">=", "=", "<", ">"};
+    static const int codes[] = {OP_NE, OP_LE, OP_GE, OP_EQ, OP_LT, OP_GT};
+    size_t i = 0, k = 0;
+    memset(c, 0, sizeof(*c));
+    while (s[i] == ' ') {
+        i++;
+    }
+    while (s[i] != '\0' && strchr(" =!<>[", s[i]) == NULL && k < SPRIG_ID_MAX) {
+        c->type[k++] = s[i++];
+    }
+    snprintf(c->key, sizeof(c->key), "0");
+    if (s[i] == '[') {
+        const char *end = strchr(s + i, ']');
+        if (end == NULL || (size_t)(end - s - i - 1) > SPRIG_ID_MAX) {
+            return -1;
+        }
+        snprintf(c->key, sizeof(c->key), "%.*s", (int)(end - s - i - 1), s + i + 1);
+        i = (size_t)(end - s) + 1;
+    }
+    while (s[i] == ' ') {
+        i++;
+    }
+    int op = -1;
+    for (int o = 0; o < 6 && op < 0; o++) {
+        if (strncmp(s + i, ops[o], strlen(ops[o])) == 0) {
+            op = o;
+            i += strlen(ops[o]);
+        }
+    }
+    while (s[i] == ' ') {
+        i++;
+    }
+    if (op < 0 || !sprig_id_valid(c->type) || !sprig_id_valid(c->key) || s[i] == '\0') {
+        return -1;
+    }
+    c->op = codes[op];
+    const char *v = s + i;
+    size_t len = strlen(v);
+    while (len > 0 && v[len - 1] == ' ') {
+        len--;
+    }
+    if (len >= 2 && (v[0] == '"' || v[0] == '\'') && v[len - 1] == v[0]) {
+        snprintf(c->text, sizeof(c->text), "%.*s", (int)(len - 2), v + 1);
+        return 0;
+    }
+    snprintf(c->text, sizeof(c->text), "%.*s", (int)len, v);
+    char *end;
+    c->number = strtod(c->text, &end);
+    c->numeric = end != c->text && *end == '\0' && isfinite(c->number);
+    return 0;
+}
+
+static bool cond_holds(const cond_t *c, const sprig_point_t *p)
+{
+    if (p == NULL || p->tombstone) {
+        return c->op == OP_NE; /* an absent point differs from anything */
+    }
+    int cmp;
+    if (c->numeric) {
+        cmp = p->value < c->number ? -1 : (p->value > c->number ? 1 : 0);
+    }
+    else {
+        cmp = strcmp(p->text, c->text);
+    }
+    switch (c->op) {
+    case OP_EQ:
+        return cmp == 0;
+    case OP_NE:
+        return cmp != 0;
+    case OP_LT:
+        return cmp < 0;
+    case OP_LE:
+        return cmp <= 0;
+    case OP_GT:
+        return cmp > 0;
+    default:
+        return cmp >= 0;
+    }
+}
+
+static enum MHD_Result collect_where(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    list_ctx_t *l = cls;
+    if (strcmp(key, "where") != 0 || l->bad != 0) {
+        return MHD_YES;
+    }
+    if (l->nwhere == MAX_WHERE) {
+        l->bad = -1;
+        return MHD_YES;
+    }
+    if (value == NULL || parse_cond(value, &l->where[l->nwhere]) != 0) {
+        l->bad = l->nwhere + 1;
+        l->bad_text = value != NULL ? value : "";
+        return MHD_YES;
+    }
+    l->nwhere++;
+    return MHD_YES;
+}
 
 static int list_one(sprig_node_t *n, void *arg)
 {
     list_ctx_t *l = arg;
+    for (int i = 0; i < l->nwhere; i++) {
+        const cond_t *c = &l->where[i];
+        if (!cond_holds(c, sprig_tree_point(l->r->tree, n, c->type, c->key))) {
+            return 0;
+        }
+    }
     if (l->type != NULL && strcmp(sprig_node_type(n), l->type) != 0) {
         return 0;
     }
@@ -280,8 +406,24 @@ static int list_one(sprig_node_t *n, void *arg)
 static void get_nodes(route_ctx_t *r)
 {
     const char *deleted = query(r, "deleted");
-    list_ctx_t l = {r, cJSON_CreateArray(), query(r, "type"),
-                    deleted != NULL && strcmp(deleted, "0") != 0};
+    list_ctx_t l = {.r = r,
+                    .out = cJSON_CreateArray(),
+                    .type = query(r, "type"),
+                    .deleted = deleted != NULL && strcmp(deleted, "0") != 0};
+    MHD_get_connection_values(r->req->conn, MHD_GET_ARGUMENT_KIND, collect_where, &l);
+    if (l.bad != 0) {
+        cJSON_Delete(l.out);
+        if (l.bad < 0) {
+            api__error(r->ans, 400, "at most %d where conditions", MAX_WHERE);
+        }
+        else {
+            api__error(r->ans, 400,
+                       "where \"%.100s\" is not POINT OP VALUE (POINT a point type, optionally "
+                       "TYPE[KEY]; OP one of = != < <= > >=)",
+                       l.bad_text);
+        }
+        return;
+    }
     if (l.type != NULL && !sprig_id_valid(l.type)) {
         cJSON_Delete(l.out);
         api__error(r->ans, 400, "type \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]", l.type);
@@ -538,6 +680,92 @@ static void get_history(route_ctx_t *r, sprig_node_t *n)
     ok(r, 200, o, 0);
 }
 
+static cJSON *name_list(const char *const *list)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (; a != NULL && list != NULL && *list != NULL; list++) {
+        cJSON_AddItemToArray(a, cJSON_CreateString(*list));
+    }
+    return a;
+}
+
+/* A schema type as JSON: its attributes and every point, inherited ones included. */
+static cJSON *schema_type_json(const sprig_schema_type_t *t)
+{
+    static const char *const kinds[] = {"number", "integer", "bool", "text", "enum"};
+    static const char *const keys[] = {"one", "array", "map"};
+    cJSON *o = cJSON_CreateObject(), *pts = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "name", t->name);
+    cJSON_AddStringToObject(o, "description", t->description != NULL ? t->description : "");
+    if (t->extends != NULL) {
+        cJSON_AddStringToObject(o, "extends", t->extends);
+    }
+    if (t->parents != NULL) {
+        cJSON_AddItemToObject(o, "parents", name_list(t->parents));
+    }
+    cJSON_AddBoolToObject(o, "open", t->open);
+    cJSON_AddStringToObject(o, "file", t->file);
+    cJSON_AddNumberToObject(o, "line", t->line);
+    for (size_t i = 0; i < t->npoints; i++) {
+        const sprig_schema_point_t *p = &t->points[i];
+        cJSON *po = cJSON_CreateObject();
+        cJSON_AddStringToObject(po, "name", p->name);
+        cJSON_AddStringToObject(po, "kind", kinds[p->kind]);
+        if (p->has_min) {
+            sprig_json_add_exact(po, "min", p->min);
+        }
+        if (p->has_max) {
+            sprig_json_add_exact(po, "max", p->max);
+        }
+        if (p->unit != NULL) {
+            cJSON_AddStringToObject(po, "unit", p->unit);
+        }
+        if (p->has_default && p->default_text != NULL) {
+            cJSON_AddStringToObject(po, "default", p->default_text);
+        }
+        else if (p->has_default) {
+            sprig_json_add_exact(po, "default", p->default_value);
+        }
+        if (p->values != NULL) {
+            cJSON_AddItemToObject(po, "values", name_list(p->values));
+        }
+        cJSON_AddBoolToObject(po, "required", p->required);
+        cJSON_AddStringToObject(po, "owner", p->owner_driver ? "driver" : "any");
+        cJSON_AddBoolToObject(po, "local", p->local);
+        cJSON_AddStringToObject(po, "keys", keys[p->keys]);
+        if (p->map_keys != NULL) {
+            cJSON_AddItemToObject(po, "mapKeys", name_list(p->map_keys));
+        }
+        if (p->description != NULL) {
+            cJSON_AddStringToObject(po, "description", p->description);
+        }
+        cJSON_AddStringToObject(po, "declaredIn", p->declared_in);
+        cJSON_AddItemToArray(pts, po);
+    }
+    cJSON_AddItemToObject(o, "points", pts);
+    return o;
+}
+
+/* GET /v1/schema (every type) and /v1/schema/{type}. */
+static void get_schema(route_ctx_t *r, const char *type)
+{
+    const sprig_schema_t *s = sprig_core_schema(r->core);
+    if (type != NULL) {
+        const sprig_schema_type_t *t = s != NULL ? sprig_schema_type(s, type) : NULL;
+        if (t == NULL) {
+            api__error(r->ans, 404, "node type %.64s is not declared by any schema", type);
+            return;
+        }
+        ok(r, 200, schema_type_json(t), 0);
+        return;
+    }
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; s != NULL && sprig_schema_type_at(s, i) != NULL; i++) {
+        cJSON_AddItemToArray(a, schema_type_json(sprig_schema_type_at(s, i)));
+    }
+    ok(r, 200, a, 0);
+}
+
 static int export_one(sprig_node_t *n, void *arg)
 {
     cJSON **lists = arg;
@@ -777,6 +1005,15 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
     }
     if (r.nseg == 2 && is(&r, 1, "nodes") && !get && !post) {
         api__error(ans, 405, "%s /v1/nodes: method not allowed (use GET or POST)", method);
+        return;
+    }
+    if ((r.nseg == 2 || r.nseg == 3) && is(&r, 1, "schema")) {
+        if (!get) {
+            api__error(ans, 405, "%s %.128s: method not allowed (use GET)", method, url);
+        }
+        else {
+            get_schema(&r, r.nseg == 3 ? r.seg[2] : NULL);
+        }
         return;
     }
     if (r.nseg == 2 && is(&r, 1, "status") && get) {
