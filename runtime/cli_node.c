@@ -1,6 +1,7 @@
 /* `sprig node ...` and `sprig point ...`: read and change the daemon's tree through its
  * HTTP API (cli_http.c). Ids and point types are checked here, before any request, so a
  * mistyped one is a usage error (exit 2) rather than a server round trip. */
+#include <ctype.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -14,7 +15,9 @@
 typedef struct node_args {
     const char *type, *parent, *id, *from, *to, *key;
     bool text;
-    cJSON *points; /* --point, an array of point objects */
+    cJSON *points;        /* --point, an array of point objects */
+    const char *where[8]; /* --where, for find */
+    int nwhere;
 } node_args_t;
 
 /* Parses "TYPE=VALUE" or "TYPE[KEY]=VALUE" into a point object added to a->points. */
@@ -86,6 +89,14 @@ static int node_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
         a->text = true;
         return 0;
     }
+    if (ch == 'w') {
+        if (a->nwhere == 8) {
+            fprintf(stderr, "sprig %s: at most 8 --where conditions\n", h->cmd);
+            return 2;
+        }
+        a->where[a->nwhere++] = arg;
+        return 0;
+    }
     return ch == 'P' ? add_point_flag(h, a, arg) : 2;
 }
 
@@ -120,19 +131,58 @@ static const char ls_usage[] =
     "flags:\n"
     "  --type T           only nodes of type T\n" CLI_HTTP_FLAGS_HELP;
 
+static const char find_usage[] =
+    "usage: sprig node find [--type T] [--where 'POINT OP VALUE' ...] [FLAGS]\n"
+    "\n"
+    "Lists the nodes whose points meet every condition, like sprig node ls. POINT is a\n"
+    "point type (TYPE[KEY] for a key other than 0), OP one of = != < <= > >=, VALUE a\n"
+    "number (compared with the point's value) or a text (compared with its text).\n"
+    "\n"
+    "flags:\n"
+    "  --type T           only nodes of type T\n"
+    "  --where COND       a condition; several are AND-ed (at most 8)\n" CLI_HTTP_FLAGS_HELP;
+
+/* Appends s to out percent-encoded for a query string. */
+static void query_escape(char *out, size_t n, const char *s)
+{
+    size_t len = strlen(out);
+    for (; *s != '\0' && len + 4 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || strchr("-._~", c) != NULL) {
+            out[len++] = (char)c;
+        }
+        else {
+            len += (size_t)snprintf(out + len, n - len, "%%%02X", c);
+        }
+    }
+    out[len] = '\0';
+}
+
 static int node_ls(cli_http_t *h, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"type", required_argument, NULL, 't'}, CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"type", required_argument, NULL, 't'},
+                                         {"where", required_argument, NULL, 'w'},
+                                         CLI_HTTP_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    bool find = strcmp(argv[0], "find") == 0;
     node_args_t a = {0};
     cli_reply_t r;
-    char path[128] = "/v1/nodes";
-    int rc = cli_http_parse(h, argc, argv, opts, node_flag, &a, ls_usage);
+    char path[4096] = "/v1/nodes?";
+    int rc = cli_http_parse(h, argc, argv, opts, node_flag, &a, find ? find_usage : ls_usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 0, 0, "")) != 0) {
         return rc;
     }
+    if (!find && a.nwhere > 0) {
+        fprintf(stderr, "sprig %s: --where belongs to sprig node find\n", h->cmd);
+        return 2;
+    }
     if (a.type != NULL) {
-        snprintf(path, sizeof(path), "/v1/nodes?type=%s", a.type);
+        strcat(path, "type=");
+        query_escape(path, sizeof(path), a.type);
+    }
+    for (int i = 0; i < a.nwhere; i++) {
+        strcat(path, "&where=");
+        query_escape(path, sizeof(path), a.where[i]);
     }
     if ((rc = cli_http_call(h, "GET", path, NULL, &r)) != 0) {
         return rc;
@@ -680,8 +730,9 @@ static int point_set(cli_http_t *h, int argc, char **argv)
 int cli_node(int argc, char **argv)
 {
     static const cli_subcmd_t table[] = {
-        {"ls", node_ls},   {"tree", node_tree}, {"get", node_get},     {"add", node_add},
-        {"rm", node_edge}, {"mv", node_edge},   {"mirror", node_edge}, {NULL, NULL},
+        {"ls", node_ls},       {"tree", node_tree}, {"get", node_get},
+        {"add", node_add},     {"rm", node_edge},   {"mv", node_edge},
+        {"mirror", node_edge}, {"find", node_ls},   {NULL, NULL},
     };
     return cli_http_group("node", table, argc, argv);
 }

@@ -28,6 +28,8 @@ static void usage(FILE *f)
           "  node rm ID --parent P       remove a node from a parent\n"
           "  node mv ID --from P --to Q  move a node to another parent\n"
           "  node mirror ID --to Q       add another parent to a node\n"
+          "  node find [--type T] --where 'POINT OP VALUE' ...\n"
+          "                              list the nodes that meet every condition\n"
           "  point get ID [TYPE [KEY]]   show the points of a node\n"
           "  point set ID TYPE VALUE     write a point (--key K, --text)\n"
           "  watch                       print changes as they are accepted\n"
