@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sprig/core.h"
 #include "sprig/err.h"
 #include "sprig/hash.h"
+#include "sprig/schema.h"
 #include "sprig/util.h"
 
 static double now_s(void)
@@ -58,7 +60,8 @@ static long parent_of(long i)
     return 110 + (i - 1110) % 1000;
 }
 
-static double bench_core(const char *path, long writes, long nodes, uint64_t *events)
+static double bench_core(const char *path, long writes, long nodes, uint64_t *events,
+                         const sprig_schema_t *schema)
 {
     uv_loop_t loop;
     sprig_core_t *c;
@@ -69,14 +72,16 @@ static double bench_core(const char *path, long writes, long nodes, uint64_t *ev
     if (sprig_core_open(&loop, &o, &c, &err) != 0) {
         die(path, err.msg);
     }
+    sprig_core_set_schema(c, schema);
+    const char *type = schema != NULL ? "benchNode" : "group";
     for (long i = 0; i < nodes - 1; i++) {
         long p = parent_of(i);
         node_id(i, id, sizeof(id));
         if (p >= 0) {
             node_id(p, parent, sizeof(parent));
         }
-        if (sprig_core_create(c, id, "group", p >= 0 ? parent : sprig_core_root_id(c), NULL, 0,
-                              NULL, NULL, &err) != 0) {
+        if (sprig_core_create(c, id, type, p >= 0 ? parent : sprig_core_root_id(c), NULL, 0, NULL,
+                              NULL, &err) != 0) {
             die("create", err.msg);
         }
     }
@@ -248,7 +253,35 @@ int main(int argc, char **argv)
     snprintf(core_db, sizeof(core_db), "%s/core.db", dir);
     snprintf(raw_db, sizeof(raw_db), "%s/raw.db", dir);
 
-    double tc = bench_core(core_db, writes, nodes, &events);
+    double tc = bench_core(core_db, writes, nodes, &events, NULL);
+    remove_db(core_db);
+    /* The same writes, each checked against a schema type that declares the point. */
+    char schema_dir[600], schema_file[700];
+    snprintf(schema_dir, sizeof(schema_dir), "%s/schema", dir);
+    snprintf(schema_file, sizeof(schema_file), "%s/bench.lua", schema_dir);
+    mkdir(schema_dir, 0755);
+    FILE *f = fopen(schema_file, "w");
+    if (f == NULL) {
+        die(schema_file, "cannot be written");
+    }
+    fputs("nodetype \"benchNode\" {\n"
+          "  points = {\n"
+          "    value = { kind = \"number\", min = -1e12, max = 1e12, unit = \"W\" },\n"
+          "    mode = { kind = \"enum\", values = { \"auto\", \"manual\" } },\n"
+          "  },\n"
+          "}\n",
+          f);
+    fclose(f);
+    const char *dirs[] = {schema_dir};
+    sprig_schema_t *schema = NULL;
+    if (sprig_schema_load(dirs, 1, &schema, NULL, NULL) != 0) {
+        die(schema_file, "does not load");
+    }
+    uint64_t events2 = 0;
+    double ts = bench_core(core_db, writes, nodes, &events2, schema);
+    sprig_schema_free(schema);
+    unlink(schema_file);
+    rmdir(schema_dir);
     double tr = bench_raw(raw_db, writes, nodes);
     double th[3];
     for (int mode = 0; mode < 3; mode++) {
@@ -267,6 +300,9 @@ int main(int argc, char **argv)
     printf("  write path (check, HLC, merge, hashes, store + history, bus): %9.0f writes/s"
            "  (%.2f s, %" PRIu64 " events)\n",
            rc, tc, events);
+    printf("  the same, each write checked against a schema type:           %9.0f writes/s"
+           "  (%.2f s; checking costs %.1f%%, goal <= 10%%)\n",
+           writes / ts, ts, 100.0 * (ts - tc) / tc);
     printf("  raw SQLite batched upsert (10,000 per transaction):           %9.0f rows/s"
            "    (%.2f s)\n",
            rr, tr);
