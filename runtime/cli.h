@@ -5,6 +5,8 @@
 
 int cli_run(int argc, char **argv);
 int cli_store(int argc, char **argv);
+/* `sprig schema ls|show|check` (cli_schema.c): reads schema folders, needs no daemon. */
+int cli_schema(int argc, char **argv);
 
 /* The API commands, HTTP clients of a running daemon (cli_node.c, cli_watch.c): argv[0]
  * is the command's name. Each returns 0, 1 when the request failed (the server's error or

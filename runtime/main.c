@@ -18,6 +18,8 @@ static void usage(FILE *f)
           "commands:\n"
           "  run            run the daemon (sprig run --help)\n"
           "  store verify   recompute every hash from scratch and compare; --fix repairs\n"
+          "  schema ls|show TYPE|check DIR...\n"
+          "                 the node types: list, show one's points, check schema files\n"
           "\n"
           "commands that talk to a running daemon (--url, default http://127.0.0.1:8118):\n"
           "  node ls [--type T]          list every node: id, type, parent, hash\n"
@@ -80,6 +82,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "store") == 0) {
         return cli_store(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "schema") == 0) {
+        return cli_schema(argc - 1, argv + 1);
+    }
     static const struct {
         const char *name;
         int (*fn)(int argc, char **argv);
@@ -93,7 +98,7 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr,
-            "sprig: unknown command \"%s\" (commands: run, store, node, point, watch, "
+            "sprig: unknown command \"%s\" (commands: run, store, schema, node, point, watch, "
             "status, export, import; see sprig --help)\n",
             cmd);
     return 2;

@@ -49,6 +49,7 @@ typedef struct load_ctx {
     int errors;
     size_t mem;
     long insns;
+    int line; /* the line running, for errors that carry none */
     const char *file;
 } load_ctx_t;
 
@@ -130,15 +131,23 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* Counts instructions, and remembers the line running (memory errors carry none). Once
+ * the budget is spent it raises at every instruction, so a script's own pcall cannot
+ * swallow the stop: the error reaches the first code outside it. */
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     load_ctx_t *l;
     lua_getallocf(L, (void **)&l);
-    l->insns += HOOK_EVERY;
+    if (ar->event == LUA_HOOKLINE) {
+        l->line = ar->currentline;
+        return;
+    }
+    l->insns += l->insns > INSN_BUDGET ? 1 : HOOK_EVERY;
     if (l->insns > INSN_BUDGET) {
-        luaL_error(L, "schema file runs too long (over %d million instructions)",
-                   (int)(INSN_BUDGET / 1000000));
+        lua_sethook(L, count_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+        lua_pushfstring(L, "%s:%d: schema file runs too long (over %d million instructions)",
+                        l->file, l->line, (int)(INSN_BUDGET / 1000000));
+        lua_error(L);
     }
 }
 
@@ -163,7 +172,8 @@ static int fail(lua_State *L, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return luaL_error(L, "%s:%d: %s", l->file, caller_line(L), msg);
+    (void)l;
+    return luaL_error(L, "%s", msg); /* luaL_error puts the caller's FILE:LINE: first */
 }
 
 /* --- parsing a spec ----------------------------------------------------------------- */
@@ -530,7 +540,8 @@ static void run_file(load_ctx_t *l, const char *path)
     lua_pop(L, 1);
     lua_pushcfunction(L, nodetype);
     lua_setglobal(L, "nodetype");
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    l->line = 0;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT | LUA_MASKLINE, HOOK_EVERY);
     char chunk[4100];
     snprintf(chunk, sizeof(chunk), "=%s", path);
     lua_pushcfunction(L, msgh);
@@ -550,7 +561,7 @@ static void run_file(load_ctx_t *l, const char *path)
             }
         }
         else {
-            report(l, path, 0, "%s", msg != NULL ? msg : "error");
+            report(l, path, l->line, "%s", msg != NULL ? msg : "error");
         }
     }
     lua_close(L);
@@ -767,6 +778,18 @@ int sprig_schema_check_point(const sprig_schema_type_t *t, const char *node_id,
     const char *text = p->text != NULL ? p->text : "";
     const char *origin = p->origin != NULL ? p->origin : "";
     if (sp == NULL) {
+        /* Every type takes a description (text) and disabled (bool) without declaring them. */
+        if (strcmp(p->type, "description") == 0 && strcmp(key, "0") == 0) {
+            return 0;
+        }
+        if (strcmp(p->type, "disabled") == 0 && strcmp(key, "0") == 0) {
+            if (!p->tombstone && p->value != 0 && p->value != 1) {
+                return sprig_error_set(err, -EINVAL,
+                                       "node %s: point \"disabled\" = %.17g is not 0 or 1 (%s)",
+                                       node_id, p->value, t->name);
+            }
+            return 0;
+        }
         if (t->open) {
             return 0;
         }

@@ -1,0 +1,38 @@
+-- sync (DESIGN.md section 5): a link to an upstream over MQTT. Its status points describe
+-- this instance's side of the link only, so they are local: stored and published here,
+-- never hashed or synced.
+
+nodetype "sync" {
+  description = "A link to an upstream instance through an MQTT broker",
+  parents = { "device", "group" },
+  points = {
+    description  = { kind = "text", description = "Which upstream this is, for people" },
+    disabled     = { kind = "bool", default = false, description = "Set to disconnect" },
+    uri          = { kind = "text", required = true,
+                     description = "Broker address: mqtt://host:1883 or mqtts://host:8883" },
+    caFile       = { kind = "text", description = "CA certificate file that signs the broker's (mqtts)" },
+    certFile     = { kind = "text", description = "Client certificate file (mqtts)" },
+    keyFile      = { kind = "text", description = "Client key file (mqtts)" },
+    username     = { kind = "text", description = "User name at the broker" },
+    passwordFile = { kind = "text", description = "File holding the password at the broker" },
+    deviceId     = { kind = "text", description = "Id this device has upstream (default: its root id)" },
+    period       = { kind = "number", min = 0.1, max = 86400, unit = "s", default = 20,
+                     description = "Time between two hash probes" },
+    state        = { kind = "enum", values = { "connecting", "syncing", "insync", "error" },
+                     owner = "driver", ["local"] = true, description = "Where the link stands" },
+    error        = { kind = "text", owner = "driver", ["local"] = true,
+                     description = "Why the link failed (refused certificate, bad password...), empty when fine" },
+    lastSync     = { kind = "number", unit = "ns", owner = "driver", ["local"] = true,
+                     description = "When a probe last found both sides equal, nanoseconds since the Unix epoch" },
+    syncCount    = { kind = "integer", min = 0, owner = "driver", ["local"] = true,
+                     description = "Probes that found both sides equal" },
+    repairCount  = { kind = "integer", min = 0, owner = "driver", ["local"] = true,
+                     description = "Repairs started after a probe found a difference" },
+    bytesUp      = { kind = "integer", min = 0, unit = "B", owner = "driver", ["local"] = true,
+                     description = "Bytes published to the upstream" },
+    bytesDown    = { kind = "integer", min = 0, unit = "B", owner = "driver", ["local"] = true,
+                     description = "Bytes received from the upstream" },
+    histPending  = { kind = "integer", min = 0, owner = "driver", ["local"] = true,
+                     description = "History samples not yet acknowledged by the upstream" },
+  },
+}

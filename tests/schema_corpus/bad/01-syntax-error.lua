@@ -1,0 +1,5 @@
+-- expect: unexpected symbol near '='
+-- line: 4
+nodetype "a" {
+  points = { x = = 1 },
+}

@@ -1,0 +1,3 @@
+-- expect: type a: point "x" default must be a number
+-- line: 3
+nodetype "a" { points = { x = { kind = "number", default = "ten" } } }

@@ -1,0 +1,3 @@
+-- expect: type a extends unknown type nosuchType
+-- line: 3
+nodetype "a" { extends = "nosuchType" }

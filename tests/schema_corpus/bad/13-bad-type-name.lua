@@ -1,0 +1,3 @@
+-- expect: nodetype needs a type name of 1-64 bytes of [A-Za-z0-9._:-], got pump station
+-- line: 3
+nodetype "pump station" { points = {} }

@@ -1,0 +1,4 @@
+-- expect: schema file runs too long
+-- line: 4
+nodetype "a" {}
+while true do end

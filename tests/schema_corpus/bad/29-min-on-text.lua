@@ -1,0 +1,3 @@
+-- expect: type a: point "label" has min, but a text point has no range
+-- line: 3
+nodetype "a" { points = { label = { kind = "text", min = 1 } } }

@@ -1,0 +1,3 @@
+-- expect: type a has unknown attribute colour
+-- line: 3
+nodetype "a" { colour = "red" }

@@ -1,0 +1,3 @@
+-- expect: type a: point "on" default must be true or false
+-- line: 3
+nodetype "a" { points = { on = { kind = "bool", default = "yes" } } }

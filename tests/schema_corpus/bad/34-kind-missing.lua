@@ -1,0 +1,3 @@
+-- expect: type a: point "x" kind (missing) is not number, integer, bool, text or enum
+-- line: 3
+nodetype "a" { points = { x = { min = 0 } } }

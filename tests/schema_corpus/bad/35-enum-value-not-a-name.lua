@@ -1,0 +1,3 @@
+-- expect: values[2] must be a name of 1-64 bytes of [A-Za-z0-9._:-]
+-- line: 3
+nodetype "a" { points = { m = { kind = "enum", values = { "on", "half way" } } } }

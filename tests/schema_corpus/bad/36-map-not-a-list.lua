@@ -1,0 +1,3 @@
+-- expect: type a: point "x" map must be true or a list of keys
+-- line: 3
+nodetype "a" { points = { x = { kind = "number", map = "low,high" } } }

@@ -1,0 +1,3 @@
+-- expect: type a: point "x" local must be true or false
+-- line: 3
+nodetype "a" { points = { x = { kind = "number", ["local"] = "yes" } } }

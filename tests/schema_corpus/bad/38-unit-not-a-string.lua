@@ -1,0 +1,3 @@
+-- expect: type a: point "x" unit must be a string
+-- line: 3
+nodetype "a" { points = { x = { kind = "number", unit = 5 } } }

@@ -1,0 +1,3 @@
+-- expect: parents must be a list of names
+-- line: 3
+nodetype "a" { parents = "device" }

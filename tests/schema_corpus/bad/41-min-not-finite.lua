@@ -1,0 +1,3 @@
+-- expect: type a: point "x" min must be a finite number
+-- line: 3
+nodetype "a" { points = { x = { kind = "number", min = 0/0 } } }

@@ -1,0 +1,3 @@
+-- expect: nodetype needs a type name of 1-64 bytes
+-- line: 3
+nodetype "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {}

@@ -1,0 +1,3 @@
+-- expect: boom
+-- line: 3
+error("boom")
