@@ -50,6 +50,15 @@ static int check_cycle(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down, sp
     return 0;
 }
 
+/* The schema's parents rule for a live edge up -> down (create checks it on its own). */
+static int check_parent(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down, sprig_error_t *err)
+{
+    const sprig_schema_type_t *t =
+        c->schema != NULL ? sprig_schema_type(c->schema, sprig_node_type(down)) : NULL;
+    return t != NULL ? sprig_schema_check_parent(t, sprig_node_id(down), sprig_node_type(up), err)
+                     : 0;
+}
+
 static int refused(sprig_core_t *c, int rc)
 {
     c->stats.refused++;
@@ -71,7 +80,8 @@ int sprig_core_write_edge(sprig_core_t *c, const char *up, const char *down,
     if ((rc = core__check_points(c, what, pts, n, err)) != 0) {
         return refused(c, rc);
     }
-    if (live_after(c->tree, u, d, pts, n) && (rc = check_cycle(c, u, d, err)) != 0) {
+    if (live_after(c->tree, u, d, pts, n) &&
+        ((rc = check_cycle(c, u, d, err)) != 0 || (rc = check_parent(c, u, d, err)) != 0)) {
         return refused(c, rc);
     }
     return core__apply_edge(c, u, d, pts, n, NULL, source);
@@ -233,7 +243,7 @@ int sprig_core_move(sprig_core_t *c, const char *node, const char *from, const c
     int rc;
     if ((rc = live_edge(c, node, from, &n, &up, err)) != 0 ||
         (rc = core__find(c, to, "new parent", &dest, err)) != 0 ||
-        (rc = check_cycle(c, dest, n, err)) != 0) {
+        (rc = check_cycle(c, dest, n, err)) != 0 || (rc = check_parent(c, dest, n, err)) != 0) {
         return refused(c, rc);
     }
     if (up == dest) {
@@ -261,7 +271,7 @@ int sprig_core_mirror(sprig_core_t *c, const char *node, const char *to, const c
         return refused(c,
                        sprig_error_set(err, -EEXIST, "node %s is already a child of %s", node, to));
     }
-    if ((rc = check_cycle(c, dest, n, err)) != 0) {
+    if ((rc = check_cycle(c, dest, n, err)) != 0 || (rc = check_parent(c, dest, n, err)) != 0) {
         return refused(c, rc);
     }
     sprig_point_t live = {.type = "tombstone", .origin = origin};

@@ -378,6 +378,11 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
     lua_pop(L, 1);
 }
 
+static int cmp_points(const void *a, const void *b)
+{
+    return strcmp(((const sprig_schema_point_t *)a)->name, ((const sprig_schema_point_t *)b)->name);
+}
+
 /* The closure `nodetype "name"` returns: parses { spec }. Upvalues: name, line. */
 static int declare(lua_State *L)
 {
@@ -458,6 +463,9 @@ static int declare(lua_State *L)
             lua_pop(L, 1);
         }
     }
+    /* Lua's tables have no order: keep points by name, so output and the first missing
+     * required point named are the same on every run. */
+    qsort(tr->own, tr->nown, sizeof(*tr->own), cmp_points);
     if (s->n == s->cap) {
         size_t cap = s->cap != 0 ? s->cap * 2 : 32;
         type_rec_t **ts = sprig_realloc(s->types, cap * sizeof(*ts));
@@ -871,9 +879,8 @@ int sprig_schema_check_point(const sprig_schema_type_t *t, const char *node_id,
     return 0;
 }
 
-int sprig_schema_check_create(const sprig_schema_type_t *t, const char *node_id,
-                              const char *parent_type, const sprig_point_t *pts, size_t n,
-                              sprig_error_t *err)
+int sprig_schema_check_parent(const sprig_schema_type_t *t, const char *node_id,
+                              const char *parent_type, sprig_error_t *err)
 {
     if (t->parents != NULL && !in_list(t->parents, parent_type)) {
         char list[256] = "";
@@ -885,6 +892,17 @@ int sprig_schema_check_create(const sprig_schema_type_t *t, const char *node_id,
         return sprig_error_set(err, -EINVAL,
                                "node %s: a %s may not be placed under a %s (allowed parents: %s)",
                                node_id, t->name, parent_type, list);
+    }
+    return 0;
+}
+
+int sprig_schema_check_create(const sprig_schema_type_t *t, const char *node_id,
+                              const char *parent_type, const sprig_point_t *pts, size_t n,
+                              sprig_error_t *err)
+{
+    int rc = sprig_schema_check_parent(t, node_id, parent_type, err);
+    if (rc != 0) {
+        return rc;
     }
     for (size_t i = 0; i < t->npoints; i++) {
         const sprig_schema_point_t *sp = &t->points[i];

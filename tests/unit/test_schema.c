@@ -15,6 +15,8 @@
 
 #include "testutil.h"
 
+#include "sprig/core.h"
+#include "sprig/err.h"
 #include "sprig/schema.h"
 
 #define MAX_MSGS 64
@@ -152,6 +154,110 @@ static void assert_list(const char *const *got, const char *const *want)
         assert_string_equal(got[i], want[i]);
     }
     assert_null(got[i]);
+}
+
+/* --- through the core: refused writes leave nothing behind ------------------------------ */
+
+static void count_event(const sprig_event_t *ev, void *arg)
+{
+    (void)ev;
+    (*(int *)arg)++;
+}
+
+/* With the shipped schema attached to a core, every refusal of the write path (create and
+ * write, each kind of rule) returns its sentence and leaves the tree, the root hash, the
+ * bus and the database as they were; defaults are filled in at creation. */
+static void test_core_refusals(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], db[PATH_MAX];
+    msgs_t m;
+    sprig_schema_t *s = load(NULL, 0, &m);
+    assert_int_equal(tu_tmpdir(dir), 0);
+    tu_path(db, dir, "core.db");
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sprig_core_t *c = NULL;
+    sprig_error_t err = {{0}};
+    sprig_core_opts_t o = {.db_path = db};
+    assert_int_equal(sprig_core_open(&loop, &o, &c, &err), 0);
+    sprig_core_set_schema(c, s);
+    const char *root = sprig_core_root_id(c);
+    sprig_point_t sg[] = {{.type = "sampleRate", .value = 5}};
+    assert_int_equal(sprig_core_create(c, "sg1", "signalGenerator", root, sg, 1, NULL, NULL, &err),
+                     0);
+    const sprig_point_t *def = sprig_tree_point(
+        sprig_core_tree(c), sprig_tree_node(sprig_core_tree(c), "sg1"), "signalType", "0");
+    assert_non_null(def);
+    assert_string_equal(def->text, "sine");
+    assert_int_equal(sprig_store_flush(sprig_core_store(c)), 0);
+    int events = 0;
+    sprig_bus_subscribe(sprig_core_bus(c), NULL, count_event, &events, NULL);
+    uint64_t hash = sprig_tree_root_hash(sprig_core_tree(c));
+    size_t npoints = sprig_tree_point_count(sprig_core_tree(c));
+    long long rows0 = 0, rows1 = 0;
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM points", &rows0), 0);
+    static const struct {
+        sprig_point_t p;
+        const char *msg;
+    } bad[] = {
+        {{.type = "sampleRate", .value = 5000},
+         "node sg1: point \"sampleRate\" = 5000 is above max 1000 (signalGenerator)"},
+        {{.type = "signalType", .text = "saw"},
+         "node sg1: point \"signalType\" = \"saw\" is not one of sine, square, triangle, random "
+         "(signalGenerator)"},
+        {{.type = "speed", .value = 1},
+         "node sg1: point \"speed\" is not declared by type "
+         "signalGenerator"},
+        {{.type = "value", .value = 1},
+         "node sg1: point \"value\" is written by its driver only, not by a person "
+         "(signalGenerator)"},
+        {{.type = "amplitude", .key = "1", .value = 1},
+         "node sg1: point \"amplitude\" key \"1\" is not allowed: it has one value, key \"0\" "
+         "(signalGenerator)"},
+        {{.type = "disabled", .value = 2},
+         "node sg1: point \"disabled\" = 2 is not 0 or 1 "
+         "(signalGenerator)"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sprig_point_t batch[2] = {{.type = "offset", .value = 3}, bad[i].p};
+        assert_int_equal(sprig_core_write(c, "sg1", batch, 2, NULL, &err), -EINVAL);
+        assert_string_equal(err.msg, bad[i].msg);
+    }
+    sprig_point_t none[1] = {{.type = "description", .text = "x"}};
+    assert_int_equal(sprig_core_create(c, "io1", "modbusIo", root, none, 1, NULL, NULL, &err),
+                     -EINVAL);
+    assert_string_equal(err.msg, "node io1: a modbusIo may not be placed under a device (allowed "
+                                 "parents: modbus)");
+    assert_null(sprig_tree_node(sprig_core_tree(c), "io1"));
+    assert_int_equal(sprig_core_create(c, "g1", "group", "sg1", NULL, 0, NULL, NULL, &err), 0);
+    assert_int_equal(sprig_core_mirror(c, "sg1", "g1", NULL, &err), SPRIG_ECYCLE);
+    assert_int_equal(sprig_store_flush(sprig_core_store(c)), 0);
+    hash = sprig_tree_root_hash(sprig_core_tree(c));
+    npoints = sprig_tree_point_count(sprig_core_tree(c));
+    events = 0;
+    assert_int_equal(sprig_tree_hash_check(sprig_core_tree(c), NULL, NULL), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sprig_point_t batch[2] = {{.type = "offset", .value = 4}, bad[i].p};
+        assert_int_equal(sprig_core_write(c, "sg1", batch, 2, NULL, &err), -EINVAL);
+    }
+    assert_int_equal(events, 0);
+    assert_true(sprig_tree_root_hash(sprig_core_tree(c)) == hash);
+    assert_int_equal(sprig_tree_point_count(sprig_core_tree(c)), npoints);
+    assert_int_equal(sprig_store_flush(sprig_core_store(c)), 0);
+    assert_int_equal(tu_sql_int(db, "SELECT count(*) FROM points", &rows1), 0);
+    assert_int_equal(rows1, rows0); /* the group has no node points; refusals added none */
+    long long off = 0;
+    assert_int_equal(tu_sql_int(db,
+                                "SELECT count(*) FROM points WHERE node = 'sg1' AND "
+                                "type = 'offset'",
+                                &off),
+                     0);
+    assert_int_equal(off, 1); /* the default only, never a refused batch's 3 or 4 */
+    assert_int_equal(sprig_core_close(c), 0);
+    assert_int_equal(tu_loop_finish(&loop), 0);
+    sprig_schema_free(s);
+    tu_rmdir(dir);
 }
 
 /* --- the shipped types --------------------------------------------------------------- */
@@ -619,6 +725,12 @@ static void test_create(void **state)
     assert_int_equal(sprig_schema_check_create(part, "part-1", "device", NULL, 0, &err), -EINVAL);
     assert_string_equal(err.msg, "node part-1: a pumpPart may not be placed under a device "
                                  "(allowed parents: pump, group)");
+    /* The parents rule alone (a move or a mirror), whatever the points. */
+    assert_int_equal(sprig_schema_check_parent(part, "part-1", "pump", &err), 0);
+    assert_int_equal(sprig_schema_check_parent(t, "pump-1", "anything", &err), 0);
+    assert_int_equal(sprig_schema_check_parent(part, "part-1", "device", &err), -EINVAL);
+    assert_string_equal(err.msg, "node part-1: a pumpPart may not be placed under a device "
+                                 "(allowed parents: pump, group)");
     sprig_schema_free(s);
 }
 
@@ -964,6 +1076,7 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_corpus_bad),
         cmocka_unit_test(test_corpus_good),
+        cmocka_unit_test(test_core_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

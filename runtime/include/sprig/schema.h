@@ -74,6 +74,10 @@ SPRIG_API int sprig_schema_check_point(const sprig_schema_type_t *t, const char 
 SPRIG_API int sprig_schema_check_create(const sprig_schema_type_t *t, const char *node_id,
                                         const char *parent_type, const sprig_point_t *pts, size_t n,
                                         sprig_error_t *err);
+/* Checks only the parents rule: a node of type t may sit under a parent of parent_type.
+ * Returns 0 or -EINVAL with err. */
+SPRIG_API int sprig_schema_check_parent(const sprig_schema_type_t *t, const char *node_id,
+                                        const char *parent_type, sprig_error_t *err);
 /* True when the point type is local to this instance (not hashed, not synced). */
 SPRIG_API bool sprig_schema_is_local(const sprig_schema_t *s, const char *node_type,
                                      const char *point_type);
