@@ -3,6 +3,8 @@
 #ifndef SPRIG_CLI_H
 #define SPRIG_CLI_H
 
+#include <stddef.h>
+
 int cli_run(int argc, char **argv);
 int cli_store(int argc, char **argv);
 /* `sprig schema ls|show|check` (cli_schema.c): reads schema folders, needs no daemon. */
@@ -21,5 +23,10 @@ int cli_import(int argc, char **argv);
 /* Parses a whole decimal number in [min, max] for flag; prints the error and returns -1
  * when it is not one. */
 int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, long max, long *out);
+
+/* The shipped schema folder: $SPRIG_SCHEMA_DIR, else schema/ beside the build folder of
+ * this binary, else the source tree's, else /usr/share/sprig/schema. buf (at least
+ * PATH_MAX bytes) may hold the answer. */
+const char *cli_schema_shipped_dir(char *buf, size_t n);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -171,31 +172,6 @@ static int read_token(const char *path, char *out, size_t n)
         }
     }
     return 0;
-}
-
-/* The shipped schema folder: $SPRIG_SCHEMA_DIR, else schema/ beside the build folder
- * holding this binary, else the installed one. */
-static const char *shipped_schema_dir(char *buf, size_t n)
-{
-    const char *env = getenv("SPRIG_SCHEMA_DIR");
-    if (env != NULL && env[0] != '\0') {
-        return env;
-    }
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (len > 0) {
-        exe[len] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            snprintf(buf, n, "%s/../schema", exe);
-            struct stat st;
-            if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) {
-                return buf;
-            }
-        }
-    }
-    return "/usr/share/sprig/schema";
 }
 
 static void print_schema_error(const char *msg, void *arg)
@@ -427,8 +403,8 @@ int cli_run(int argc, char **argv)
     sprig_log_info("database %s: %zu nodes, %zu points, root %s hash %016" PRIx64, db,
                    sprig_tree_node_count(t), sprig_tree_point_count(t), sprig_core_root_id(r.core),
                    sprig_tree_root_hash(t));
-    char shipped[4200];
-    r.schema_dirs[0] = shipped_schema_dir(shipped, sizeof(shipped));
+    char shipped[PATH_MAX];
+    r.schema_dirs[0] = cli_schema_shipped_dir(shipped, sizeof(shipped));
     r.nschema = r.schema_dirs[1] != NULL ? 2 : 1;
     if (load_schema(&r) != 0) {
         fprintf(stderr, "sprig run: the schema in %s%s%s has errors (above)\n", r.schema_dirs[0],

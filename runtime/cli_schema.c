@@ -37,8 +37,7 @@ static void schema_usage(FILE *f)
           f);
 }
 
-/* The shipped schema folder, as `sprig run` finds it. */
-static const char *shipped_dir(char *buf, size_t n)
+const char *cli_schema_shipped_dir(char *buf, size_t n)
 {
     const char *env = getenv("SPRIG_SCHEMA_DIR");
     if (env != NULL && env[0] != '\0') {
@@ -60,6 +59,13 @@ static const char *shipped_dir(char *buf, size_t n)
             }
         }
     }
+#ifdef SPRIG_SOURCE_SCHEMA_DIR
+    /* A build folder elsewhere (a sanitizer build under /tmp): the source tree's schema. */
+    struct stat src;
+    if (stat(SPRIG_SOURCE_SCHEMA_DIR, &src) == 0 && S_ISDIR(src.st_mode)) {
+        return SPRIG_SOURCE_SCHEMA_DIR;
+    }
+#endif
     return "/usr/share/sprig/schema";
 }
 
@@ -73,7 +79,7 @@ static sprig_schema_t *load(const char *const *dirs, size_t n, FILE *out, int *e
 {
     char buf[PATH_MAX];
     const char *all[MAX_DIRS + 1];
-    all[0] = shipped_dir(buf, sizeof(buf));
+    all[0] = cli_schema_shipped_dir(buf, sizeof(buf));
     for (size_t i = 0; i < n; i++) {
         all[i + 1] = dirs[i];
     }

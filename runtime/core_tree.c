@@ -147,7 +147,9 @@ int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const c
         if (all == NULL) {
             return -ENOMEM;
         }
-        memcpy(all, pts, n * sizeof(*pts));
+        if (n > 0) {
+            memcpy(all, pts, n * sizeof(*pts));
+        }
         for (size_t i = 0; i < st->npoints; i++) {
             const sprig_schema_point_t *sp = &st->points[i];
             bool given = false;

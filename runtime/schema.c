@@ -465,7 +465,9 @@ static int declare(lua_State *L)
     }
     /* Lua's tables have no order: keep points by name, so output and the first missing
      * required point named are the same on every run. */
-    qsort(tr->own, tr->nown, sizeof(*tr->own), cmp_points);
+    if (tr->nown > 1) {
+        qsort(tr->own, tr->nown, sizeof(*tr->own), cmp_points);
+    }
     if (s->n == s->cap) {
         size_t cap = s->cap != 0 ? s->cap * 2 : 32;
         type_rec_t **ts = sprig_realloc(s->types, cap * sizeof(*ts));
