@@ -852,6 +852,25 @@ static int import_check(route_ctx_t *r, const char *doc_root, int pass, const cJ
                        names[0], sprig_node_type(n), names[1]);
             return -EEXIST;
         }
+        /* A node new here must bring its schema's required points. */
+        const sprig_schema_t *schema = sprig_core_schema(r->core);
+        const sprig_schema_type_t *t =
+            schema != NULL && n == NULL ? sprig_schema_type(schema, names[1]) : NULL;
+        if (t != NULL) {
+            size_t np;
+            snprintf(label, sizeof(label), "nodes[%d].points", i);
+            sprig_point_t *pts =
+                points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), label, &np);
+            if (pts == NULL) {
+                return -EINVAL;
+            }
+            int rc = sprig_schema_check_required(t, names[0], pts, np, &err);
+            free(pts);
+            if (rc != 0) {
+                fail(r, rc, &err);
+                return rc;
+            }
+        }
         return 0;
     }
     snprintf(label, sizeof(label), "%s[%d].points", list, i);

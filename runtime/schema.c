@@ -903,9 +903,12 @@ int sprig_schema_check_create(const sprig_schema_type_t *t, const char *node_id,
                               sprig_error_t *err)
 {
     int rc = sprig_schema_check_parent(t, node_id, parent_type, err);
-    if (rc != 0) {
-        return rc;
-    }
+    return rc != 0 ? rc : sprig_schema_check_required(t, node_id, pts, n, err);
+}
+
+int sprig_schema_check_required(const sprig_schema_type_t *t, const char *node_id,
+                                const sprig_point_t *pts, size_t n, sprig_error_t *err)
+{
     for (size_t i = 0; i < t->npoints; i++) {
         const sprig_schema_point_t *sp = &t->points[i];
         if (!sp->required || sp->has_default) {

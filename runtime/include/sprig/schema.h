@@ -78,6 +78,10 @@ SPRIG_API int sprig_schema_check_create(const sprig_schema_type_t *t, const char
  * Returns 0 or -EINVAL with err. */
 SPRIG_API int sprig_schema_check_parent(const sprig_schema_type_t *t, const char *node_id,
                                         const char *parent_type, sprig_error_t *err);
+/* Checks only that every required point without a default is among pts. Returns 0 or
+ * -EINVAL with err. */
+SPRIG_API int sprig_schema_check_required(const sprig_schema_type_t *t, const char *node_id,
+                                          const sprig_point_t *pts, size_t n, sprig_error_t *err);
 /* True when the point type is local to this instance (not hashed, not synced). */
 SPRIG_API bool sprig_schema_is_local(const sprig_schema_t *s, const char *node_type,
                                      const char *point_type);
