@@ -1,11 +1,10 @@
 /* Typed node schemas: the loader and the checks (see schema.h).
  *
- * Each file runs once in a fresh sandboxed Lua state: base functions without dofile,
- * loadfile, load and require; string, table, math; a 32 MiB allocation budget and a
- * 20-million-instruction budget per file. `nodetype "name" { spec }` parses the spec into C
- * at once, so a bad attribute is reported at the line that declares it. When every file
- * has run, types are resolved: extends (known, acyclic), parents (known), inherited points.
- * Errors are "FILE:LINE: message", as many as the files produce. */
+ * Each file runs once in a fresh sandbox (luabox.h: safe libraries only, a 32 MiB
+ * allocation budget and a 20-million-instruction budget per file). `nodetype "name" { spec }`
+ * parses the spec into C at once, so a bad attribute is reported at the line that declares it. When
+ * every file has run, types are resolved: extends (known, acyclic), parents (known), inherited
+ * points. Errors are "FILE:LINE: message", as many as the files produce. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -19,12 +18,9 @@
 
 #include "sprig/alloc.h"
 #include "sprig/err.h"
+#include "sprig/luabox.h"
 #include "sprig/schema.h"
 #include "sprig/util.h"
-
-#define MEM_BUDGET (32u << 20)
-#define INSN_BUDGET 20000000L
-#define HOOK_EVERY 10000
 
 typedef struct type_rec {
     sprig_schema_type_t t; /* first: a sprig_schema_type_t * is a type_rec * */
@@ -47,9 +43,6 @@ typedef struct load_ctx {
     void (*report)(const char *msg, void *arg);
     void *arg;
     int errors;
-    size_t mem;
-    long insns;
-    int line; /* the line running, for errors that carry none */
     const char *file;
 } load_ctx_t;
 
@@ -110,46 +103,7 @@ void sprig_schema_free(sprig_schema_t *s)
     sprig_free(s);
 }
 
-/* --- the sandbox -------------------------------------------------------------------- */
-
-static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    load_ctx_t *l = ud;
-    size_t old = ptr != NULL ? osize : 0;
-    if (nsize == 0) {
-        l->mem -= old;
-        free(ptr);
-        return NULL;
-    }
-    if (nsize > old && l->mem + (nsize - old) > MEM_BUDGET) {
-        return NULL; /* Lua raises "not enough memory" */
-    }
-    void *p = realloc(ptr, nsize);
-    if (p != NULL) {
-        l->mem = l->mem - old + nsize;
-    }
-    return p;
-}
-
-/* Counts instructions, and remembers the line running (memory errors carry none). Once
- * the budget is spent it raises at every instruction, so a script's own pcall cannot
- * swallow the stop: the error reaches the first code outside it. */
-static void count_hook(lua_State *L, lua_Debug *ar)
-{
-    load_ctx_t *l;
-    lua_getallocf(L, (void **)&l);
-    if (ar->event == LUA_HOOKLINE) {
-        l->line = ar->currentline;
-        return;
-    }
-    l->insns += l->insns > INSN_BUDGET ? 1 : HOOK_EVERY;
-    if (l->insns > INSN_BUDGET) {
-        lua_sethook(L, count_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
-        lua_pushfstring(L, "%s:%d: schema file runs too long (over %d million instructions)",
-                        l->file, l->line, (int)(INSN_BUDGET / 1000000));
-        lua_error(L);
-    }
-}
+/* --- the sandbox (luabox.c) --------------------------------------------------------- */
 
 /* The line of the Lua code that called the running C function. */
 static int caller_line(lua_State *L)
@@ -167,7 +121,7 @@ static int fail(lua_State *L, const char *fmt, ...)
 {
     char msg[512];
     load_ctx_t *l;
-    lua_getallocf(L, (void **)&l);
+    l = sprig_luabox_user(L);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -387,7 +341,7 @@ static int cmp_points(const void *a, const void *b)
 static int declare(lua_State *L)
 {
     load_ctx_t *l;
-    lua_getallocf(L, (void **)&l);
+    l = sprig_luabox_user(L);
     sprig_schema_t *s = l->s;
     const char *name = lua_tostring(L, lua_upvalueindex(1));
     int line = (int)lua_tointeger(L, lua_upvalueindex(2));
@@ -495,14 +449,6 @@ static int nodetype(lua_State *L)
     return 1;
 }
 
-static int msgh(lua_State *L)
-{
-    if (lua_type(L, 1) != LUA_TSTRING) {
-        lua_pushstring(L, luaL_typename(L, 1));
-    }
-    return 1;
-}
-
 /* Runs one file in a fresh sandbox. */
 static void run_file(load_ctx_t *l, const char *path)
 {
@@ -520,61 +466,27 @@ static void run_file(load_ctx_t *l, const char *path)
         sprig_free(text);
         return;
     }
-    l->mem = 0;
-    l->insns = 0;
     l->file = path;
-    lua_State *L = lua_newstate(budget_alloc, l);
-    if (L == NULL) {
+    sprig_luabox_t *box = NULL;
+    sprig_luabox_opts_t bo = {.user = l};
+    sprig_error_t err;
+    if (sprig_luabox_open(&bo, &box) != 0) {
         report(l, path, 0, "out of memory");
         sprig_free(text);
         return;
     }
-    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
-                                    {LUA_STRLIBNAME, luaopen_string},
-                                    {LUA_TABLIBNAME, luaopen_table},
-                                    {LUA_MATHLIBNAME, luaopen_math},
-                                    {NULL, NULL}};
-    for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
-        luaL_requiref(L, lib->name, lib->func, 1);
-        lua_pop(L, 1);
-    }
-    static const char *const unsafe[] = {"dofile",  "loadfile",       "load",
-                                         "require", "collectgarbage", NULL};
-    for (const char *const *u = unsafe; *u != NULL; u++) {
-        lua_pushnil(L);
-        lua_setglobal(L, *u);
-    }
-    lua_getglobal(L, LUA_STRLIBNAME);
-    lua_pushnil(L);
-    lua_setfield(L, -2, "dump");
-    lua_pop(L, 1);
+    lua_State *L = sprig_luabox_state(box);
     lua_pushcfunction(L, nodetype);
     lua_setglobal(L, "nodetype");
-    l->line = 0;
-    lua_sethook(L, count_hook, LUA_MASKCOUNT | LUA_MASKLINE, HOOK_EVERY);
-    char chunk[4100];
-    snprintf(chunk, sizeof(chunk), "=%s", path);
-    lua_pushcfunction(L, msgh);
-    int rc = luaL_loadbufferx(L, text, n, chunk, "t");
-    if (rc == LUA_OK) {
-        rc = lua_pcall(L, 0, 0, -2);
-    }
-    if (rc != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
-        char line[4700];
-        /* Messages of Lua start "FILE:LINE:" already; memory errors do not. */
-        if (msg != NULL && strncmp(msg, path, strlen(path)) == 0) {
-            snprintf(line, sizeof(line), "%s", msg);
-            l->errors++;
-            if (l->report != NULL) {
-                l->report(line, l->arg);
-            }
-        }
-        else {
-            report(l, path, l->line, "%s", msg != NULL ? msg : "error");
+    if (sprig_luabox_load(box, path, text, n, &err) != 0 ||
+        sprig_luabox_call(box, 0, 0, &err) != 0) {
+        /* Messages start "FILE:LINE:" already. */
+        l->errors++;
+        if (l->report != NULL) {
+            l->report(err.msg, l->arg);
         }
     }
-    lua_close(L);
+    sprig_luabox_close(box);
     sprig_free(text);
 }
 

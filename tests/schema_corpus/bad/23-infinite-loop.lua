@@ -1,4 +1,4 @@
--- expect: schema file runs too long
+-- expect: runs too long
 -- line: 4
 nodetype "a" {}
 while true do end

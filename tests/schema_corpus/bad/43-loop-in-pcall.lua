@@ -1,3 +1,3 @@
--- expect: schema file runs too long
+-- expect: runs too long
 -- line: 3
 while true do pcall(function() while true do end end) end

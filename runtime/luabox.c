@@ -1,0 +1,200 @@
+/* The Lua sandbox: see luabox.h. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sprig/alloc.h"
+#include "sprig/err.h"
+#include "sprig/luabox.h"
+
+#define HOOK_EVERY 10000
+
+struct sprig_luabox {
+    lua_State *L;
+    sprig_luabox_opts_t o;
+    size_t mem;
+    long insns;
+    int line;     /* the line running, for errors that carry none (memory) */
+    bool expired; /* this call ran over its instruction budget */
+    const char *name;
+};
+
+static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    sprig_luabox_t *b = ud;
+    size_t old = ptr != NULL ? osize : 0;
+    if (nsize == 0) {
+        b->mem -= old;
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > old && b->mem + (nsize - old) > b->o.mem_max) {
+        return NULL; /* Lua raises "not enough memory" */
+    }
+    void *p = realloc(ptr, nsize);
+    if (p != NULL) {
+        b->mem = b->mem - old + nsize;
+    }
+    return p;
+}
+
+static sprig_luabox_t *box_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+void *sprig_luabox_user(lua_State *L)
+{
+    return box_of(L)->o.user;
+}
+
+static void hook(lua_State *L, lua_Debug *ar)
+{
+    sprig_luabox_t *b = box_of(L);
+    if (ar->event == LUA_HOOKLINE) {
+        b->line = ar->currentline;
+        return;
+    }
+    b->insns += b->expired ? 1 : HOOK_EVERY;
+    if (b->insns > b->o.insn_max) {
+        b->expired = true;
+        lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+        lua_pushfstring(L, "%s:%d: runs too long (over %d million instructions)", b->name, b->line,
+                        (int)(b->o.insn_max / 1000000));
+        lua_error(L);
+    }
+}
+
+int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
+{
+    sprig_luabox_t *b = sprig_calloc(1, sizeof(*b));
+    *out = NULL;
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    if (opts != NULL) {
+        b->o = *opts;
+    }
+    b->o.mem_max = b->o.mem_max != 0 ? b->o.mem_max : 32u << 20;
+    b->o.insn_max = b->o.insn_max > 0 ? b->o.insn_max : 20000000L;
+    b->name = "?";
+    b->L = lua_newstate(box_alloc, b);
+    if (b->L == NULL) {
+        sprig_free(b);
+        return -ENOMEM;
+    }
+    lua_State *L = b->L;
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},
+        {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_COLIBNAME, luaopen_coroutine},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    static const char *const unsafe[] = {"dofile",  "loadfile",       "load",
+                                         "require", "collectgarbage", NULL};
+    for (const char *const *u = unsafe; *u != NULL; u++) {
+        lua_pushnil(L);
+        lua_setglobal(L, *u);
+    }
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    if (b->o.os_time) {
+        /* Only the clock of os: a fresh table, never the library itself. */
+        luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+        lua_createtable(L, 0, 3);
+        static const char *const keep[] = {"time", "clock", "date"};
+        for (int i = 0; i < 3; i++) {
+            lua_getfield(L, -2, keep[i]);
+            lua_setfield(L, -2, keep[i]);
+        }
+        lua_setglobal(L, LUA_OSLIBNAME);
+        lua_pop(L, 1);
+    }
+    *out = b;
+    return 0;
+}
+
+void sprig_luabox_close(sprig_luabox_t *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    lua_close(b->L);
+    sprig_free(b);
+}
+
+lua_State *sprig_luabox_state(sprig_luabox_t *b)
+{
+    return b->L;
+}
+
+size_t sprig_luabox_mem(const sprig_luabox_t *b)
+{
+    return b->mem;
+}
+
+int sprig_luabox_load(sprig_luabox_t *b, const char *name, const char *text, size_t len,
+                      sprig_error_t *err)
+{
+    char chunk[512];
+    snprintf(chunk, sizeof(chunk), "=%s", name);
+    b->name = name;
+    int rc = luaL_loadbufferx(b->L, text, len, chunk, "t");
+    if (rc != LUA_OK) {
+        sprig_error_set(err, rc == LUA_ERRMEM ? -ENOMEM : -EINVAL, "%s",
+                        lua_tostring(b->L, -1) != NULL ? lua_tostring(b->L, -1) : "error");
+        lua_pop(b->L, 1);
+        return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+    }
+    return 0;
+}
+
+static int msgh(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TSTRING) {
+        lua_pushstring(L, luaL_typename(L, 1));
+    }
+    return 1;
+}
+
+int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t *err)
+{
+    lua_State *L = b->L;
+    int base = lua_gettop(L) - nargs; /* the function's index */
+    lua_pushcfunction(L, msgh);
+    lua_insert(L, base);
+    b->insns = 0;
+    b->line = 0;
+    b->expired = false;
+    lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE, HOOK_EVERY);
+    int rc = lua_pcall(L, nargs, nresults, base);
+    lua_sethook(L, NULL, 0, 0);
+    if (rc == LUA_OK) {
+        lua_remove(L, base);
+        return 0;
+    }
+    const char *msg = lua_tostring(L, -1);
+    int code = b->expired ? -ETIMEDOUT : rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+    if (rc == LUA_ERRMEM) {
+        sprig_error_set(err, code, "%s:%d: not enough memory (over %zu MiB)", b->name, b->line,
+                        b->o.mem_max >> 20);
+    }
+    else {
+        sprig_error_set(err, code, "%s", msg != NULL ? msg : "error");
+    }
+    lua_settop(L, base - 1);
+    return code;
+}
