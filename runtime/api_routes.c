@@ -832,7 +832,6 @@ static int import_check(route_ctx_t *r, const char *doc_root, int pass, const cJ
                        list, i, k == 0 ? fa : fb, names[k]);
             return -EINVAL;
         }
-        bool is_node = pass == 1 || k == 0;
         const char *id = map_root(r, doc_root, names[k]);
         if (pass == 1 && sprig_tree_node(r->tree, id) == NULL &&
             bsearch(&names[k], ids, nids, sizeof(*ids), cmp_str) == NULL) {
@@ -842,7 +841,6 @@ static int import_check(route_ctx_t *r, const char *doc_root, int pass, const cJ
                        list, i, k == 0 ? fa : fb, names[k]);
             return -EINVAL;
         }
-        (void)is_node;
     }
     if (pass == 0) {
         sprig_node_t *n = sprig_tree_node(r->tree, map_root(r, doc_root, names[0]));

@@ -321,14 +321,13 @@ static int node_tree(cli_http_t *h, int argc, char **argv)
         return rc;
     }
     cJSON *list = node_list(h, &r), *nd;
-    size_t n = 0, i = 0, drawn = 0, nodes = 0;
+    size_t n = 0, i = 0, drawn = 0;
     /* One entry per live parent, so a mirrored node is drawn under each of them. */
     cJSON_ArrayForEach(nd, list)
     {
         const cJSON *ps = cJSON_GetObjectItemCaseSensitive(nd, "parents");
         int k = cJSON_IsArray(ps) ? cJSON_GetArraySize(ps) : 0;
         n += k > 0 ? (size_t)k : 1;
-        nodes++;
     }
     entry_t *e = calloc(n + 1, sizeof(*e));
     const char *path[256];
@@ -356,7 +355,6 @@ static int node_tree(cli_http_t *h, int argc, char **argv)
     if (drawn < n) {
         printf("(%zu listed nodes are not under the root: sprig node ls shows them)\n", n - drawn);
     }
-    (void)nodes;
     rc = 0;
 done:
     free(e);
