@@ -54,11 +54,12 @@ static int load_point(const char *node, const sprig_point_t *p, uint64_t stored_
         l->orphans++;
         return 0;
     }
-    int rc = sprig_tree_point_put(l->c->tree, n, p);
+    const sprig_point_t *held = NULL;
+    int rc = sprig_tree_point_merge(l->c->tree, n, p, &held);
     if (rc < 0) {
         return rc;
     }
-    load_time(l, p, sprig_tree_point(l->c->tree, n, p->type, p->key), stored_hash);
+    load_time(l, p, held, stored_hash);
     return 0;
 }
 
@@ -72,11 +73,12 @@ static int load_edge_point(const char *up, const char *down, const sprig_point_t
         l->orphans++;
         return 0;
     }
-    int rc = sprig_tree_edge_point_put(l->c->tree, e, p);
+    const sprig_point_t *held = NULL;
+    int rc = sprig_tree_edge_point_merge(l->c->tree, e, p, &held);
     if (rc < 0) {
         return rc;
     }
-    load_time(l, p, sprig_edge_point(e, p->type, p->key), stored_hash);
+    load_time(l, p, held, stored_hash);
     return 0;
 }
 
@@ -387,7 +389,8 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
     for (size_t i = 0; i < n; i++) {
         sprig_point_t p;
         fill(c, &pts[i], origin, &p);
-        int rc = sprig_tree_point_put(c->tree, node, &p);
+        const sprig_point_t *held = NULL;
+        int rc = sprig_tree_point_merge(c->tree, node, &p, &held);
         if (rc < 0) {
             return rc;
         }
@@ -395,7 +398,6 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
             c->stats.stale++;
             continue;
         }
-        const sprig_point_t *held = sprig_tree_point(c->tree, node, p.type, p.key);
         rc =
             sprig_store_put_point(c->store, sprig_node_id(node), held, sprig_tree_point_hash(held));
         if (rc != 0) {
@@ -424,7 +426,8 @@ int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
     for (size_t i = 0; i < n; i++) {
         sprig_point_t p;
         fill(c, &pts[i], origin, &p);
-        rc = sprig_tree_edge_point_put(c->tree, e, &p);
+        const sprig_point_t *held = NULL;
+        rc = sprig_tree_edge_point_merge(c->tree, e, &p, &held);
         if (rc < 0) {
             return rc;
         }
@@ -432,7 +435,6 @@ int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
             c->stats.stale++;
             continue;
         }
-        const sprig_point_t *held = sprig_edge_point(e, p.type, p.key);
         rc = sprig_store_put_edge_point(c->store, sprig_node_id(up), sprig_node_id(down), held,
                                         sprig_tree_point_hash(held));
         if (rc != 0) {

@@ -294,7 +294,11 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     if ((rc = take_lock(s, path, err)) != 0) {
         goto fail;
     }
-    int flags = s->o.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* NOMUTEX: the connection is never used by two threads at once (the worker only while
+     * a batch is in flight, the loop thread only when none is), so SQLite's per-call
+     * locking is pure cost (about 6% of a commit's CPU). */
+    int flags = SQLITE_OPEN_NOMUTEX | (s->o.read_only ? SQLITE_OPEN_READONLY
+                                                      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     if (rc != SQLITE_OK) {
         rc = sprig_error_set(err, store__map_sqlite(rc), "database %s: cannot open: %s", path,

@@ -243,7 +243,7 @@ long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
     }
     if (s->rdb == NULL) {
         const char *path = sqlite3_db_filename(s->db, "main");
-        int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY, NULL);
+        int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK) {
             sprig_log_error("database %s: history reader cannot open: %s", path,
                             sqlite3_errstr(rc));

@@ -455,7 +455,8 @@ static prec_t *prec_new(const pkey_t *k)
     return r;
 }
 
-int sprig_tree_point_put(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p)
+int sprig_tree_point_merge(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p,
+                           const sprig_point_t **held)
 {
     pkey_t k;
     int rc;
@@ -465,6 +466,9 @@ int sprig_tree_point_put(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *
     }
     bool fresh = r == NULL;
     if (!fresh && !sprig_merge_wins(&r->p, p)) {
+        if (held != NULL) {
+            *held = &r->p;
+        }
         return 0;
     }
     if (fresh) {
@@ -500,10 +504,19 @@ int sprig_tree_point_put(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *
             return rc;
         }
     }
+    if (held != NULL) {
+        *held = &r->p;
+    }
     return 1;
 }
 
-int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_point_t *p)
+int sprig_tree_point_put(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p)
+{
+    return sprig_tree_point_merge(t, n, p, NULL);
+}
+
+int sprig_tree_edge_point_merge(sprig_tree_t *t, sprig_edge_t *e, const sprig_point_t *p,
+                                const sprig_point_t **held)
 {
     pkey_t k;
     int rc;
@@ -512,6 +525,9 @@ int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_poin
         return rc;
     }
     if (r != NULL && !sprig_merge_wins(&r->p, p)) {
+        if (held != NULL) {
+            *held = &r->p;
+        }
         return 0;
     }
     if (r == NULL) {
@@ -543,7 +559,15 @@ int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_poin
             return rc;
         }
     }
+    if (held != NULL) {
+        *held = &r->p;
+    }
     return 1;
+}
+
+int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_point_t *p)
+{
+    return sprig_tree_edge_point_merge(t, e, p, NULL);
 }
 
 /* The interned copy of s, or NULL when s was never interned (so no point uses it). */

@@ -62,9 +62,15 @@ SPRIG_API sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up, s
  * greater than the stored point), 0 when it was not (equal or older), -ENOMEM. Every field
  * of p must be set; strings are copied. Hashes are updated up every path to the root. */
 SPRIG_API int sprig_tree_point_put(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p);
+/* The same, and *held (when not NULL and the result is 0 or 1) is the point the tree holds
+ * for (type, key) afterwards: the write path's way to avoid a second lookup. */
+SPRIG_API int sprig_tree_point_merge(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p,
+                                     const sprig_point_t **held);
 /* The same for a point of an edge; a point of type "tombstone" with key "0" sets the
  * edge's tombstone state from its value (non-zero = deleted). */
 SPRIG_API int sprig_tree_edge_point_put(sprig_tree_t *t, sprig_edge_t *e, const sprig_point_t *p);
+SPRIG_API int sprig_tree_edge_point_merge(sprig_tree_t *t, sprig_edge_t *e, const sprig_point_t *p,
+                                          const sprig_point_t **held);
 /* The stored point (type, key) of a node, found through the tree's index, or NULL. key
  * NULL means "0". */
 SPRIG_API const sprig_point_t *sprig_tree_point(const sprig_tree_t *t, const sprig_node_t *n,
