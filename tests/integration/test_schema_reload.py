@@ -85,7 +85,8 @@ def test():
         # A broken edit is reported with file and line; the previous schema stays.
         write(sfile, BROKEN)
         wait_for("the broken edit is reported in the log",
-                 lambda: "pump.lua:" in d.proc.stderr() and "nombre" in d.proc.stderr())
+                 lambda: "pump.lua:" in d.proc.stderr() and "nombre" in d.proc.stderr()
+                 and "previous schema stays in force" in d.proc.stderr())
         err = d.proc.stderr()
         check("previous schema stays in force" in err, "no word that the old schema stays: %s" % err[-800:])
         d.expect(200, "POST", "/v1/nodes/p1/points", [{"type": "flow", "value": 13}])
