@@ -124,6 +124,8 @@ int api__status(int code)
         return MHD_HTTP_BAD_REQUEST;
     case -ENOENT:
         return MHD_HTTP_NOT_FOUND;
+    case -E2BIG:
+        return MHD_HTTP_CONTENT_TOO_LARGE;
     case -EEXIST:
     case SPRIG_ECYCLE:
         return MHD_HTTP_CONFLICT;

@@ -11,6 +11,7 @@
 
 #include "api_internal.h"
 #include "sprig/err.h"
+#include "sprig/exchange.h"
 #include "sprig/json.h"
 #include "sprig/util.h"
 
@@ -766,208 +767,37 @@ static void get_schema(route_ctx_t *r, const char *type)
     ok(r, 200, a, 0);
 }
 
-static int export_one(sprig_node_t *n, void *arg)
-{
-    cJSON **lists = arg;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", sprig_node_id(n));
-    cJSON_AddStringToObject(o, "type", sprig_node_type(n));
-    cJSON_AddItemToObject(o, "points", points_json(sprig_node_points(n)));
-    cJSON_AddItemToArray(lists[0], o);
-    for (sprig_edge_t *e = sprig_node_children(n); e != NULL; e = sprig_edge_next_child(e)) {
-        cJSON *eo = cJSON_CreateObject();
-        cJSON_AddStringToObject(eo, "up", sprig_node_id(n));
-        cJSON_AddStringToObject(eo, "down", sprig_node_id(sprig_edge_down(e)));
-        cJSON_AddItemToObject(eo, "points", points_json(sprig_edge_points(e)));
-        cJSON_AddItemToArray(lists[1], eo);
-    }
-    return 0;
-}
-
+/* GET /v1/export: the whole tree as one document (sprig/exchange.h). */
 static void get_export(route_ctx_t *r)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *lists[2] = {cJSON_CreateArray(), cJSON_CreateArray()};
-    char hash[17];
-    snprintf(hash, sizeof(hash), "%016" PRIx64, sprig_tree_root_hash(r->tree));
-    sprig_tree_each_node(r->tree, export_one, lists);
-    cJSON_AddStringToObject(o, "root", sprig_core_root_id(r->core));
-    cJSON_AddStringToObject(o, "hash", hash);
-    cJSON_AddItemToObject(o, "nodes", lists[0]);
-    cJSON_AddItemToObject(o, "edges", lists[1]);
+    cJSON *o = sprig_export_json(r->core);
+    if (o == NULL) {
+        api__error(r->ans, api__status(-ENOMEM), "out of memory");
+        return;
+    }
     ok(r, 200, o, 0);
 }
 
-/* The document's root maps onto this instance's root. */
-static const char *map_root(route_ctx_t *r, const char *doc_root, const char *id)
-{
-    return doc_root != NULL && strcmp(id, doc_root) == 0 ? sprig_core_root_id(r->core) : id;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Checks one item of an import document (pass 0 nodes, 1 edges, 2 node points) without
- * changing anything; ids is the sorted list of the document's node ids. 0 or -errno with
- * the answer filled. */
-static int import_check(route_ctx_t *r, const char *doc_root, int pass, const cJSON *it, int i,
-                        const char **ids, size_t nids)
-{
-    const char *list = pass == 1 ? "edges" : "nodes";
-    const char *fa = pass == 1 ? "up" : "id", *fb = pass == 1 ? "down" : "type";
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(it, fa);
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, fb);
-    sprig_error_t err;
-    char label[160];
-    if (!cJSON_IsString(a) || !cJSON_IsString(b)) {
-        api__error(r->ans, 400, "%s[%d] must have string \"%s\" and \"%s\"", list, i, fa, fb);
-        return -EINVAL;
-    }
-    const char *names[2] = {a->valuestring, b->valuestring};
-    for (int k = 0; k < 2; k++) {
-        if (!sprig_id_valid(names[k])) {
-            api__error(r->ans, 400, "%s[%d].%s \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]",
-                       list, i, k == 0 ? fa : fb, names[k]);
-            return -EINVAL;
-        }
-        const char *id = map_root(r, doc_root, names[k]);
-        if (pass == 1 && sprig_tree_node(r->tree, id) == NULL &&
-            bsearch(&names[k], ids, nids, sizeof(*ids), cmp_str) == NULL) {
-            api__error(r->ans, 404,
-                       "%s[%d].%s names node %s, which is neither in the document "
-                       "nor in this tree",
-                       list, i, k == 0 ? fa : fb, names[k]);
-            return -EINVAL;
-        }
-    }
-    if (pass == 0) {
-        sprig_node_t *n = sprig_tree_node(r->tree, map_root(r, doc_root, names[0]));
-        if (n != NULL && strcmp(sprig_node_type(n), names[1]) != 0 &&
-            n != sprig_tree_root(r->tree)) {
-            api__error(r->ans, 409, "nodes[%d]: node %s exists here with type %s, not %s", i,
-                       names[0], sprig_node_type(n), names[1]);
-            return -EEXIST;
-        }
-        /* A node new here must bring its schema's required points. */
-        const sprig_schema_t *schema = sprig_core_schema(r->core);
-        const sprig_schema_type_t *t =
-            schema != NULL && n == NULL ? sprig_schema_type(schema, names[1]) : NULL;
-        if (t != NULL) {
-            size_t np;
-            snprintf(label, sizeof(label), "nodes[%d].points", i);
-            sprig_point_t *pts =
-                points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), label, &np);
-            if (pts == NULL) {
-                return -EINVAL;
-            }
-            int rc = sprig_schema_check_required(t, names[0], pts, np, &err);
-            free(pts);
-            if (rc != 0) {
-                fail(r, rc, &err);
-                return rc;
-            }
-        }
-        return 0;
-    }
-    snprintf(label, sizeof(label), "%s[%d].points", list, i);
-    size_t n;
-    sprig_point_t *pts = points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), label, &n);
-    if (pts == NULL) {
-        return -EINVAL;
-    }
-    int rc = sprig_core_check(r->core, label, pts, n, &err);
-    free(pts);
-    if (rc != 0) {
-        fail(r, rc, &err);
-    }
-    return rc;
-}
-
-/* POST /v1/import: the whole document is checked first, then applied through the write
- * path (nodes, edges, node points), so a bad document changes nothing. (An edge that
- * would close a cycle is only found while applying.) */
+/* POST /v1/import: sprig_import_json checks the whole document and then applies it, so
+ * a bad document changes nothing; the answer waits until the batch is durable. */
 static void post_import(route_ctx_t *r)
 {
-    cJSON *j = body_json(r);
     sprig_error_t err;
+    long nn = 0, np = 0;
+    cJSON *j = body_json(r);
     if (j == NULL) {
         return;
     }
-    const cJSON *root = cJSON_GetObjectItemCaseSensitive(j, "root");
-    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(j, "nodes");
-    const cJSON *edges = cJSON_GetObjectItemCaseSensitive(j, "edges");
-    const char *doc_root = cJSON_IsString(root) ? root->valuestring : NULL;
-    long nn = 0, np = 0;
-    int rc = 0;
-    if (!cJSON_IsObject(j) || !cJSON_IsArray(nodes) || (edges != NULL && !cJSON_IsArray(edges))) {
-        api__error(r->ans, 400, "body must be {\"root\": id, \"nodes\": [...], \"edges\": [...]}");
-        cJSON_Delete(j);
-        return;
-    }
-    size_t nids = 0, cap = (size_t)cJSON_GetArraySize(nodes) + 1;
-    const char **ids = calloc(cap, sizeof(*ids));
-    if (ids == NULL) {
-        api__error(r->ans, 503, "out of memory");
-        cJSON_Delete(j);
-        return;
-    }
-    for (const cJSON *it = nodes->child; it != NULL; it = it->next) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsString(id)) {
-            ids[nids++] = id->valuestring;
-        }
-    }
-    qsort(ids, nids, sizeof(*ids), cmp_str);
-    for (int step = 0; step < 6 && rc == 0; step++) {
-        int pass = step % 3;
-        bool apply = step >= 3;
-        const cJSON *list = pass == 1 ? edges : nodes;
-        int i = 0;
-        for (const cJSON *it = list != NULL ? list->child : NULL; it != NULL && rc == 0;
-             it = it->next, i++) {
-            if (!apply) {
-                rc = import_check(r, doc_root, pass, it, i, ids, nids);
-                continue;
-            }
-            const cJSON *a = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "up" : "id");
-            const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "down" : "type");
-            const char *id = map_root(r, doc_root, a->valuestring);
-            if (pass == 0) {
-                if (strcmp(id, sprig_core_root_id(r->core)) != 0 &&
-                    (rc = sprig_core_add_node(r->core, id, b->valuestring, &err)) != 0) {
-                    fail(r, rc, &err);
-                }
-                nn++;
-                continue;
-            }
-            size_t n;
-            sprig_point_t *pts =
-                points_from(r, cJSON_GetObjectItemCaseSensitive(it, "points"), "points", &n);
-            if (pts == NULL) {
-                rc = -EINVAL;
-                break;
-            }
-            rc = pass == 1
-                     ? sprig_core_write_edge(r->core, id, map_root(r, doc_root, b->valuestring),
-                                             pts, n, NULL, &err)
-                     : sprig_core_write(r->core, id, pts, n, NULL, &err);
-            if (rc != 0) {
-                fail(r, rc, &err);
-            }
-            np += (long)n;
-            free(pts);
-        }
-    }
-    free(ids);
-    if (rc == 0) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "nodes", (double)nn);
-        cJSON_AddNumberToObject(o, "points", (double)np);
-        ok(r, 200, o, sprig_core_batch(r->core));
-    }
+    int rc = sprig_import_json(r->core, j, &nn, &np, &err);
     cJSON_Delete(j);
+    if (rc != 0) {
+        fail(r, rc, &err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "nodes", (double)nn);
+    cJSON_AddNumberToObject(o, "points", (double)np);
+    ok(r, 200, o, sprig_core_batch(r->core));
 }
 
 /* --- the table ---------------------------------------------------------------------- */
