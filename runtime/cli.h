@@ -9,6 +9,8 @@ int cli_run(int argc, char **argv);
 int cli_store(int argc, char **argv);
 /* `sprig schema ls|show|check` (cli_schema.c): reads schema folders, needs no daemon. */
 int cli_schema(int argc, char **argv);
+/* `sprig rule test` (cli_rule.c): runs a rule offline, needs no daemon. */
+int cli_rule(int argc, char **argv);
 
 /* The API commands, HTTP clients of a running daemon (cli_node.c, cli_watch.c): argv[0]
  * is the command's name. Each returns 0, 1 when the request failed (the server's error or
@@ -28,5 +30,9 @@ int cli_parse_long(const char *cmd, const char *flag, const char *s, long min, l
  * this binary, else the source tree's, else /usr/share/sprig/schema. buf (at least
  * PATH_MAX bytes) may hold the answer. */
 const char *cli_schema_shipped_dir(char *buf, size_t n);
+/* A shipped folder (sub = "schema", "scripts/examples"): $env_name, else sub beside the
+ * build folder of this binary, else the source tree's, else /usr/share/sprig/sub. buf
+ * holds PATH_MAX bytes; the result may be buf or the environment's string. */
+const char *cli_shipped_dir(const char *sub, const char *env_name, char *buf, size_t n);
 
 #endif

@@ -17,6 +17,7 @@
 #include "sprig/driver.h"
 #include "sprig/err.h"
 #include "sprig/log.h"
+#include "sprig/rules.h"
 #include "sprig/util.h"
 
 typedef struct run_ctx {
@@ -47,6 +48,9 @@ static void run_usage(FILE *f)
           "  --demo-rate HZ      sample rate of the demo generators, 1-1000 (default 2)\n"
           "  --schema DIR        node types of your own, beside the shipped ones (the\n"
           "                      folders are watched: a valid edit applies at once)\n"
+          "  --rules DIR         import every DIR/NAME.lua as rule NAME, and follow edits\n"
+          "                      (default: rules/ when it exists; with --demo, the shipped\n"
+          "                      example rules; \"off\" imports none)\n"
           "  --listen ADDR:PORT  serve the HTTP API there (default 127.0.0.1:8118; port 0\n"
           "                      picks a free one; \"off\" serves none)\n"
           "  --token-file FILE   require this bearer token (needed off loopback)\n"
@@ -270,7 +274,13 @@ static int seed_demo(sprig_core_t *c, long rate, bool rate_given)
                 goto fail;
             }
         }
-        sprig_log_info("demo: seeded demo-plant with %zu signal generators",
+        sprig_point_t cp[] = {
+            {.type = "description", .text = "Cooler, driven by the example rules"}};
+        if ((rc = sprig_core_create(c, "demo-cooler", "group", "demo-plant", cp, 1, NULL, NULL,
+                                    &err)) != 0) {
+            goto fail;
+        }
+        sprig_log_info("demo: seeded demo-plant with %zu signal generators and demo-cooler",
                        sizeof(demo_gens) / sizeof(demo_gens[0]));
         return 0;
     }
@@ -301,9 +311,11 @@ int cli_run(int argc, char **argv)
         {"listen", required_argument, NULL, 'L'},
         {"schema", required_argument, NULL, 'S'},
         {"token-file", required_argument, NULL, 't'},
+        {"rules", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     const char *db = "sprig.db", *listen = "127.0.0.1:8118", *token_file = NULL;
+    const char *rules_dir = NULL;
     char token[256] = "";
     bool demo = false, rate_given = false;
     long rate = 2, commit_ms = 5;
@@ -331,6 +343,13 @@ int cli_run(int argc, char **argv)
             break;
         case 't':
             token_file = optarg;
+            break;
+        case 'R':
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "sprig run: --rules \"\" must name a folder, or be \"off\"\n");
+                return 2;
+            }
+            rules_dir = optarg;
             break;
         case 'r':
             if (cli_parse_long("run", "--demo-rate", optarg, 1, 1000, &rate) != 0) {
@@ -391,6 +410,25 @@ int cli_run(int argc, char **argv)
     sprig_error_t err;
     sprig_drivers_t *drivers = NULL;
     sprig_api_t *api = NULL;
+    sprig_rules_t *rules = NULL;
+    sprig_rules_dir_t *rdir = NULL;
+    char examples[PATH_MAX];
+    struct stat st;
+    if (rules_dir == NULL && demo) {
+        rules_dir =
+            cli_shipped_dir("scripts/examples", "SPRIG_EXAMPLES_DIR", examples, sizeof(examples));
+    }
+    else if (rules_dir == NULL && stat("rules", &st) == 0 && S_ISDIR(st.st_mode)) {
+        rules_dir = "rules";
+    }
+    else if (rules_dir != NULL && strcmp(rules_dir, "off") != 0 &&
+             (stat(rules_dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        fprintf(stderr, "sprig run: --rules %s is not a folder\n", rules_dir);
+        return 2;
+    }
+    if (rules_dir != NULL && strcmp(rules_dir, "off") == 0) {
+        rules_dir = NULL;
+    }
     int code = 2;
     uv_loop_init(&loop);
     r.loop = &loop;
@@ -444,6 +482,14 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "sprig run: drivers cannot start: out of memory\n");
         goto done;
     }
+    if (rules_dir != NULL && sprig_rules_dir_open(r.core, rules_dir, true, &rdir, &err) != 0) {
+        fprintf(stderr, "sprig run: %s\n", err.msg);
+        goto done;
+    }
+    if (sprig_rules_start(r.core, NULL, &rules) != 0) {
+        fprintf(stderr, "sprig run: rules cannot start: out of memory\n");
+        goto done;
+    }
     uv_signal_init(&loop, &r.sigint);
     uv_signal_init(&loop, &r.sigterm);
     r.sigint.data = r.sigterm.data = &r;
@@ -453,6 +499,8 @@ int cli_run(int argc, char **argv)
     sprig_log_info("signal %d: stopping", r.stop_signal);
     code = 0;
 done:
+    sprig_rules_dir_close(rdir);
+    sprig_rules_stop(rules);
     sprig_drivers_stop(drivers);
     sprig_api_stop(api);
     if (r.core != NULL) {

@@ -37,9 +37,9 @@ static void schema_usage(FILE *f)
           f);
 }
 
-const char *cli_schema_shipped_dir(char *buf, size_t n)
+const char *cli_shipped_dir(const char *sub, const char *env_name, char *buf, size_t n)
 {
-    const char *env = getenv("SPRIG_SCHEMA_DIR");
+    const char *env = getenv(env_name);
     if (env != NULL && env[0] != '\0') {
         return env;
     }
@@ -51,22 +51,29 @@ const char *cli_schema_shipped_dir(char *buf, size_t n)
         if (slash != NULL) {
             *slash = '\0';
             struct stat st;
-            char dir[PATH_MAX + 16];
-            snprintf(dir, sizeof(dir), "%s/../schema", exe);
+            char dir[PATH_MAX + 64];
+            snprintf(dir, sizeof(dir), "%s/../%s", exe, sub);
             if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && n >= PATH_MAX &&
                 realpath(dir, buf) != NULL) {
                 return buf;
             }
         }
     }
-#ifdef SPRIG_SOURCE_SCHEMA_DIR
-    /* A build folder elsewhere (a sanitizer build under /tmp): the source tree's schema. */
+#ifdef SPRIG_SOURCE_DIR
+    /* A build folder elsewhere (a sanitizer build under /tmp): the source tree's folder. */
     struct stat src;
-    if (stat(SPRIG_SOURCE_SCHEMA_DIR, &src) == 0 && S_ISDIR(src.st_mode)) {
-        return SPRIG_SOURCE_SCHEMA_DIR;
+    snprintf(buf, n, "%s/%s", SPRIG_SOURCE_DIR, sub);
+    if (stat(buf, &src) == 0 && S_ISDIR(src.st_mode)) {
+        return buf;
     }
 #endif
-    return "/usr/share/sprig/schema";
+    snprintf(buf, n, "/usr/share/sprig/%s", sub);
+    return buf;
+}
+
+const char *cli_schema_shipped_dir(char *buf, size_t n)
+{
+    return cli_shipped_dir("schema", "SPRIG_SCHEMA_DIR", buf, n);
 }
 
 static void print_error(const char *msg, void *arg)

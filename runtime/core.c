@@ -84,7 +84,7 @@ static int load_edge_point(const char *up, const char *down, const sprig_point_t
 
 /* Finds the root named in the store's metadata, or creates the root device of a new
  * database. */
-static int open_root(sprig_core_t *c, const char *path, sprig_error_t *err)
+static int open_root(sprig_core_t *c, const char *path, const char *root_id, sprig_error_t *err)
 {
     int rc = sprig_store_meta_get(c->store, "root", c->root, sizeof(c->root));
     if (rc == 0) {
@@ -106,7 +106,10 @@ static int open_root(sprig_core_t *c, const char *path, sprig_error_t *err)
                                path);
     }
     sprig_node_t *root;
-    if ((rc = sprig_uuid4(c->root)) != 0 ||
+    if (root_id != NULL) {
+        snprintf(c->root, sizeof(c->root), "%s", root_id);
+    }
+    if ((root_id == NULL && (rc = sprig_uuid4(c->root)) != 0) ||
         (rc = sprig_tree_node_add(c->tree, c->root, "device", &root)) != 0 ||
         (rc = sprig_store_put_node(c->store, c->root, "device")) != 0 ||
         (rc = sprig_store_flush(c->store)) != 0 ||
@@ -146,7 +149,7 @@ int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sprig_core_t
                              sprig_strerror(rc));
         goto fail;
     }
-    if ((rc = open_root(c, opts->db_path, err)) != 0) {
+    if ((rc = open_root(c, opts->db_path, opts->root_id, err)) != 0) {
         goto fail;
     }
     rc = sprig_tree_hash_rebuild(c->tree);

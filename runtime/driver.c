@@ -86,18 +86,9 @@ int sprig_driver_write(sprig_driver_ctx_t *ctx, const sprig_point_t *pts, size_t
     return rc;
 }
 
-/* A node runs its driver while it is the root or has a parent edge that is not deleted. */
 static bool node_live(sprig_drivers_t *d, sprig_node_t *n)
 {
-    if (n == sprig_tree_root(sprig_core_tree(d->core))) {
-        return true;
-    }
-    for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
-        if (!sprig_edge_tombstone(e)) {
-            return true;
-        }
-    }
-    return false;
+    return sprig_node_live(sprig_core_tree(d->core), n);
 }
 
 static const struct sprig_driver *driver_for(sprig_drivers_t *d, const char *interned_type)

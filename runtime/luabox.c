@@ -4,6 +4,7 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sprig/alloc.h"
 #include "sprig/err.h"
@@ -16,10 +17,25 @@ struct sprig_luabox {
     sprig_luabox_opts_t o;
     size_t mem;
     long insns;
-    int line;     /* the line running, for errors that carry none (memory) */
-    bool expired; /* this call ran over its instruction budget */
+    int line;         /* the line last seen by the hook, for errors that carry none */
+    bool expired;     /* this call ran over its instruction or time budget */
+    bool slow;        /* ... and it was the time budget */
+    bool in_call;     /* inside sprig_luabox_call (the call stack may be read) */
+    int64_t deadline; /* CLOCK_MONOTONIC ns this call must end by; 0: none */
     const char *name;
 };
+
+/* Notes the line of the innermost running Lua function (reading the call stack only). */
+static void note_line(sprig_luabox_t *b)
+{
+    lua_Debug ar;
+    for (int level = 0; level < 4 && lua_getstack(b->L, level, &ar) != 0; level++) {
+        if (lua_getinfo(b->L, "l", &ar) != 0 && ar.currentline > 0) {
+            b->line = ar.currentline;
+            return;
+        }
+    }
+}
 
 static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -31,6 +47,9 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     if (nsize > old && b->mem + (nsize - old) > b->o.mem_max) {
+        if (b->in_call) {
+            note_line(b); /* a memory error carries no position of its own */
+        }
         return NULL; /* Lua raises "not enough memory" */
     }
     void *p = realloc(ptr, nsize);
@@ -52,21 +71,41 @@ void *sprig_luabox_user(lua_State *L)
     return box_of(L)->o.user;
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The count hook: every HOOK_EVERY instructions it notes the running line (for memory
+ * errors, which carry none) and checks both budgets; once one is spent it runs at every
+ * instruction and raises each time, so no pcall of the script can keep it going. */
 static void hook(lua_State *L, lua_Debug *ar)
 {
     sprig_luabox_t *b = box_of(L);
-    if (ar->event == LUA_HOOKLINE) {
-        b->line = ar->currentline;
-        return;
-    }
-    b->insns += b->expired ? 1 : HOOK_EVERY;
-    if (b->insns > b->o.insn_max) {
+    if (!b->expired) {
+        b->insns += HOOK_EVERY;
+        if (lua_getinfo(L, "l", ar) != 0 && ar->currentline > 0) {
+            b->line = ar->currentline;
+        }
+        bool slow = b->deadline != 0 && mono_ns() > b->deadline;
+        if (b->insns <= b->o.insn_max && !slow) {
+            return;
+        }
         b->expired = true;
-        lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+        b->slow = slow;
+        lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+    }
+    if (b->slow) {
+        lua_pushfstring(L, "%s:%d: runs too long (over %d ms)", b->name, b->line,
+                        (int)b->o.time_max_ms);
+    }
+    else {
         lua_pushfstring(L, "%s:%d: runs too long (over %d million instructions)", b->name, b->line,
                         (int)(b->o.insn_max / 1000000));
-        lua_error(L);
     }
+    lua_error(L);
 }
 
 int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
@@ -179,8 +218,12 @@ int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t 
     b->insns = 0;
     b->line = 0;
     b->expired = false;
-    lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKLINE, HOOK_EVERY);
+    b->slow = false;
+    b->deadline = b->o.time_max_ms != 0 ? mono_ns() + (int64_t)b->o.time_max_ms * 1000000 : 0;
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    b->in_call = true;
     int rc = lua_pcall(L, nargs, nresults, base);
+    b->in_call = false;
     lua_sethook(L, NULL, 0, 0);
     if (rc == LUA_OK) {
         lua_remove(L, base);
@@ -189,7 +232,11 @@ int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t 
     const char *msg = lua_tostring(L, -1);
     int code = b->expired ? -ETIMEDOUT : rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
     if (rc == LUA_ERRMEM) {
-        sprig_error_set(err, code, "%s:%d: not enough memory (over %zu MiB)", b->name, b->line,
+        char at[16] = "";
+        if (b->line > 0) {
+            snprintf(at, sizeof(at), ":%d", b->line);
+        }
+        sprig_error_set(err, code, "%s%s: not enough memory (over %zu MiB)", b->name, at,
                         b->o.mem_max >> 20);
     }
     else {

@@ -20,6 +20,8 @@ static void usage(FILE *f)
           "  store verify   recompute every hash from scratch and compare; --fix repairs\n"
           "  schema ls|show TYPE|check DIR...\n"
           "                 the node types: list, show one's points, check schema files\n"
+          "  rule test RULE.lua [--fixture TREE.json] [--steps STEPS.lua]\n"
+          "                 run a rule offline with simulated time (sprig rule test --help)\n"
           "\n"
           "commands that talk to a running daemon (--url, default http://127.0.0.1:8118):\n"
           "  node ls [--type T]          list every node: id, type, parent, hash\n"
@@ -85,6 +87,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "schema") == 0) {
         return cli_schema(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "rule") == 0) {
+        return cli_rule(argc - 1, argv + 1);
+    }
     static const struct {
         const char *name;
         int (*fn)(int argc, char **argv);
@@ -97,9 +102,10 @@ int main(int argc, char **argv)
             return api_cmds[i].fn(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr,
-            "sprig: unknown command \"%s\" (commands: run, store, schema, node, point, watch, "
-            "status, export, import; see sprig --help)\n",
-            cmd);
+    fprintf(
+        stderr,
+        "sprig: unknown command \"%s\" (commands: run, store, schema, rule, node, point, watch, "
+        "status, export, import; see sprig --help)\n",
+        cmd);
     return 2;
 }

@@ -824,3 +824,16 @@ long sprig_tree_hash_check(sprig_tree_t *t,
     sprig_free(sub);
     return bad;
 }
+
+bool sprig_node_live(const sprig_tree_t *t, const sprig_node_t *n)
+{
+    if (n == sprig_tree_root(t)) {
+        return true;
+    }
+    for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
+        if (!sprig_edge_tombstone(e)) {
+            return true;
+        }
+    }
+    return false;
+}

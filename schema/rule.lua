@@ -13,9 +13,12 @@ nodetype "rule" {
                     description = "Set by the rule itself; other rules may chain on it" },
     error       = { kind = "text", owner = "driver",
                     description = "Why the last load or run failed (line and message), empty when fine" },
-    runs        = { kind = "integer", min = 0, owner = "driver", description = "Times the rule has run" },
-    lastRun     = { kind = "number", unit = "ns", owner = "driver",
-                    description = "When it last ran, nanoseconds since the Unix epoch" },
+    runs        = { kind = "integer", min = 0, owner = "driver", ["local"] = true,
+                    description = "Times a handler of the rule has run (saved once a second)" },
+    lastRun     = { kind = "number", unit = "ns", owner = "driver", ["local"] = true,
+                    description = "When a handler last ran, nanoseconds since the Unix epoch" },
+    state       = { kind = "text", owner = "driver", ["local"] = true,
+                    description = "The rule's state table, serialized (saved once a second)" },
   },
 }
 

@@ -47,6 +47,21 @@ static void t_runaway_stopped(void **state)
     sprig_luabox_close(box);
 }
 
+static void t_time_budget(void **state)
+{
+    (void)state;
+    sprig_error_t err = {{0}};
+    sprig_luabox_t *box = NULL;
+    sprig_luabox_opts_t o = {.insn_max = 1L << 40, .time_max_ms = 50};
+    assert_int_equal(sprig_luabox_open(&o, &box), 0);
+    assert_int_equal(run(box, "local x = 0\nwhile true do\n  pcall(function() x = x + 1 end)\nend",
+                         &err),
+                     -ETIMEDOUT);
+    assert_non_null(strstr(err.msg, "runs too long (over 50 ms)"));
+    assert_int_equal(run(box, "y = 1", &err), 0);
+    sprig_luabox_close(box);
+}
+
 static void t_memory_budget(void **state)
 {
     (void)state;
@@ -146,6 +161,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_runaway_stopped),  cmocka_unit_test(t_memory_budget),
+        cmocka_unit_test(t_time_budget),
         cmocka_unit_test(t_safe_libraries),   cmocka_unit_test(t_source_only),
         cmocka_unit_test(t_user_and_results),
     };

@@ -25,6 +25,7 @@ typedef struct sprig_core_opts {
     int64_t drift_ns;       /* remote times this far ahead of wall time are refused */
     size_t text_max;        /* longest point text in bytes; 0: SPRIG_TEXT_MAX_DEFAULT */
     sprig_hlc_wall_fn wall; /* NULL: the real clock (tests pass a fake) */
+    const char *root_id;    /* id of the root device of a new database; NULL: a UUIDv4 */
     void *wall_arg;
 } sprig_core_opts_t;
 

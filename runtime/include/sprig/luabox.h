@@ -3,7 +3,7 @@
  * libraries (base without dofile, loadfile, load, require and collectgarbage; string
  * without dump; table, math, utf8, coroutine; os.time, os.clock and os.date when asked),
  * source text only, an allocation budget through the state's own allocator, and an
- * instruction budget per call through a count hook. Once a call's budget is spent the hook
+ * instruction and time budget per call through a count hook. Once a call's budget is spent the hook
  * raises at every instruction, so the script's own pcall cannot swallow the stop. Loop
  * thread (one box, one thread). */
 #ifndef SPRIG_LUABOX_H
@@ -19,6 +19,9 @@ typedef struct sprig_luabox sprig_luabox_t;
 typedef struct sprig_luabox_opts {
     size_t mem_max; /* bytes the state may hold; 0: 32 MiB */
     long insn_max;  /* instructions one call may run; 0: 20 million */
+    unsigned time_max_ms; /* wall time one call may run, checked with the instruction
+                             count (a long C call such as string.rep runs to its end);
+                             0: no limit */
     bool os_time;   /* give the script os.time, os.clock, os.date */
     void *user;     /* for the embedder's C functions (sprig_luabox_user) */
 } sprig_luabox_opts_t;
@@ -39,7 +42,7 @@ SPRIG_API int sprig_luabox_load(sprig_luabox_t *box, const char *name, const cha
                                 sprig_error_t *err);
 /* Calls the function below nargs arguments with a fresh instruction budget, like
  * lua_pcall(nargs, nresults). 0, or -EINVAL (an error, with its "NAME:LINE: message"),
- * -ETIMEDOUT (over the instruction budget) or -ENOMEM (over the memory budget), with err
+ * -ETIMEDOUT (over the instruction or time budget) or -ENOMEM (over the memory budget), with err
  * naming the line; nothing is left on the stack then. */
 SPRIG_API int sprig_luabox_call(sprig_luabox_t *box, int nargs, int nresults, sprig_error_t *err);
 

@@ -94,6 +94,9 @@ SPRIG_API const sprig_point_t *sprig_point_next(const sprig_point_t *p);
 SPRIG_API sprig_edge_t *sprig_node_children(const sprig_node_t *n); /* first child edge */
 SPRIG_API sprig_edge_t *sprig_node_parents(const sprig_node_t *n);  /* first parent edge */
 
+/* True when n is the root or has a parent edge that is not deleted: the nodes whose
+ * drivers and rules run. */
+SPRIG_API bool sprig_node_live(const sprig_tree_t *t, const sprig_node_t *n);
 /* Edge accessors. Tombstoned edges are listed too; check sprig_edge_tombstone. */
 SPRIG_API sprig_node_t *sprig_edge_up(const sprig_edge_t *e);
 SPRIG_API sprig_node_t *sprig_edge_down(const sprig_edge_t *e);
