@@ -48,4 +48,24 @@ hold(1, 4000)
 hold(0, 5000)
 expect("demo-plant", "running", false)
 
+-- an edit of the script reloads the rule and loses the timer of a pending change
+-- (documented in debounce.lua): the change happens at the next sample instead
+local _, src = get("debounce", "script")
+report("demo-pump", "value", 1)
+advance(2000)
+set("debounce", "script", src .. "\n-- edited\n")
+advance(4000)                  -- 6 s on, but no timer left to switch
+expect("demo-plant", "running", false)
+report("demo-pump", "value", 1) -- the next sample switches at once
+expect("demo-plant", "running", true)
+-- a change that has waited part of its time waits only for the rest after a reload
+report("demo-pump", "value", 0)
+advance(1000)
+set("debounce", "script", src .. "\n-- edited again\n")
+report("demo-pump", "value", 0)
+advance(1999)
+expect("demo-plant", "running", true)
+advance(1)
+expect("demo-plant", "running", false)
+
 expect_error("")

@@ -42,4 +42,13 @@ expect("threshold", "active", false)
 sample(26)
 expect("threshold", "active", true)
 
+-- an edit of the script reloads the rule; where the alarm stands (kept in state)
+-- survives it: back in the band, it stays on
+local _, src = get("threshold", "script")
+set("threshold", "script", src .. "\n-- edited\n")
+sample(24.5)
+expect("threshold", "active", true)
+sample(23)
+expect("threshold", "active", false)
+
 expect_error("")
