@@ -608,11 +608,13 @@ static int rule_test(int argc, char **argv)
         printf("FAIL %s does not load: %s\n", base, ep != NULL ? ep->text : "(no error given)");
         goto close;
     }
-    if (steps_src != NULL && run_steps(&t, steps, steps_src) != 0) {
-        t.failed++;
-    }
+    bool stopped = steps_src != NULL && run_steps(&t, steps, steps_src) != 0;
     sprig_rules_save(t.rules);
-    if (t.failed == 0) {
+    if (stopped) {
+        printf("FAIL %s: the steps stopped (above) after %d expectations, %d of them failed\n",
+               base, t.checks, t.failed);
+    }
+    else if (t.failed == 0) {
         printf("PASS %s: %d expectations hold, %ld points written\n", base, t.checks, t.writes);
         code = 0;
     }

@@ -201,10 +201,14 @@ int sprig_luabox_load(sprig_luabox_t *b, const char *name, const char *text, siz
     return 0;
 }
 
+/* Makes any error value a message: strings and numbers as they are, else its type. */
 static int msgh(lua_State *L)
 {
-    if (lua_type(L, 1) != LUA_TSTRING) {
-        lua_pushstring(L, luaL_typename(L, 1));
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_pushstring(L, lua_tostring(L, 1));
+    }
+    else if (lua_type(L, 1) != LUA_TSTRING) {
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
     return 1;
 }

@@ -338,6 +338,7 @@ static void run_hook(sprig_rules_t *e, rule_hook_t *h, const ev_fields_t *f, int
     }
     e->running = r;
     e->depth = depth;
+    e->chain_msg[0] = '\0';
     int rc = sprig_luabox_call(box, nargs, 0, &err);
     e->running = NULL;
     r->runs++;
@@ -346,6 +347,9 @@ static void run_hook(sprig_rules_t *e, rule_hook_t *h, const ev_fields_t *f, int
     e->runs++;
     if (rc != 0) {
         fail_rule(r, rc, err.msg);
+    }
+    else if (e->chain_msg[0] != '\0') {
+        rules__set_error(r, e->chain_msg, true);
     }
     else if (r->error_run) {
         rules__set_error(r, "", false);
@@ -360,8 +364,10 @@ static void enqueue(sprig_rules_t *e, rule_hook_t *h, const sprig_event_t *ev, i
                  "a chain of rule writes is deeper than %d (rules setting each other's "
                  "inputs in a loop?): the change of %s %s is not delivered to rule %s",
                  RULE_MAX_DEPTH, ev->node, ev->point->type, rule_id(h->rb->rule));
-        e->errors++;
-        rules__set_error(e->running, msg, true);
+        if (e->chain_msg[0] == '\0') {
+            e->errors++;
+            snprintf(e->chain_msg, sizeof(e->chain_msg), "%s", msg); /* noted after the run */
+        }
         return;
     }
     if (e->qlen == e->qcap) {

@@ -77,12 +77,13 @@ struct sprig_rules {
     size_t nwild, capwild;
     rule_event_t *queue; /* FIFO of waiting events */
     size_t qhead, qlen, qcap;
-    rule_t *running;   /* the rule whose Lua runs now, or NULL */
-    int depth;         /* chain depth of the running call */
-    uv_timer_t *wake;  /* next timer (real clock) */
-    uv_timer_t *kick;  /* pending loads, next loop turn */
-    uv_timer_t *saver; /* once a second */
-    int dispatching;   /* nested deliveries iterating the index */
+    rule_t *running;     /* the rule whose Lua runs now, or NULL */
+    int depth;           /* chain depth of the running call */
+    char chain_msg[512]; /* a change the running call made that went too deep */
+    uv_timer_t *wake;    /* next timer (real clock) */
+    uv_timer_t *kick;    /* pending loads, next loop turn */
+    uv_timer_t *saver;   /* once a second */
+    int dispatching;     /* nested deliveries iterating the index */
     bool stopping;
     uint64_t runs, errors;
 };

@@ -144,8 +144,10 @@ static int64_t check_ms(lua_State *L, const char *fn, long long min)
     }
     double ms = lua_tonumber(L, 1);
     if (!(ms >= (double)min) || ms > (double)MS_MAX) {
-        return luaL_error(L, "%s: the time %s ms must be %lld to %lld ms", fn, lua_tostring(L, 1),
-                          min, (long long)MS_MAX);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s: the time %s ms must be %lld to %lld ms", fn,
+                 lua_tostring(L, 1), min, (long long)MS_MAX);
+        return luaL_error(L, "%s", msg);
     }
     return (int64_t)(ms * 1e6);
 }
@@ -283,14 +285,26 @@ static int l_children(lua_State *L)
 {
     sprig_node_t *n = node_arg(L, 1, "children");
     const char *type = opt_id(L, 2, "children", "the node type");
-    lua_newtable(L);
-    lua_Integer i = 0;
-    for (sprig_edge_t *e = n != NULL ? sprig_node_children(n) : NULL; e != NULL;
-         e = sprig_edge_next_child(e)) {
-        sprig_node_t *c = sprig_edge_down(e);
-        if (!sprig_edge_tombstone(e) && (type == NULL || strcmp(type, sprig_node_type(c)) == 0)) {
-            lua_pushstring(L, sprig_node_id(c));
-            lua_rawseti(L, -2, ++i);
+    /* The tree lists the newest child first: number them from the end. */
+    lua_Integer count = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            lua_createtable(L, (int)count, 0);
+        }
+        for (sprig_edge_t *e = n != NULL ? sprig_node_children(n) : NULL; e != NULL;
+             e = sprig_edge_next_child(e)) {
+            sprig_node_t *c = sprig_edge_down(e);
+            if (sprig_edge_tombstone(e) ||
+                (type != NULL && strcmp(type, sprig_node_type(c)) != 0)) {
+                continue;
+            }
+            if (pass == 0) {
+                count++;
+            }
+            else {
+                lua_pushstring(L, sprig_node_id(c));
+                lua_rawseti(L, -2, count--);
+            }
         }
     }
     return 1;
@@ -536,33 +550,64 @@ void rules__push_event(lua_State *L, const char *node, const char *ntype, const 
     lua_setfield(L, -2, "deleted");
 }
 
-static void dump_string(luaL_Buffer *b, const char *s, size_t len)
+/* The text being built lives in a userdata at a fixed stack slot, so that a raise in the
+ * middle (a value that cannot be kept) leaves nothing to free, and the stack may be used
+ * freely meanwhile (a luaL_Buffer may not: it expects to stay on top). */
+typedef struct dbuf {
+    char *p;
+    size_t len, cap;
+    int slot;
+} dbuf_t;
+
+static void add(lua_State *L, dbuf_t *b, const char *s, size_t n)
 {
-    luaL_addchar(b, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            luaL_addchar(b, '\\');
-            luaL_addchar(b, (char)c);
-        }
-        else if (c < 0x20 || c >= 0x7f) {
-            char esc[8];
-            snprintf(esc, sizeof(esc), "\\%03u", c);
-            luaL_addstring(b, esc);
-        }
-        else {
-            luaL_addchar(b, (char)c);
-        }
+    if (b->len + n > RULE_STATE_MAX) {
+        luaL_error(L, "state: over %d bytes serialized; keep less in it", RULE_STATE_MAX);
     }
-    luaL_addchar(b, '"');
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n;
+        char *p = lua_newuserdatauv(L, cap, 0);
+        memcpy(p, b->p, b->len);
+        lua_replace(L, b->slot);
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
 }
 
-static void dump_value(lua_State *L, luaL_Buffer *b, int idx, int depth, const char *path)
+static void adds(lua_State *L, dbuf_t *b, const char *s)
+{
+    add(L, b, s, strlen(s));
+}
+
+static void dump_string(lua_State *L, dbuf_t *b, const char *s, size_t len)
+{
+    add(L, b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c, esc[2] = '\0';
+        }
+        else if (c < 0x20 || c >= 0x7f) {
+            snprintf(esc, sizeof(esc), "\\%03u", c);
+        }
+        else {
+            esc[0] = (char)c, esc[1] = '\0';
+        }
+        adds(L, b, esc);
+    }
+    add(L, b, "\"", 1);
+}
+
+static void dump_value(lua_State *L, dbuf_t *b, int idx, int depth, const char *path)
 {
     char num[64];
+    idx = lua_absindex(L, idx);
     switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
-        luaL_addstring(b, lua_toboolean(L, idx) ? "true" : "false");
+        adds(L, b, lua_toboolean(L, idx) ? "true" : "false");
         return;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
@@ -583,12 +628,12 @@ static void dump_value(lua_State *L, luaL_Buffer *b, int idx, int depth, const c
                 }
             }
         }
-        luaL_addstring(b, num);
+        adds(L, b, num);
         return;
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        dump_string(b, s, len);
+        dump_string(L, b, s, len);
         return;
     }
     case LUA_TTABLE:
@@ -606,8 +651,8 @@ static void dump_value(lua_State *L, luaL_Buffer *b, int idx, int depth, const c
                    "hold itself?)",
                    path);
     }
-    idx = lua_absindex(L, idx);
-    luaL_addchar(b, '{');
+    luaL_checkstack(L, 4, "state: nested too deep");
+    adds(L, b, "{");
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         char sub[160];
@@ -624,29 +669,27 @@ static void dump_value(lua_State *L, luaL_Buffer *b, int idx, int depth, const c
             snprintf(sub, sizeof(sub), "%s[%.60s]", path, luaL_tolstring(L, -1, NULL));
             lua_pop(L, 2);
         }
-        luaL_addchar(b, '[');
+        adds(L, b, "[");
         dump_value(L, b, -2, depth + 1, sub);
-        luaL_addstring(b, "]=");
+        adds(L, b, "]=");
         dump_value(L, b, -1, depth + 1, sub);
-        luaL_addchar(b, ',');
+        adds(L, b, ",");
         lua_pop(L, 1);
-        if (luaL_bufflen(b) > RULE_STATE_MAX) {
-            luaL_error(L, "state: over %d bytes serialized; keep less in it", RULE_STATE_MAX);
-        }
     }
-    luaL_addchar(b, '}');
+    adds(L, b, "}");
 }
 
 /* [-1, +1, e]: the serialized form of the value at 1. */
 static int dump_protected(lua_State *L)
 {
-    luaL_Buffer b;
     if (!lua_istable(L, 1)) {
         return luaL_error(L, "state must be a table (got %s)", luaL_typename(L, 1));
     }
-    luaL_buffinit(L, &b);
+    dbuf_t b = {.cap = 256, .slot = 2};
+    lua_settop(L, 1);
+    b.p = lua_newuserdatauv(L, b.cap, 0);
     dump_value(L, &b, 1, 0, "state");
-    luaL_pushresult(&b);
+    lua_pushlstring(L, b.p, b.len);
     return 1;
 }
 
@@ -706,11 +749,51 @@ int rules__state_load(sprig_luabox_t *box, const char *text, sprig_error_t *err)
 
 /* --- opening ------------------------------------------------------------------------ */
 
-/* Makes os.time() and os.date() read the rule clock (simulated in offline tests). */
+/* Makes os.time() and os.date() read the rule clock (simulated in offline tests), and
+ * turns the use of what the sandbox leaves out into an error that says so, rather than
+ * "attempt to index a nil value". */
 static const char prelude[] =
-    "local time, date, now, floor = os.time, os.date, now, math.floor\n"
+    "local time, date, now, floor, error = os.time, os.date, now, math.floor, error\n"
     "os.time = function(t) if t == nil then return floor(now()) end return time(t) end\n"
-    "os.date = function(f, t) return date(f, t or floor(now())) end\n";
+    "os.date = function(f, t) return date(f, t or floor(now())) end\n"
+    "local absent = {io = 'no files', debug = 'no debug hooks', package = 'no modules',\n"
+    "  require = 'no modules', dofile = 'no files', loadfile = 'no files',\n"
+    "  collectgarbage = 'the memory budget manages it'}\n"
+    "setmetatable(_G, {__index = function(_, k)\n"
+    "  if absent[k] then error(k .. ' is not available in a rule (' .. absent[k] .. ')', 2) end\n"
+    "end})\n"
+    "setmetatable(os, {__index = function(_, k)\n"
+    "  error('os.' .. tostring(k) .. ' is not available in a rule (only os.time, os.clock, '\n"
+    "    .. 'os.date)', 2)\n"
+    "end})\n";
+
+/* load(text [, name [, mode [, env]]]) -> function | nil, message: source text only.
+ * [-4, +1|2, m] */
+static int l_load(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strchr(mode, 'b') != NULL || (len > 0 && s[0] == LUA_SIGNATURE[0])) {
+        lua_pushnil(L);
+        lua_pushstring(L, "load: bytecode (a binary chunk) is refused in a rule; only source "
+                          "text may be loaded");
+        return 2;
+    }
+    if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (!lua_isnone(L, 4)) {
+        lua_pushvalue(L, 4);
+        if (lua_setupvalue(L, -2, 1) == NULL) {
+            lua_pop(L, 1);
+        }
+    }
+    return 1;
+}
 
 int rules__api_open(rule_box_t *rb, sprig_error_t *err)
 {
@@ -719,7 +802,8 @@ int rules__api_open(rule_box_t *rb, sprig_error_t *err)
         {"at", l_at},         {"cancel", l_cancel},     {"now", l_now},
         {"get", l_get},       {"nodetype", l_nodetype}, {"children", l_children},
         {"parent", l_parent}, {"find", l_find},         {"set", l_set},
-        {"active", l_active}, {"notify", l_notify},     {NULL, NULL},
+        {"active", l_active}, {"notify", l_notify},     {"load", l_load},
+        {NULL, NULL},
     };
     lua_State *L = sprig_luabox_state(rb->box);
     lua_pushglobaltable(L);

@@ -36,7 +36,7 @@ def test():
         db = h.path("demo.db")
 
         # --- run 1: a fresh database, human-readable output --------------------------
-        r1 = h.start("run", "--db", db, "--demo", "--demo-rate", "5", name="run1")
+        r1 = h.start("run", "--db", db, "--demo", "--rules", "off", "--demo-rate", "5", name="run1")
         r1.wait_for(lambda ls: all(len(values_by_gen(ls).get(g, [])) >= 3
                                    for g in DEMO_GENERATORS),
                     10, "3 value lines from each of %s" % ", ".join(DEMO_GENERATORS))
@@ -52,8 +52,8 @@ def test():
         check("seeded" in r1.stderr(), "run 1 did not log that it seeded the demo plant")
 
         nodes1, hist1 = counts(db)
-        check(nodes1 == 6, "after run 1 the nodes table has %d rows, expected 6 (root, "
-              "demo-plant and 4 generators)" % nodes1)
+        check(nodes1 == 7, "after run 1 the nodes table has %d rows, expected 7 (root, "
+              "demo-plant, demo-cooler and 4 generators)" % nodes1)
         gens = {row[0] for row in db_query(db, "SELECT id FROM nodes WHERE type = "
                                                "'signalGenerator'")}
         check(gens == set(DEMO_GENERATORS), "signalGenerator nodes are %r" % sorted(gens))
@@ -69,7 +69,7 @@ def test():
         check("ok" in v.stdout, "verify after run 1 did not say ok: %r" % v.stdout)
 
         # --- run 2: same database, JSON output, no --demo-rate -----------------------
-        r2 = h.start("run", "--db", db, "--demo", "--json", name="run2")
+        r2 = h.start("run", "--db", db, "--demo", "--rules", "off", "--json", name="run2")
         r2.wait_for(lambda ls: {o["node"] for o in parse_json_lines(ls)[0] if is_demo_value(o)}
                     == set(DEMO_GENERATORS) and
                     sum(1 for o in parse_json_lines(ls)[0] if is_demo_value(o)) >= 12,
@@ -132,7 +132,7 @@ def test():
         check("ok" in v.stdout, "verify after run 2 did not say ok: %r" % v.stdout)
 
         # --- run 3: SIGINT stops as cleanly as SIGTERM --------------------------------
-        r3 = h.start("run", "--db", db, "--demo", "--json", name="run3")
+        r3 = h.start("run", "--db", db, "--demo", "--rules", "off", "--json", name="run3")
         r3.wait_for(lambda ls: sum(1 for o in parse_json_lines(ls, True)[0]
                                    if is_demo_value(o)) >= 4, 10, "run 3 streaming values")
         rc = r3.stop(signal.SIGINT)

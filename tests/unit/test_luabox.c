@@ -126,7 +126,7 @@ static void t_source_only(void **state)
     assert_int_equal(run(box, "\n\nerror('boom')", &err), -EINVAL);
     assert_non_null(strstr(err.msg, "t.lua:3: boom"));
     assert_int_equal(run(box, "error({})", &err), -EINVAL);
-    assert_string_equal(err.msg, "table");
+    assert_string_equal(err.msg, "(error object is a table value)");
     assert_int_equal(lua_gettop(sprig_luabox_state(box)), 0);
     sprig_luabox_close(box);
 }
