@@ -11,16 +11,21 @@
 #include "sprig/luabox.h"
 
 #define HOOK_EVERY 10000
+#define SMALL 64      /* bytes of a small block */
+#define FREE_MAX 512 /* small blocks kept for reuse, at most */
 
 struct sprig_luabox {
     lua_State *L;
     sprig_luabox_opts_t o;
     size_t mem;
     long insns;
-    int line;         /* the line last seen by the hook, for errors that carry none */
-    bool expired;     /* this call ran over its instruction or time budget */
-    bool slow;        /* ... and it was the time budget */
-    bool in_call;     /* inside sprig_luabox_call (the call stack may be read) */
+    int line;     /* the line last seen by the hook, for errors that carry none */
+    bool expired; /* this call ran over its instruction or time budget */
+    bool slow;    /* ... and it was the time budget */
+    bool in_call; /* inside sprig_luabox_call (the call stack may be read) */
+    bool rearm;   /* the hook runs at every instruction since a call expired */
+    size_t nfree; /* small blocks in free */
+    void *free[FREE_MAX];
     int64_t deadline; /* CLOCK_MONOTONIC ns this call must end by; 0: none */
     const char *name;
 };
@@ -37,13 +42,39 @@ static void note_line(sprig_luabox_t *b)
     }
 }
 
+/* Small blocks (tables, closures, short strings: most of what a handler makes and drops)
+ * come from a free list of SMALL-byte blocks, so a call that creates and drops a table
+ * costs no trip through malloc. Every block of at most SMALL bytes is SMALL bytes. */
+static void *small_get(sprig_luabox_t *b)
+{
+    if (b->nfree > 0) {
+        return b->free[--b->nfree];
+    }
+    return malloc(SMALL);
+}
+
+static void small_put(sprig_luabox_t *b, void *p)
+{
+    if (b->nfree < FREE_MAX) {
+        b->free[b->nfree++] = p;
+    }
+    else {
+        free(p);
+    }
+}
+
 static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     sprig_luabox_t *b = ud;
     size_t old = ptr != NULL ? osize : 0;
     if (nsize == 0) {
         b->mem -= old;
-        free(ptr);
+        if (ptr != NULL && old <= SMALL) {
+            small_put(b, ptr);
+        }
+        else {
+            free(ptr);
+        }
         return NULL;
     }
     if (nsize > old && b->mem + (nsize - old) > b->o.mem_max) {
@@ -52,7 +83,25 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         }
         return NULL; /* Lua raises "not enough memory" */
     }
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (ptr != NULL && old <= SMALL && nsize <= SMALL) {
+        p = ptr; /* stays in its block */
+    }
+    else if (nsize <= SMALL) {
+        if ((p = small_get(b)) != NULL && ptr != NULL) {
+            memcpy(p, ptr, nsize);
+            free(ptr);
+        }
+    }
+    else if (ptr != NULL && old <= SMALL) {
+        if ((p = malloc(nsize)) != NULL) {
+            memcpy(p, ptr, old);
+            small_put(b, ptr);
+        }
+    }
+    else {
+        p = realloc(ptr, nsize);
+    }
     if (p != NULL) {
         b->mem = b->mem - old + nsize;
     }
@@ -84,12 +133,20 @@ static int64_t mono_ns(void)
 static void hook(lua_State *L, lua_Debug *ar)
 {
     sprig_luabox_t *b = box_of(L);
+    if (!b->in_call) {
+        return; /* Lua run by the embedder itself, outside any budgeted call */
+    }
     if (!b->expired) {
         b->insns += HOOK_EVERY;
+        if (b->deadline == 0 && b->o.time_max_ms != 0) {
+            /* The clock is read first here, not at every call: a call this short needs no
+             * time budget, and the budget starts at most HOOK_EVERY instructions late. */
+            b->deadline = mono_ns() + (int64_t)b->o.time_max_ms * 1000000;
+        }
         if (lua_getinfo(L, "l", ar) != 0 && ar->currentline > 0) {
             b->line = ar->currentline;
         }
-        bool slow = b->deadline != 0 && mono_ns() > b->deadline;
+        bool slow = b->deadline != 0 && b->insns > HOOK_EVERY && mono_ns() > b->deadline;
         if (b->insns <= b->o.insn_max && !slow) {
             return;
         }
@@ -106,6 +163,18 @@ static void hook(lua_State *L, lua_Debug *ar)
                         (int)(b->o.insn_max / 1000000));
     }
     lua_error(L);
+}
+
+/* Makes any error value a message: strings and numbers as they are, else its type. */
+static int msgh(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_pushstring(L, lua_tostring(L, 1));
+    }
+    else if (lua_type(L, 1) != LUA_TSTRING) {
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    return 1;
 }
 
 int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
@@ -127,6 +196,9 @@ int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
         return -ENOMEM;
     }
     lua_State *L = b->L;
+    /* Generational collection: a rule makes short-lived tables (one per event) that die
+     * young, which is what it is for. */
+    lua_gc(L, LUA_GCGEN, 0, 0);
     static const luaL_Reg libs[] = {
         {LUA_GNAME, luaopen_base},
         {LUA_STRLIBNAME, luaopen_string},
@@ -162,6 +234,10 @@ int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
         lua_setglobal(L, LUA_OSLIBNAME);
         lua_pop(L, 1);
     }
+    /* The count hook stays set for the state's life (a call only resets the counts), and
+     * the message handler stays at the bottom of the stack. */
+    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_pushcfunction(L, msgh);
     *out = b;
     return 0;
 }
@@ -172,6 +248,9 @@ void sprig_luabox_close(sprig_luabox_t *b)
         return;
     }
     lua_close(b->L);
+    while (b->nfree > 0) {
+        free(b->free[--b->nfree]);
+    }
     sprig_free(b);
 }
 
@@ -201,36 +280,36 @@ int sprig_luabox_load(sprig_luabox_t *b, const char *name, const char *text, siz
     return 0;
 }
 
-/* Makes any error value a message: strings and numbers as they are, else its type. */
-static int msgh(lua_State *L)
-{
-    if (lua_type(L, 1) == LUA_TNUMBER) {
-        lua_pushstring(L, lua_tostring(L, 1));
-    }
-    else if (lua_type(L, 1) != LUA_TSTRING) {
-        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    return 1;
-}
-
 int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t *err)
 {
     lua_State *L = b->L;
-    int base = lua_gettop(L) - nargs; /* the function's index */
-    lua_pushcfunction(L, msgh);
-    lua_insert(L, base);
+    int fn = lua_gettop(L) - nargs; /* the function's index */
+    /* The message handler waits at the bottom of the stack (pushed at open); should the
+     * embedder have cleared the stack, it goes in below the function for this call. */
+    int base = 1;
+    bool inserted = fn <= 1 || lua_tocfunction(L, 1) != msgh;
+    if (inserted) {
+        lua_pushcfunction(L, msgh);
+        lua_insert(L, fn);
+        base = fn++;
+    }
     b->insns = 0;
     b->line = 0;
     b->expired = false;
     b->slow = false;
-    b->deadline = b->o.time_max_ms != 0 ? mono_ns() + (int64_t)b->o.time_max_ms * 1000000 : 0;
-    lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    b->deadline = 0;
+    if (b->rearm) {
+        lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY); /* back from every instruction */
+        b->rearm = false;
+    }
     b->in_call = true;
     int rc = lua_pcall(L, nargs, nresults, base);
     b->in_call = false;
-    lua_sethook(L, NULL, 0, 0);
+    b->rearm = b->expired;
     if (rc == LUA_OK) {
-        lua_remove(L, base);
+        if (inserted) {
+            lua_remove(L, base);
+        }
         return 0;
     }
     const char *msg = lua_tostring(L, -1);
@@ -246,6 +325,6 @@ int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t 
     else {
         sprig_error_set(err, code, "%s", msg != NULL ? msg : "error");
     }
-    lua_settop(L, base - 1);
+    lua_settop(L, fn - 1 - (inserted ? 1 : 0));
     return code;
 }

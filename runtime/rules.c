@@ -31,6 +31,18 @@ int64_t rules__now(const sprig_rules_t *e)
     return e->o.clock != NULL ? e->o.clock(e->o.clock_arg) : sprig_wall_ns();
 }
 
+/* The time of a run, for lastRun: the coarse clock (a few ms) is plenty and far cheaper
+ * than a precise read per call. */
+static int64_t run_time(const sprig_rules_t *e)
+{
+    if (e->o.clock != NULL) {
+        return e->o.clock(e->o.clock_arg);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static const char *rule_id(const rule_t *r)
 {
     return sprig_node_id(r->node);
@@ -207,6 +219,7 @@ static int index_build(sprig_rules_t *e)
 {
     index_free(e);
     e->index_dirty = false;
+    e->last_ok = false;
     for (size_t i = 0; i < e->nhooks; i++) {
         rule_hook_t *h = e->hooks[i];
         if (h->dead || h->timer) {
@@ -316,13 +329,6 @@ static void fail_rule(rule_t *r, int rc, const char *msg)
     rules__set_error(r, msg, true);
 }
 
-typedef struct ev_fields {
-    const char *node, *ntype, *ptype, *key, *text, *origin;
-    double value;
-    int64_t time;
-    int tombstone;
-} ev_fields_t;
-
 static void run_hook(sprig_rules_t *e, rule_hook_t *h, const ev_fields_t *f, int depth)
 {
     rule_t *r = h->rb->rule;
@@ -332,8 +338,7 @@ static void run_hook(sprig_rules_t *e, rule_hook_t *h, const ev_fields_t *f, int
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->fnref);
     int nargs = 0;
     if (f != NULL) {
-        rules__push_event(L, f->node, f->ntype, f->ptype, f->key, f->value, f->text, f->time,
-                          f->origin, f->tombstone);
+        rules__push_event(h->rb, f);
         nargs = 1;
     }
     e->running = r;
@@ -341,9 +346,13 @@ static void run_hook(sprig_rules_t *e, rule_hook_t *h, const ev_fields_t *f, int
     e->chain_msg[0] = '\0';
     int rc = sprig_luabox_call(box, nargs, 0, &err);
     e->running = NULL;
+    if (nargs != 0 && r->cur == h->rb) {
+        h->rb->ev = NULL; /* the event's fields are gone: later reads of ev say so */
+        h->rb->ev_table = NULL;
+    }
     r->runs++;
     r->ran = true;
-    r->last_run = rules__now(e);
+    r->last_run = run_time(e);
     e->runs++;
     if (rc != 0) {
         fail_rule(r, rc, err.msg);
@@ -762,7 +771,8 @@ static void on_event(const sprig_event_t *ev, void *arg)
     if (e->stopping) {
         return;
     }
-    bool is_rule = strcmp(ev->node_type, "rule") == 0;
+    bool is_rule = ev->node_type == e->rule_type ||
+                   (ev->node_type[0] == 'r' && strcmp(ev->node_type, "rule") == 0);
     if (ev->edge_up != NULL) {
         if (is_rule) {
             mark_pending(e, sprig_tree_node(sprig_core_tree(e->core), ev->node), false);
@@ -778,8 +788,17 @@ static void on_event(const sprig_event_t *ev, void *arg)
     if (e->index_dirty && e->dispatching == 0) {
         index_build(e);
     }
-    uint64_t hash = tree__hash_bytes(p->type, strlen(p->type));
-    rule_bucket_t *b = tree__map_get(&e->by_ptype, hash, bucket_eq, p->type);
+    rule_bucket_t *b;
+    if (e->last_ok && strcmp(p->type, e->last_ptype) == 0) {
+        b = e->last_bucket; /* a run of changes of one point type, the common case */
+    }
+    else {
+        uint64_t hash = tree__hash_bytes(p->type, strlen(p->type));
+        b = tree__map_get(&e->by_ptype, hash, bucket_eq, p->type);
+        snprintf(e->last_ptype, sizeof(e->last_ptype), "%s", p->type);
+        e->last_bucket = b;
+        e->last_ok = true;
+    }
     if (b == NULL && e->nwild == 0) {
         return;
     }
@@ -828,6 +847,7 @@ int sprig_rules_start(sprig_core_t *core, const sprig_rules_opts_t *opts, sprig_
         return -ENOMEM;
     }
     e->core = core;
+    e->rule_type = sprig_tree_intern(sprig_core_tree(core), "rule");
     if (opts != NULL) {
         e->o = *opts;
     }

@@ -13,10 +13,21 @@
 
 typedef struct rule rule_t;
 
+/* The fields of a point change as a handler's `ev` shows them (borrowed). */
+typedef struct ev_fields {
+    const char *node, *ntype, *ptype, *key, *text, *origin;
+    double value;
+    int64_t time;
+    int tombstone;
+} ev_fields_t;
+
 /* One loaded version of a rule: its sandbox. */
 typedef struct rule_box {
     rule_t *rule;
     sprig_luabox_t *box;
+    const ev_fields_t *ev;  /* the event being handled, or NULL */
+    const void *ev_table;   /* its token (the light userdata handed out), or NULL */
+    const void *ev_keys[9]; /* the interned field names of ev, by address */
 } rule_box_t;
 
 /* A subscription (on) or a timer (every, after, at) of one version of a rule. */
@@ -72,8 +83,12 @@ struct sprig_rules {
     rule_hook_t **hooks; /* every subscription and timer */
     size_t nhooks, caphooks;
     bool index_dirty;
-    tree__map_t by_ptype; /* point type -> rule_bucket_t (subscriptions naming one) */
-    rule_hook_t **wild;   /* subscriptions naming no point type */
+    tree__map_t by_ptype;              /* point type -> rule_bucket_t (subscriptions naming one) */
+    char last_ptype[SPRIG_ID_MAX + 1]; /* the point type last looked up */
+    void *last_bucket;                 /* ... its bucket */
+    bool last_ok;                      /* ... when the index has not changed since */
+    const char *rule_type;             /* "rule", interned by the tree */
+    rule_hook_t **wild;                /* subscriptions naming no point type */
     size_t nwild, capwild;
     rule_event_t *queue; /* FIFO of waiting events */
     size_t qhead, qlen, qcap;
@@ -104,10 +119,9 @@ void rules__log(rule_t *r, int warn, const char *msg);
 /* rules_lua.c */
 /* Registers the rule API and the library in a fresh box. 0 or -ENOMEM. */
 int rules__api_open(rule_box_t *rb, sprig_error_t *err);
-/* Pushes the table an event handler receives. */
-void rules__push_event(lua_State *L, const char *node, const char *ntype, const char *ptype,
-                       const char *key, double value, const char *text, int64_t time,
-                       const char *origin, int tombstone);
+/* Pushes the ev an event handler receives: a token whose fields are read on demand
+ * while rb->ev is set (rules_lua.c). */
+void rules__push_event(rule_box_t *rb, const ev_fields_t *f);
 /* Serializes the value at the top of L (the state table; left there) into a new string
  * (caller frees); NULL with err set when it holds what cannot be kept or is over
  * RULE_STATE_MAX bytes. Protected: never raises. */

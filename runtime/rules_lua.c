@@ -525,29 +525,114 @@ static int l_log(lua_State *L)
 
 /* --- events, state ------------------------------------------------------------------ */
 
-void rules__push_event(lua_State *L, const char *node, const char *ntype, const char *ptype,
-                       const char *key, double value, const char *text, int64_t time,
-                       const char *origin, int tombstone)
+static const char *const ev_names[] = {"node", "type", "point",  "key",     "value",
+                                       "text", "time", "origin", "deleted", NULL};
+
+/* Pushes field i of f. */
+static void push_field(lua_State *L, const ev_fields_t *f, int i)
 {
+    switch (i) {
+    case 0:
+        lua_pushstring(L, f->node);
+        break;
+    case 1:
+        lua_pushstring(L, f->ntype);
+        break;
+    case 2:
+        lua_pushstring(L, f->ptype);
+        break;
+    case 3:
+        lua_pushstring(L, f->key);
+        break;
+    case 4:
+        lua_pushnumber(L, f->value);
+        break;
+    case 5:
+        lua_pushstring(L, f->text);
+        break;
+    case 6:
+        lua_pushnumber(L, (double)f->time / 1e9);
+        break;
+    case 7:
+        lua_pushstring(L, f->origin);
+        break;
+    default:
+        lua_pushboolean(L, f->tombstone);
+        break;
+    }
+}
+
+/* The current event of the box, or a raise naming the field when ev outlived its call. */
+static const ev_fields_t *live_event(lua_State *L, const char *field)
+{
+    rule_box_t *rb = rb_of(L);
+    if (rb->ev == NULL || lua_touserdata(L, 1) != rb->ev_table) {
+        luaL_error(L,
+                   "ev.%s is only readable while its handler runs; keep the fields you need "
+                   "(local v = ev.value) or a copy (state.last = ev:copy())",
+                   field);
+    }
+    return rb->ev;
+}
+
+/* Pushes a plain table of every field of the event at 1.  [-0, +1, e] */
+static void push_copy(lua_State *L)
+{
+    const ev_fields_t *f = live_event(L, "copy");
     lua_createtable(L, 0, 9);
-    lua_pushstring(L, node);
-    lua_setfield(L, -2, "node");
-    lua_pushstring(L, ntype);
-    lua_setfield(L, -2, "type");
-    lua_pushstring(L, ptype);
-    lua_setfield(L, -2, "point");
-    lua_pushstring(L, key);
-    lua_setfield(L, -2, "key");
-    lua_pushnumber(L, value);
-    lua_setfield(L, -2, "value");
-    lua_pushstring(L, text);
-    lua_setfield(L, -2, "text");
-    lua_pushnumber(L, (double)time / 1e9);
-    lua_setfield(L, -2, "time");
-    lua_pushstring(L, origin);
-    lua_setfield(L, -2, "origin");
-    lua_pushboolean(L, tombstone);
-    lua_setfield(L, -2, "deleted");
+    for (int i = 0; ev_names[i] != NULL; i++) {
+        push_field(L, f, i);
+        lua_setfield(L, -2, ev_names[i]);
+    }
+}
+
+/* ev:copy() -> a plain table of the event's fields, to keep.  [-1, +1, e] */
+static int l_ev_copy(lua_State *L)
+{
+    push_copy(L);
+    return 1;
+}
+
+/* __index of an event (a light userdata): reads the field from the event being handled,
+ * so every field reads the same way, and fails the same way once the handler has
+ * returned. The keys are told apart by the address of their interned
+ * string (the upvalues 1-9 keep them alive).  [-2, +1, e] */
+static int l_ev_index(lua_State *L)
+{
+    const void *k = lua_topointer(L, 2);
+    const rule_box_t *rb = rb_of(L);
+    for (int i = 0; ev_names[i] != NULL; i++) {
+        if (k == rb->ev_keys[i]) {
+            push_field(L, live_event(L, ev_names[i]), i);
+            return 1;
+        }
+    }
+    if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "copy") == 0) {
+        lua_pushcfunction(L, l_ev_copy);
+        return 1;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* __pairs of an event table: the fields of a copy.  [-1, +3, e] */
+static int l_ev_pairs(lua_State *L)
+{
+    lua_getglobal(L, "next");
+    push_copy(L);
+    lua_pushnil(L);
+    return 3;
+}
+
+void rules__push_event(rule_box_t *rb, const ev_fields_t *f)
+{
+    /* A light userdata holding a number that no earlier event had: nothing to allocate,
+     * and a kept ev is told apart from the current one. */
+    static uintptr_t seq;
+    seq = seq + 1 != 0 ? seq + 1 : 1;
+    rb->ev = f;
+    rb->ev_table = (const void *)seq;
+    lua_pushlightuserdata(sprig_luabox_state(rb->box), (void *)seq);
 }
 
 /* The text being built lives in a userdata at a fixed stack slot, so that a raise in the
@@ -816,6 +901,22 @@ int rules__api_open(rule_box_t *rb, sprig_error_t *err)
         lua_pushcclosure(L, l_log, 2);
         lua_setfield(L, -2, warn ? "warn" : "log");
     }
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    for (int i = 0; ev_names[i] != NULL; i++) {
+        lua_pushstring(L, ev_names[i]); /* short strings: interned, one address each */
+        rb->ev_keys[i] = lua_topointer(L, -1);
+    }
+    lua_pushcclosure(L, l_ev_index, 9);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_ev_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushliteral(L, "event");
+    lua_setfield(L, -2, "__name");
+    /* Events are the only light userdata a rule sees: their one metatable is this. */
+    lua_pushlightuserdata(L, NULL);
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
     lua_pop(L, 1);
     lua_createtable(L, 0, 2);
     lua_pushstring(L, sprig_node_id(rb->rule->node));

@@ -127,7 +127,7 @@ static void t_source_only(void **state)
     assert_non_null(strstr(err.msg, "t.lua:3: boom"));
     assert_int_equal(run(box, "error({})", &err), -EINVAL);
     assert_string_equal(err.msg, "(error object is a table value)");
-    assert_int_equal(lua_gettop(sprig_luabox_state(box)), 0);
+    assert_int_equal(lua_gettop(sprig_luabox_state(box)), 1); /* the message handler */
     sprig_luabox_close(box);
 }
 
@@ -149,10 +149,19 @@ static void t_user_and_results(void **state)
     assert_int_equal(sprig_luabox_load(box, "u.lua", text, strlen(text), &err), 0);
     lua_pushinteger(L, 6);
     assert_int_equal(sprig_luabox_call(box, 1, 2, &err), 0);
-    assert_int_equal(lua_gettop(L), 2);
-    assert_int_equal(lua_tointeger(L, 1), 42);
-    assert_string_equal(lua_tostring(L, 2), "ok");
+    assert_int_equal(lua_gettop(L), 3); /* the message handler, then the results */
+    assert_int_equal(lua_tointeger(L, 2), 42);
+    assert_string_equal(lua_tostring(L, 3), "ok");
     lua_settop(L, 0);
+    /* With the stack cleared the box still calls (the handler goes in for that call). */
+    assert_int_equal(sprig_luabox_load(box, "u.lua", text, strlen(text), &err), 0);
+    lua_pushinteger(L, 2);
+    assert_int_equal(sprig_luabox_call(box, 1, 1, &err), 0);
+    assert_int_equal(lua_gettop(L), 1);
+    assert_int_equal(lua_tointeger(L, 1), 14);
+    assert_int_equal(sprig_luabox_load(box, "u.lua", "error('x')", 10, &err), 0);
+    assert_int_equal(sprig_luabox_call(box, 0, 0, &err), -EINVAL);
+    assert_int_equal(lua_gettop(L), 1);
     sprig_luabox_close(box);
     sprig_luabox_close(NULL);
 }

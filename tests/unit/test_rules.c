@@ -499,6 +499,42 @@ static void t_read_api(void **state)
     assert_contains(error_of(f, "badon"), "on: unknown filter field nod");
 }
 
+/* ev is read on demand: every field while the handler runs, none after; ev:copy() and
+ * pairs give a plain table to keep. */
+static void t_event_fields(void **state)
+{
+    fx_t *f = *state;
+    add_rule(f, "ev",
+             "local kept\n"
+             "on({node='temp', point='value'}, function(ev)\n"
+             "  if kept then\n"
+             "    local ok, err = pcall(function() return kept.value end)\n"
+             "    assert(not ok and err:find('only readable while its handler runs'), err)\n"
+             "  end\n"
+             "  kept = ev\n"
+             "  assert(ev.node == 'temp' and ev.type == 'signalGenerator')\n"
+             "  assert(ev.point == 'value' and ev.key == '0' and ev.text == '')\n"
+             "  assert(ev.origin == 'temp' and ev.deleted == false)\n"
+             "  assert(ev.time == now() and ev.nothing == nil)\n"
+             "  local c = ev:copy()\n"
+             "  local n = 0\n"
+             "  for k, v in pairs(ev) do n = n + 1; assert(c[k] == v, k) end\n"
+             "  assert(n == 9, n)\n"
+             "  state.last = c\n"
+             "  set('out', 'v', ev.value)\n"
+             "end)\n");
+    report(f, 3);
+    report(f, 4);
+    assert_string_equal(error_of(f, "ev"), "");
+    assert_int_equal((int)value(f, "out", "v"), 4);
+    sprig_rules_save(f->e);
+    assert_string_equal(error_of(f, "ev"), "");
+    add_rule(f, "evstate", "on({node='temp', point='value'}, function(ev) state.ev = ev end)");
+    report(f, 5);
+    sprig_rules_save(f->e);
+    assert_contains(error_of(f, "evstate"), "state.ev: a userdata cannot be kept in state");
+}
+
 static void t_set_skips_same_and_own_writes(void **state)
 {
     fx_t *f = *state;
@@ -594,6 +630,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_state_not_keepable, setup, teardown),
         cmocka_unit_test_setup_teardown(t_timers, setup, teardown),
         cmocka_unit_test_setup_teardown(t_read_api, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_event_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(t_set_skips_same_and_own_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(t_chain_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(t_notify, setup, teardown),
