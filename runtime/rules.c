@@ -471,9 +471,11 @@ static bool matches(const rule_hook_t *h, const sprig_event_t *ev)
 
 static void deliver(sprig_rules_t *e, rule_hook_t *h, const sprig_event_t *ev)
 {
+    if (h->dead) {
+        return; /* its box may be gone already: read nothing of it */
+    }
     rule_t *r = h->rb->rule;
-    if (h->dead || r->cur != h->rb || !matches(h, ev) ||
-        strcmp(ev->point->origin, rule_id(r)) == 0) {
+    if (r->cur != h->rb || !matches(h, ev) || strcmp(ev->point->origin, rule_id(r)) == 0) {
         return;
     }
     if (e->running != NULL) {
