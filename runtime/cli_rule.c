@@ -36,6 +36,7 @@ typedef struct rt {
     sprig_rules_t *rules;
     sprig_schema_t *schema;
     int64_t now;
+    int64_t start; /* the simulated time the test began at */
     char id[SPRIG_ID_MAX + 1];
     const char *steps_name;
     bool quiet;
@@ -56,7 +57,8 @@ static void test_usage(FILE *f)
           "\n"
           "Runs a rule offline: against a tree in a scratch database (a root device \"root\"\n"
           "and the rule, or TREE.json, a document written by `sprig export`), with simulated\n"
-          "time starting at 2026-01-05T00:00:00Z (a Monday; local time is UTC). Prints every\n"
+          "time starting at 2026-01-05T00:00:00Z (a Monday; local time is UTC), or with a\n"
+          "fixture on the second after its newest point. Prints every\n"
           "point the rule writes and every line it logs. STEPS.lua drives it: node{...},\n"
           "set, report, advance, clock, get, expect, expect_error, expect_notified, writes\n"
           "(see scripts/README.md).\n"
@@ -80,7 +82,7 @@ static int64_t rt_clock(void *arg)
 
 static void at_prefix(rt_t *t, char *buf, size_t n)
 {
-    snprintf(buf, n, "%+10.3fs", (double)(t->now - START_NS) / 1e9);
+    snprintf(buf, n, "%+10.3fs", (double)(t->now - t->start) / 1e9);
 }
 
 static void on_log(const char *rule, int warn, const char *msg, void *arg)
@@ -417,6 +419,31 @@ static int s_writes(lua_State *L)
 
 /* --- setting up --------------------------------------------------------------------- */
 
+/* The newest point time in an export document (0 when it has none readable). */
+static int64_t fixture_newest(const cJSON *doc)
+{
+    static const char *const lists[] = {"nodes", "edges"};
+    int64_t newest = 0;
+    for (int l = 0; l < 2; l++) {
+        const cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, lists[l]);
+        const cJSON *it, *p;
+        cJSON_ArrayForEach(it, items)
+        {
+            cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(it, "points"))
+            {
+                const cJSON *tj = cJSON_GetObjectItemCaseSensitive(p, "time");
+                int64_t ns;
+                sprig_error_t err;
+                if (cJSON_IsString(tj) && sprig_json_time_parse(tj->valuestring, &ns, &err) == 0 &&
+                    ns > newest) {
+                    newest = ns;
+                }
+            }
+        }
+    }
+    return newest;
+}
+
 static char *read_file(const char *path, const char *flag)
 {
     FILE *f = fopen(path, "rb");
@@ -492,7 +519,7 @@ static int rule_test(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *fixture = NULL, *steps = NULL, *schema_dir = NULL;
-    rt_t t = {.now = START_NS};
+    rt_t t = {.now = START_NS, .start = START_NS};
     int ch;
     opterr = 0;
     optind = 1;
@@ -552,6 +579,14 @@ static int rule_test(int argc, char **argv)
         fprintf(stderr, "sprig rule test: --fixture %s is not JSON (near byte %ld)\n", fixture,
                 (long)(cJSON_GetErrorPtr() - fix_src));
         goto out;
+    }
+    if (doc != NULL) {
+        /* The fixture's points carry the times of the gateway it came from: the clock
+         * starts on the next whole second after its newest one, so none is in the future. */
+        int64_t newest = fixture_newest(doc);
+        if (newest >= t.now) {
+            t.now = t.start = (newest / 1000000000 + 1) * 1000000000;
+        }
     }
     setenv("TZ", "UTC", 1);
     tzset();

@@ -553,8 +553,8 @@ static void mark_pending(sprig_rules_t *e, sprig_node_t *n, bool restart)
 /* Saves runs, lastRun and state of a rule that ran since the last save. */
 static void save_rule(rule_t *r)
 {
-    if (r->cur == NULL) {
-        return;
+    if (r->cur == NULL || (!r->ran && !r->loaded)) {
+        return; /* no Lua ran since the last save: nothing can have changed */
     }
     sprig_point_t pts[3];
     size_t n = 0;
@@ -564,6 +564,7 @@ static void save_rule(rule_t *r)
         pts[n++] = (sprig_point_t){.type = "lastRun", .value = (double)r->last_run};
         r->ran = false;
     }
+    r->loaded = false;
     lua_State *L = sprig_luabox_state(r->cur->box);
     sprig_error_t err;
     lua_getglobal(L, "state");
@@ -698,6 +699,7 @@ static void load_rule(rule_t *r)
     char msg[128];
     snprintf(msg, sizeof(msg), "loaded %s (%zu subscriptions, %zu timers)", r->name, subs, timers);
     rules__log(r, 0, msg);
+    r->loaded = true; /* its top level may have changed the state */
     rules__set_error(r, "", false);
     rules__rearm(e);
 }

@@ -55,6 +55,7 @@ struct rule {
     bool pending;   /* load again at the next settle */
     bool stopped;   /* over a budget: stays down until script or disabled change */
     bool ran;       /* ran since the last save */
+    bool loaded;    /* a version loaded since the last save */
     bool error_run; /* the error point holds a run error (a good run clears it) */
     uint64_t runs, saved_runs;
     int64_t last_run;
