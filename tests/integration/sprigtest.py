@@ -32,6 +32,19 @@ def check(cond, msg):
         raise TestFailure(msg)
 
 
+def wait_until(what, fn, timeout, every=0.05):
+    """Polls fn() every `every` s until it returns something true; returns it, or fails
+    naming `what` after timeout seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > end:
+            check(False, "within %.1f s: %s" % (timeout, what))
+        time.sleep(every)
+
+
 def rfc3339_ns(s):
     """'2026-11-27T22:06:35.312531271Z' -> int64 nanoseconds since the epoch, exactly."""
     m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{9})Z", s)

@@ -211,6 +211,11 @@ class Daemon:
     def status(self):
         return self.expect(200, "GET", "/v1/status")
 
+    def points(self, node):
+        """node's live points of key "0", by type."""
+        n = self.expect(200, "GET", "/v1/nodes/" + node)
+        return {p["type"]: p for p in n["points"] if p["key"] == "0" and not p["tombstone"]}
+
     def stop(self):
         rc = self.proc.stop(signal.SIGTERM, timeout=15)
         check(rc == 0, "%s: SIGTERM made sprig run exit %d, expected 0\n%s"

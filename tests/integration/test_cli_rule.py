@@ -26,7 +26,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, check, main  # noqa: E402
+from sprigtest import Harness, check, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 GOOD = ('on({node="demo-temp", point="value"}, function(ev)\n'
@@ -39,16 +39,6 @@ LS_LINE = re.compile(r"^(\S+)\s+(running|disabled|error)\s+(\d+)\s+(\S+)\s+(\S+)
 RFC3339_S = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
-def wait_until(what, fn, timeout):
-    """Polls fn() (every 50 ms) until it returns something true; returns it, or fails."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            check(False, "within %.1f s: %s" % (timeout, what))
-        time.sleep(0.05)
 
 
 def point(d, node, ptype):

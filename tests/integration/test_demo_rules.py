@@ -12,31 +12,18 @@ database verifies.
 """
 import os
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, check, main  # noqa: E402
+from sprigtest import Harness, check, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 EXAMPLES = ["threshold", "debounce", "schedule", "setpoint", "notify", "chain", "rate"]
 
 
-def points(d, node):
-    n = d.expect(200, "GET", "/v1/nodes/" + node)
-    return {p["type"]: p for p in n["points"] if p["key"] == "0" and not p["tombstone"]}
 
 
-def wait_until(what, fn, timeout):
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            check(False, "within %.1f s: %s" % (timeout, what))
-        time.sleep(0.05)
 
 
 def test():
@@ -46,15 +33,15 @@ def test():
         check(rules == set(EXAMPLES), "the demo's rules are %r, expected %r"
               % (sorted(rules), sorted(EXAMPLES)))
         for r in EXAMPLES:
-            wait_until("rule %s has run (runs saved): %r" % (r, points(d, r).get("runs")),
-                       lambda r=r: points(d, r).get("runs", {}).get("value", 0) >= 1, 15)
-            p = points(d, r)
+            wait_until("rule %s has run (runs saved): %r" % (r, d.points(r).get("runs")),
+                       lambda r=r: d.points(r).get("runs", {}).get("value", 0) >= 1, 15)
+            p = d.points(r)
             check(p.get("error", {}).get("text", "") == "",
                   "rule %s reports an error: %r" % (r, p.get("error")))
             check(p["file"]["text"] == r + ".lua", "rule %s file point: %r" % (r, p["file"]))
 
         def written(node, ptype, rule):
-            p = points(d, node).get(ptype)
+            p = d.points(node).get(ptype)
             return p is not None and p["origin"] == rule and p
 
         sp = wait_until("setpoint writes demo-cooler valueSet",

@@ -24,7 +24,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, check, main  # noqa: E402
+from sprigtest import Harness, check, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 RELOAD_MAX = 3.0  # seconds; the README promises "within a second", machines are noisy
@@ -52,31 +52,17 @@ def write_in_place(path, text):
         f.write(text)
 
 
-def points(d, node):
-    """node's live points of key "0", by type."""
-    n = d.expect(200, "GET", "/v1/nodes/" + node)
-    return {p["type"]: p for p in n["points"] if p["key"] == "0" and not p["tombstone"]}
 
 
 def value(d, node, ptype):
-    p = points(d, node).get(ptype)
+    p = d.points(node).get(ptype)
     return p["value"] if p is not None else None
 
 
-def wait_until(what, fn, timeout):
-    """Polls fn() (every 10 ms) until it returns something true; returns it, or fails."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            check(False, "within %.1f s: %s" % (timeout, what))
-        time.sleep(0.01)
 
 
 def error_of(d, rule):
-    p = points(d, rule).get("error")
+    p = d.points(rule).get("error")
     return p["text"] if p is not None else None
 
 
@@ -163,10 +149,10 @@ def test():
         check("follow" not in listed, "a deleted rule is listed by GET /v1/nodes")
         check(n["type"] == "rule", "follow: %r" % n)
         set_mark(d, 0)
-        t_before = points(d, "demo-temp")["value"]["time"]
+        t_before = d.points("demo-temp")["value"]["time"]
         n_before = value(d, "demo-cooler", "n")
         time.sleep(1.0)  # 20 samples of demo-temp: a running follow would write mark 3
-        check(points(d, "demo-temp")["value"]["time"] != t_before,
+        check(d.points("demo-temp")["value"]["time"] != t_before,
               "demo-temp did not sample for a second")
         check(value(d, "demo-cooler", "n") > n_before, "count stopped when follow was deleted")
         mark = value(d, "demo-cooler", "mark")

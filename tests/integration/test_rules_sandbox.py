@@ -27,7 +27,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, check, main  # noqa: E402
+from sprigtest import Harness, check, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 DEADLINE = 15.0  # seconds for each rule to report what happened to it
@@ -54,34 +54,20 @@ def rules(pwned):
     }
 
 
-def points(d, node):
-    """node's live points of key "0", by type."""
-    n = d.expect(200, "GET", "/v1/nodes/" + node)
-    return {p["type"]: p for p in n["points"] if p["key"] == "0" and not p["tombstone"]}
 
 
-def wait_until(what, fn, timeout=DEADLINE):
-    """Polls fn() until it returns something true; returns it, or fails after timeout."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            check(False, "within %.0f s: %s" % (timeout, what))
-        time.sleep(0.05)
 
 
 def rule_error(d, rule):
     """The rule's `error` text once it is non-empty, else None."""
-    p = points(d, rule).get("error")
+    p = d.points(rule).get("error")
     return p["text"] if p is not None and p["text"] != "" else None
 
 
 def expect_error(d, rule, wants, prefix=None, names=None):
     """Waits for the rule's error; checks its prefix, its substrings, and that the message
     after "FILE:LINE: " matches the regex `names` (what was refused, as a word)."""
-    err = wait_until("rule %s reports an error" % rule, lambda: rule_error(d, rule))
+    err = wait_until("rule %s reports an error" % rule, lambda: rule_error(d, rule), DEADLINE)
     if prefix is not None:
         check(err.startswith(prefix), "rule %s: error should start with %r: %r"
               % (rule, prefix, err))
@@ -125,7 +111,7 @@ def test():
 
             # A write the schema refuses: named, and nothing changes.
             expect_error(d, "badwrite", ["badwrite.lua:", "demo-temp", "sampleRate", "5000"])
-            rate = points(d, "demo-temp")["sampleRate"]
+            rate = d.points("demo-temp")["sampleRate"]
             check(rate["value"] == 50, "demo-temp sampleRate changed to %r by a refused rule "
                   "write (expected 50)" % rate)
 
@@ -133,7 +119,7 @@ def test():
             # is stopped and at most a second later).
             time.sleep(1.5)
             for rule in ("spin", "spin2", "bomb"):
-                pts = points(d, rule)
+                pts = d.points(rule)
                 runs = pts.get("runs", {}).get("value")
                 check(runs == 1, "rule %s was stopped but has run %r times" % (rule, runs))
                 check(pts["error"]["text"].startswith("stopped:"),
@@ -142,11 +128,11 @@ def test():
             # ... and the daemon goes on: the counter rule runs, the API answers, the
             # generators sample.
             seen1 = wait_until("demo-cooler has a seen point",
-                               lambda: points(d, "demo-cooler").get("seen"))["value"]
-            t1 = points(d, "demo-temp")["value"]
+                               lambda: d.points("demo-cooler").get("seen"), DEADLINE)["value"]
+            t1 = d.points("demo-temp")["value"]
             time.sleep(1.0)
-            seen2 = points(d, "demo-cooler")["seen"]["value"]
-            t2 = points(d, "demo-temp")["value"]
+            seen2 = d.points("demo-cooler")["seen"]["value"]
+            t2 = d.points("demo-temp")["value"]
             check(seen2 > seen1, "demo-cooler seen did not increase in a second: %r -> %r"
                   % (seen1, seen2))
             print("counter: seen %d -> %d in a second" % (seen1, seen2))
@@ -154,7 +140,7 @@ def test():
                   "demo-temp's value did not change in a second: %r -> %r" % (t1, t2))
             st = d.status()
             check(st["root"] and st["store"]["commitErrors"] == 0, "status: %r" % st)
-            check(points(d, "demo-temp")["sampleRate"]["value"] == 50,
+            check(d.points("demo-temp")["sampleRate"]["value"] == 50,
                   "demo-temp sampleRate changed")
             check(not os.path.exists(pwned), "os.execute in a rule created %s" % pwned)
 
