@@ -213,7 +213,20 @@ int core__check_schema(sprig_core_t *c, const sprig_node_t *n, const sprig_point
     const sprig_schema_type_t *t =
         c->schema != NULL ? sprig_schema_type(c->schema, sprig_node_type(n)) : NULL;
     for (size_t i = 0; t != NULL && i < count; i++) {
-        int rc = sprig_schema_check_point(t, sprig_node_id(n), &pts[i], err);
+        /* A driver-owned point is written by the node's own driver, or by the driver of a
+         * live parent that serves it (a Modbus bus writes the values of its IOs). */
+        const char *origin = pts[i].origin, *driver = NULL;
+        if (origin != NULL && origin[0] != '\0' && strcmp(origin, sprig_node_id(n)) != 0) {
+            for (sprig_edge_t *e = sprig_node_parents(n); e != NULL;
+                 e = sprig_edge_next_parent(e)) {
+                if (!sprig_edge_tombstone(e) &&
+                    strcmp(sprig_node_id(sprig_edge_up(e)), origin) == 0) {
+                    driver = origin;
+                    break;
+                }
+            }
+        }
+        int rc = sprig_schema_check_point_as(t, sprig_node_id(n), driver, &pts[i], err);
         if (rc != 0) {
             return rc;
         }

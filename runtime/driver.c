@@ -215,6 +215,13 @@ static void on_event(const sprig_event_t *ev, void *arg)
     }
 }
 
+void sprig_driver_restart(sprig_driver_ctx_t *ctx)
+{
+    if (!ctx->mgr->stopping && schedule(ctx->mgr, ctx->node, ctx->drv) != 0) {
+        sprig_log_error("driver %s: out of memory", ctx->drv->name);
+    }
+}
+
 static int schedule_existing(sprig_node_t *n, void *arg)
 {
     sprig_drivers_t *d = arg;

@@ -695,6 +695,12 @@ static bool all_digits(const char *k)
 int sprig_schema_check_point(const sprig_schema_type_t *t, const char *node_id,
                              const sprig_point_t *p, sprig_error_t *err)
 {
+    return sprig_schema_check_point_as(t, node_id, NULL, p, err);
+}
+
+int sprig_schema_check_point_as(const sprig_schema_type_t *t, const char *node_id,
+                                const char *driver_id, const sprig_point_t *p, sprig_error_t *err)
+{
     const sprig_schema_point_t *sp = sprig_schema_point(t, p->type);
     const char *key = p->key != NULL ? p->key : "0";
     const char *text = p->text != NULL ? p->text : "";
@@ -718,7 +724,7 @@ int sprig_schema_check_point(const sprig_schema_type_t *t, const char *node_id,
         return sprig_error_set(err, -EINVAL, "node %s: point \"%s\" is not declared by type %s",
                                node_id, p->type, t->name);
     }
-    if (sp->owner_driver && strcmp(origin, node_id) != 0) {
+    if (sp->owner_driver && strcmp(origin, driver_id != NULL ? driver_id : node_id) != 0) {
         return sprig_error_set(err, -EINVAL,
                                "node %s: point \"%s\" is written by its driver only, not by %s%s%s "
                                "(%s)",

@@ -46,6 +46,10 @@ SPRIG_API const char *sprig_driver_text(const sprig_driver_ctx_t *ctx, const cha
  * id. Returns what sprig_core_write returns (errors are also logged). */
 SPRIG_API int sprig_driver_write(sprig_driver_ctx_t *ctx, const sprig_point_t *pts, size_t n);
 
+/* Asks for the instance to be stopped and started again on the next loop turn (a driver
+ * whose config lives in other nodes too, such as a Modbus bus's IOs). Loop thread. */
+SPRIG_API void sprig_driver_restart(sprig_driver_ctx_t *ctx);
+
 /* The driver manager: starts instances for existing nodes and follows the bus to start,
  * restart and stop them. Returns 0 or -ENOMEM. */
 typedef struct sprig_drivers sprig_drivers_t;

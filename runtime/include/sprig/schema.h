@@ -68,6 +68,11 @@ SPRIG_API const sprig_schema_point_t *sprig_schema_point(const sprig_schema_type
  * `node pump-1: point "speed" = 4000 is above max 3000 (modbusIo)`. */
 SPRIG_API int sprig_schema_check_point(const sprig_schema_type_t *t, const char *node_id,
                                        const sprig_point_t *p, sprig_error_t *err);
+/* The same, with the driver-owned points writable by origin == driver_id (the node whose
+ * driver serves this one: a Modbus bus for its IOs); driver_id NULL means node_id. */
+SPRIG_API int sprig_schema_check_point_as(const sprig_schema_type_t *t, const char *node_id,
+                                          const char *driver_id, const sprig_point_t *p,
+                                          sprig_error_t *err);
 /* Checks a new node of type t under a parent of type parent_type with its first points:
  * the parent type is allowed, and every required point is given or has a default.
  * Returns 0 or -EINVAL with err. */
