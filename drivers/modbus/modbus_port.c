@@ -204,12 +204,16 @@ typedef struct client {
     double *last_value; /* per IO: the value last posted */
     int64_t *last_post;
     uint64_t values;
+    mb_req_t *plan; /* the last plan, for the IOs in plan_idx */
+    int plan_len;
+    size_t plan_n;
+    int *plan_idx, *plan_owner;
 } client_t;
 
 /* Posts an IO's outcome when it differs from the last one posted (or is due again). */
-static void outcome(client_t *cl, int io, mb_quality_t q, double value, mb_fault_t fault)
+static void outcome(client_t *cl, int io, mb_quality_t q, double value, mb_fault_t fault,
+                    int64_t now)
 {
-    int64_t now = mono_ns();
     if (q == MB_Q_GOOD) {
         cl->values++;
     }
@@ -263,7 +267,7 @@ static bool connect_port(client_t *cl)
     disconnect(cl);
     count(cl->p, MB_F_OTHER);
     for (size_t i = 0; i < c->nios; i++) {
-        outcome(cl, (int)i, MB_Q_STALE, 0, MB_F_OTHER);
+        outcome(cl, (int)i, MB_Q_STALE, 0, MB_F_OTHER, now);
     }
     cl->reconnect_at = now + cl->reconnect_wait;
     cl->reconnect_wait =
@@ -299,7 +303,8 @@ static void do_write(client_t *cl, const mb_write_t *w)
     if (io->fmt.bit >= 0 && io->fmt.table == MB_HOLDING_REGISTER &&
         modbus_read_registers(cl->ctx, io->address, 1, regs) != 1) {
         mb_fault_t f = failed(cl, errno);
-        outcome(cl, w->io, f == MB_F_TIMEOUT || f == MB_F_OTHER ? MB_Q_STALE : MB_Q_ERROR, 0, f);
+        outcome(cl, w->io, f == MB_F_TIMEOUT || f == MB_F_OTHER ? MB_Q_STALE : MB_Q_ERROR, 0, f,
+                mono_ns());
         return;
     }
     if (mb_encode(&io->fmt, w->value, regs) != 0) {
@@ -318,7 +323,8 @@ static void do_write(client_t *cl, const mb_write_t *w)
     }
     if (rc != 0) {
         mb_fault_t f = failed(cl, errno);
-        outcome(cl, w->io, f == MB_F_TIMEOUT || f == MB_F_OTHER ? MB_Q_STALE : MB_Q_ERROR, 0, f);
+        outcome(cl, w->io, f == MB_F_TIMEOUT || f == MB_F_OTHER ? MB_Q_STALE : MB_Q_ERROR, 0, f,
+                mono_ns());
         return;
     }
     io->due = 0; /* read it back at once */
@@ -338,8 +344,21 @@ static int64_t poll_due(client_t *cl, mb_span_t *spans, int *idx, int *owner, ui
             idx[n++] = (int)i;
         }
     }
-    mb_req_t *reqs = NULL;
-    int nreq = n > 0 ? mb_plan(spans, n, c->max_regs, c->max_gap, &reqs, owner) : 0;
+    /* The same IOs due as last time (the usual case: they share a period) reuse the plan. */
+    if (n != cl->plan_n || memcmp(idx, cl->plan_idx, n * sizeof(*idx)) != 0) {
+        sprig_free(cl->plan);
+        cl->plan = NULL;
+        cl->plan_len = n > 0 ? mb_plan(spans, n, c->max_regs, c->max_gap, &cl->plan, owner) : 0;
+        if (cl->plan_len < 0) {
+            cl->plan_len = 0;
+        }
+        memcpy(cl->plan_idx, idx, n * sizeof(*idx));
+        memcpy(cl->plan_owner, owner, n * sizeof(*owner));
+        cl->plan_n = n;
+    }
+    mb_req_t *reqs = cl->plan;
+    int nreq = cl->plan_len;
+    owner = cl->plan_owner;
     for (int r = 0; r < nreq && cl->connected; r++) {
         const mb_req_t *q = &reqs[r];
         int rc = -1, err = 0;
@@ -375,7 +394,7 @@ static int64_t poll_due(client_t *cl, mb_span_t *spans, int *idx, int *owner, ui
             io->due = t + io->period_ns;
             if (rc < 0) {
                 outcome(cl, idx[k], f == MB_F_TIMEOUT || f == MB_F_OTHER ? MB_Q_STALE : MB_Q_ERROR,
-                        0, f);
+                        0, f, t);
                 continue;
             }
             int off = io->address - q->address;
@@ -385,10 +404,9 @@ static int64_t poll_due(client_t *cl, mb_span_t *spans, int *idx, int *owner, ui
                 v[j] = q->table == MB_COIL || q->table == MB_DISCRETE_INPUT ? bits[off + j]
                                                                             : regs[off + j];
             }
-            outcome(cl, idx[k], MB_Q_GOOD, mb_decode(&io->fmt, v), MB_F_COUNT);
+            outcome(cl, idx[k], MB_Q_GOOD, mb_decode(&io->fmt, v), MB_F_COUNT, t);
         }
     }
-    sprig_free(reqs);
     int64_t next = INT64_MAX;
     for (size_t i = 0; i < c->nios; i++) {
         mb_io_t *io = &c->ios[i];
@@ -410,8 +428,11 @@ static void run_client(mb_port_t *p)
     int *idx = sprig_calloc(n, sizeof(*idx)), *owner = sprig_calloc(n, sizeof(*owner));
     uint16_t *regs = sprig_calloc(MODBUS_MAX_READ_REGISTERS + 4, sizeof(*regs));
     uint8_t *bits = sprig_calloc(MODBUS_MAX_READ_BITS + 64, 1);
+    cl.plan_idx = sprig_calloc(n, sizeof(*cl.plan_idx));
+    cl.plan_owner = sprig_calloc(n, sizeof(*cl.plan_owner));
     if (cl.last == NULL || cl.last_value == NULL || cl.last_post == NULL || spans == NULL ||
-        idx == NULL || owner == NULL || regs == NULL || bits == NULL) {
+        idx == NULL || owner == NULL || regs == NULL || bits == NULL || cl.plan_idx == NULL ||
+        cl.plan_owner == NULL) {
         sprig_log_error("modbus %s: out of memory; the bus is not polled", c->id);
         goto out;
     }
@@ -442,6 +463,9 @@ static void run_client(mb_port_t *p)
     }
 out:
     disconnect(&cl);
+    sprig_free(cl.plan);
+    sprig_free(cl.plan_idx);
+    sprig_free(cl.plan_owner);
     sprig_free(cl.last);
     sprig_free(cl.last_value);
     sprig_free(cl.last_post);
