@@ -142,6 +142,13 @@ static int read_io(mbd_t *m, sprig_node_t *n, const mb_conf_t *c, mb_io_t *io)
     }
     const sprig_point_t *bit = pt(m, n, "bit");
     io->fmt.bit = bit != NULL ? (int)bit->value : -1;
+    if (bit != NULL && (bit->value < 0 || bit->value > 15 || io->fmt.table == MB_COIL ||
+                        io->fmt.table == MB_DISCRETE_INPUT)) {
+        sprig_log_error("modbus %s: IO %s: bit %g must be 0-15, on a holding or input register; "
+                        "it is not polled",
+                        c->id, id, bit->value);
+        return -EINVAL;
+    }
     io->fmt.scale = num(m, n, "scale", 1);
     io->fmt.offset = num(m, n, "offset", 0);
     if (io->fmt.scale == 0 || !isfinite(io->fmt.scale) || !isfinite(io->fmt.offset)) {
