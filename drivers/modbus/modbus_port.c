@@ -260,8 +260,14 @@ static bool connect_port(client_t *cl)
     }
     int err = errno;
     if (cl->reconnect_wait == 100000000) {
-        sprig_log_warn("modbus %s: %s%s%d cannot be opened: %s; retrying", c->id,
-                       c->tcp ? c->host : c->port, c->tcp ? ":" : "", c->tcp ? c->tcp_port : 0,
+        char where[300];
+        if (c->tcp) {
+            snprintf(where, sizeof(where), "%s:%d", c->host, c->tcp_port);
+        }
+        else {
+            snprintf(where, sizeof(where), "%s", c->port);
+        }
+        sprig_log_warn("modbus %s: %s cannot be opened: %s; retrying", c->id, where,
                        modbus_strerror(err));
     }
     disconnect(cl);
