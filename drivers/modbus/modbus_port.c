@@ -159,8 +159,11 @@ static bool lost(int err)
 
 static modbus_t *open_ctx(const mb_conf_t *c)
 {
+    char service[16];
+    snprintf(service, sizeof(service), "%d", c->tcp_port);
+    /* The _pi variants resolve host names (and listen on every address for a bare :port). */
     modbus_t *ctx = c->tcp
-                        ? modbus_new_tcp(c->host[0] != '\0' ? c->host : NULL, c->tcp_port)
+                        ? modbus_new_tcp_pi(c->host[0] != '\0' ? c->host : NULL, service)
                         : modbus_new_rtu(c->port, c->baud, c->parity, c->data_bits, c->stop_bits);
     if (ctx == NULL) {
         return NULL;
@@ -375,7 +378,8 @@ static int64_t poll_due(client_t *cl, mb_span_t *spans, int *idx, int *owner, ui
             }
             err = rc < 0 ? errno : EMBBADDATA;
             rc = -1;
-            if (failed(cl, err) != MB_F_TIMEOUT && attempt == 0 && !cl->connected) {
+            /* An exception is the device's answer: asking again changes nothing. */
+            if (failed(cl, err) == MB_F_EXCEPTION || !cl->connected) {
                 break;
             }
         }
@@ -613,7 +617,7 @@ static void run_server(mb_port_t *p)
             break;
         }
         if (c->tcp && listen_fd < 0) {
-            listen_fd = modbus_tcp_listen(s.ctx, 4);
+            listen_fd = modbus_tcp_pi_listen(s.ctx, 4);
             if (listen_fd < 0) {
                 sprig_log_warn("modbus %s: cannot listen on %s:%d: %s; retrying", c->id,
                                c->host[0] != '\0' ? c->host : "*", c->tcp_port,
