@@ -5,13 +5,14 @@ As a script:
 
     /usr/bin/python3 modbus_sim.py (--tcp PORT | --rtu PTY_PATH) [--host 127.0.0.1]
         [--baud 115200] [--units 1,2] [--init FILE.json] [--control FILE.json]
-        [--stats FILE] [--delay-ms N] [--silent-unit U]
+        [--stats FILE] [--size N] [--delay-ms N] [--silent-unit U]
         [--garble [short|fc|truncate|crc|tid]] [--garble-every N]
 
   - Addresses are 0-based on the wire (zero_mode=True: a read of address 0 reads
     register 0, as sprig's `address` point means it; mbpoll's `-r 1` is address 0).
-  - One slave context per unit, each with 65536 coils, discrete inputs, holding and
-    input registers, all 0 unless --init sets them:
+  - One slave context per unit, each with --size (default 65536) coils, discrete inputs,
+    holding and input registers (addresses 0..size-1; beyond, the answer is exception 2,
+    illegal data address), all 0 unless --init sets them:
         {"1": {"hr": {"0": 4386, "10": [1, 2, 3]}, "ir": {...}, "co": {"5": 1}, "di": {...}}}
     (keys are decimal or 0x addresses; a list fills consecutive addresses).
   - Every request that is framed and decoded is written to --stats as one JSON line,
@@ -25,7 +26,10 @@ As a script:
     "t": ...} to --stats: every non-zero value of every unit (absent means 0).
   - SIGUSR2 reads --control (the same shape as --init), applies it and appends
     {"applied": N values, "t": ...} to --stats, so a test can change what a device
-    holds while it is being polled.
+    holds while it is being polled. Its top level may also hold "garble" (a mode, or
+    null for none), "garble_every" and "silent_unit" (a unit, or null), which replace
+    the options of the same name from then on (a silent unit must be one of --units
+    to be counted).
   - --delay-ms N: every answer leaves N ms after its request (the request is executed
     at once; only the reply waits).
   - --silent-unit U: requests for unit U are counted ("reply": "silent") and never
@@ -63,6 +67,8 @@ import time
 SIM_PATH = os.path.abspath(__file__)
 SIM_PYTHON = "/usr/bin/python3"  # Debian's, with pymodbus 3.0 (see ENVIRONMENT.md)
 TABLES = ("hr", "ir", "co", "di")
+CONTROL_KEYS = ("garble", "garble_every", "silent_unit")
+GARBLE_MODES = ("short", "fc", "truncate", "crc", "tid")
 NREG = 65536
 
 
@@ -75,8 +81,8 @@ class ModbusSim:
     stdout and stderr go to files in the Harness directory; the stats file too."""
 
     def __init__(self, h, tcp=None, rtu=None, units=(1,), init=None, delay_ms=0,
-                 silent_unit=None, garble=None, garble_every=2, baud=115200, name=None,
-                 ready_timeout=15):
+                 silent_unit=None, garble=None, garble_every=2, baud=115200, size=None,
+                 name=None, ready_timeout=15):
         assert (tcp is None) != (rtu is None), "one of tcp or rtu"
         self.h = h
         self.name = name or "modbus-sim-%d" % len([p for p in h.procs
@@ -98,6 +104,8 @@ class ModbusSim:
             args += ["--rtu", rtu]
         if delay_ms:
             args += ["--delay-ms", str(delay_ms)]
+        if size is not None:
+            args += ["--size", str(size)]
         if silent_unit is not None:
             args += ["--silent-unit", str(silent_unit)]
         if garble:
@@ -170,18 +178,29 @@ class ModbusSim:
                 raise AssertionError("%s: no dump within %.0f s of SIGUSR1" % (self.name, timeout))
             time.sleep(0.02)
 
-    def set(self, values, timeout=5):
-        """Applies values ({unit: {table: {addr: v or [v, ...]}}}) through --control and
-        SIGUSR2; returns once the sim says it applied them."""
+    def set(self, values=None, timeout=5, **control):
+        """Applies values ({unit: {table: {addr: v or [v, ...]}}}) and control options
+        (garble=MODE or None, garble_every=N, silent_unit=U or None) through --control
+        and SIGUSR2; returns the sim's time of applying them, once it did."""
         n = sum(1 for r in self.lines() if "applied" in r)
         tmp = self.control_path + ".tmp"
+        obj = {str(u): {t: {str(a): v for a, v in tab.items()} for t, tab in tabs.items()}
+               for u, tabs in (values or {}).items()}
+        for k, v in control.items():
+            assert k in CONTROL_KEYS, k
+            obj[k] = v
         with open(tmp, "w") as f:
-            json.dump({str(u): {t: {str(a): v for a, v in tab.items()}
-                                for t, tab in tabs.items()} for u, tabs in values.items()}, f)
+            json.dump(obj, f)
         os.rename(tmp, self.control_path)
         self.p.send_signal(signal.SIGUSR2)
         deadline = time.monotonic() + timeout
-        while sum(1 for r in self.lines() if "applied" in r) <= n:
+        while True:
+            applied = [r for r in self.lines() if "applied" in r]
+            if len(applied) > n:
+                if applied[n]["applied"] < 0:
+                    raise AssertionError("%s: control refused: %s"
+                                         % (self.name, applied[n].get("error")))
+                return applied[n]["t"]
             if time.monotonic() > deadline or self.p.poll() is not None:
                 raise AssertionError("%s: values not applied within %.0f s of SIGUSR2"
                                      % (self.name, timeout))
@@ -283,6 +302,8 @@ def parse_values(obj):
     """{"1": {"hr": {"0": 5, "10": [1, 2]}}} -> [(unit, table, addr, value), ...]."""
     out = []
     for u, tabs in obj.items():
+        if u in CONTROL_KEYS:
+            continue
         for t, vals in tabs.items():
             if t not in TABLES:
                 raise ValueError("unknown table %r (one of %s)" % (t, ", ".join(TABLES)))
@@ -337,12 +358,15 @@ class Sim:
         if self.silent is not None and self.silent not in self.units:
             self.units.append(self.silent)  # it must reach execute() to be counted
         self.slaves = {}
+        n = args.size
+        if not 1 <= n <= NREG:
+            raise ValueError("--size %d is not 1..%d" % (n, NREG))
         for u in self.units:
             self.slaves[u] = ModbusSlaveContext(
-                di=ModbusSequentialDataBlock(0, [0] * NREG),
-                co=ModbusSequentialDataBlock(0, [0] * NREG),
-                hr=ModbusSequentialDataBlock(0, [0] * NREG),
-                ir=ModbusSequentialDataBlock(0, [0] * NREG),
+                di=ModbusSequentialDataBlock(0, [0] * n),
+                co=ModbusSequentialDataBlock(0, [0] * n),
+                hr=ModbusSequentialDataBlock(0, [0] * n),
+                ir=ModbusSequentialDataBlock(0, [0] * n),
                 zero_mode=True)
         self.context = ModbusServerContext(slaves=self.slaves, single=False)
         self.stats = open(args.stats, "a") if args.stats else None
@@ -356,6 +380,8 @@ class Sim:
         for u, t, a, v in parse_values(obj):
             if u not in self.slaves:
                 raise ValueError("unit %d is not one of --units" % u)
+            if a >= self.args.size:
+                raise ValueError("%s %d of unit %d is beyond --size %d" % (t, a, u, self.args.size))
             self.slaves[u].store[t[0]].setValues(a, [v])  # "hr"->"h", "co"->"c", ...
             n += 1
         return n
@@ -376,7 +402,17 @@ class Sim:
     def control(self):
         try:
             with open(self.args.control) as f:
-                n = self.apply(json.load(f))
+                obj = json.load(f)
+            if obj.get("garble") not in (None,) + GARBLE_MODES:
+                raise ValueError("garble mode %r" % obj["garble"])
+            n = self.apply(obj)
+            if "garble" in obj:
+                self.args.garble = obj["garble"]
+                self.nreq = 0
+            if "garble_every" in obj:
+                self.args.garble_every = int(obj["garble_every"])
+            if "silent_unit" in obj:
+                self.silent = obj["silent_unit"]
             self.log({"applied": n, "t": time.time()})
         except Exception as e:  # noqa: BLE001 - a bad control file must not kill the device
             self.log({"applied": -1, "error": str(e), "t": time.time()})
@@ -544,10 +580,12 @@ def main(argv=None):
     ap.add_argument("--init", help="JSON of initial values")
     ap.add_argument("--control", help="JSON of values applied on SIGUSR2")
     ap.add_argument("--stats", help="JSON lines: one per request, dumps on SIGUSR1")
+    ap.add_argument("--size", type=int, default=NREG,
+                    help="registers and bits per table (beyond: exception 2)")
     ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--silent-unit", type=int)
     ap.add_argument("--garble", nargs="?", const="short",
-                    choices=("short", "fc", "truncate", "crc", "tid"))
+                    choices=GARBLE_MODES)
     ap.add_argument("--garble-every", type=int, default=2)
     args = ap.parse_args(argv)
     import asyncio
