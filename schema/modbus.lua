@@ -43,7 +43,8 @@ nodetype "modbus" {
     errorCountException = { kind = "integer", min = 0, owner = "driver",
                             description = "Answers that were a Modbus exception" },
     errorCountMalformed = { kind = "integer", min = 0, owner = "driver",
-                            description = "Answers that were truncated or malformed" },
+                            description = "Answers that were malformed (a truncated answer "
+                                          .. "counts as a timeout: its end never came)" },
     errorCountReset     = { kind = "bool", description = "Set to zero the error counters" },
   },
 }
