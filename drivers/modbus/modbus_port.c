@@ -118,9 +118,11 @@ static void sleep_until(mb_port_t *p, int64_t until)
     if (until <= now) {
         return;
     }
+    /* At most a second at a time (nothing due at all is INT64_MAX); the caller loops. */
+    int64_t wait = until - now < 1000000000 ? until - now : 1000000000;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (until - now);
+    int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + wait;
     ts.tv_sec = (time_t)(at / 1000000000);
     ts.tv_nsec = (long)(at % 1000000000);
     pthread_mutex_lock(&p->mu);
