@@ -18,6 +18,7 @@
 #include "sprig/err.h"
 #include "sprig/log.h"
 #include "sprig/rules.h"
+#include "sprig/sync.h"
 #include "sprig/util.h"
 
 typedef struct run_ctx {
@@ -51,6 +52,13 @@ static void run_usage(FILE *f)
           "  --rules DIR         import every DIR/NAME.lua as rule NAME, and follow edits\n"
           "                      (default: rules/ when it exists; with --demo, the shipped\n"
           "                      example rules; \"off\" imports none)\n"
+          "  --serve-sync        be an upstream: keep the trees of the devices that sync\n"
+          "                      to --sync-broker under this root (DESIGN.md section 5)\n"
+          "  --sync-broker URI   mqtt://host:port or mqtts://host:port\n"
+          "  --sync-ca FILE, --sync-cert FILE, --sync-key FILE\n"
+          "                      TLS: the broker's CA, this client's certificate and key\n"
+          "  --sync-user NAME, --sync-password-file FILE\n"
+          "                      credentials at the broker\n"
           "  --listen ADDR:PORT  serve the HTTP API there (default 127.0.0.1:8118; port 0\n"
           "                      picks a free one; \"off\" serves none)\n"
           "  --token-file FILE   require this bearer token (needed off loopback)\n"
@@ -312,10 +320,21 @@ int cli_run(int argc, char **argv)
         {"schema", required_argument, NULL, 'S'},
         {"token-file", required_argument, NULL, 't'},
         {"rules", required_argument, NULL, 'R'},
+        {"serve-sync", no_argument, NULL, 's'},
+        {"sync-broker", required_argument, NULL, 'B'},
+        {"sync-ca", required_argument, NULL, 'A'},
+        {"sync-cert", required_argument, NULL, 'C'},
+        {"sync-key", required_argument, NULL, 'K'},
+        {"sync-user", required_argument, NULL, 'U'},
+        {"sync-password-file", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     const char *db = "sprig.db", *listen = "127.0.0.1:8118", *token_file = NULL;
     const char *rules_dir = NULL;
+    bool serve_sync = false;
+    sprig_sync_opts_t so = {.upstream = true};
+    const char *sync_password_file = NULL;
+    char sync_password[256] = "";
     char token[256] = "";
     bool demo = false, rate_given = false;
     long rate = 2, commit_ms = 5;
@@ -343,6 +362,27 @@ int cli_run(int argc, char **argv)
             break;
         case 't':
             token_file = optarg;
+            break;
+        case 's':
+            serve_sync = true;
+            break;
+        case 'B':
+            so.uri = optarg;
+            break;
+        case 'A':
+            so.ca_file = optarg;
+            break;
+        case 'C':
+            so.cert_file = optarg;
+            break;
+        case 'K':
+            so.key_file = optarg;
+            break;
+        case 'U':
+            so.username = optarg;
+            break;
+        case 'P':
+            sync_password_file = optarg;
             break;
         case 'R':
             if (optarg[0] == '\0') {
@@ -404,6 +444,24 @@ int cli_run(int argc, char **argv)
     if (token_file != NULL && read_token(token_file, token, sizeof(token)) != 0) {
         return 2;
     }
+    if (serve_sync != (so.uri != NULL)) {
+        fprintf(stderr, "sprig run: --serve-sync and --sync-broker go together\n");
+        return 2;
+    }
+    if (sync_password_file != NULL) {
+        FILE *f = fopen(sync_password_file, "r");
+        if (f == NULL || fgets(sync_password, sizeof(sync_password), f) == NULL) {
+            fprintf(stderr, "sprig run: --sync-password-file %s cannot be read\n",
+                    sync_password_file);
+            if (f != NULL) {
+                fclose(f);
+            }
+            return 2;
+        }
+        fclose(f);
+        sync_password[strcspn(sync_password, "\r\n")] = '\0';
+        so.password = sync_password;
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     uv_loop_t loop;
@@ -412,6 +470,7 @@ int cli_run(int argc, char **argv)
     sprig_api_t *api = NULL;
     sprig_rules_t *rules = NULL;
     sprig_rules_dir_t *rdir = NULL;
+    sprig_sync_t *upstream = NULL;
     char examples[PATH_MAX];
     struct stat st;
     if (rules_dir == NULL && demo) {
@@ -490,6 +549,10 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "sprig run: rules cannot start: out of memory\n");
         goto done;
     }
+    if (serve_sync && sprig_sync_start(r.core, &so, &upstream, &err) != 0) {
+        fprintf(stderr, "sprig run: --sync-broker: %s\n", err.msg);
+        goto done;
+    }
     uv_signal_init(&loop, &r.sigint);
     uv_signal_init(&loop, &r.sigterm);
     r.sigint.data = r.sigterm.data = &r;
@@ -499,6 +562,7 @@ int cli_run(int argc, char **argv)
     sprig_log_info("signal %d: stopping", r.stop_signal);
     code = 0;
 done:
+    sprig_sync_stop(upstream);
     sprig_rules_dir_close(rdir);
     sprig_rules_stop(rules);
     sprig_drivers_stop(drivers);

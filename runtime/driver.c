@@ -86,9 +86,12 @@ int sprig_driver_write(sprig_driver_ctx_t *ctx, const sprig_point_t *pts, size_t
     return rc;
 }
 
+/* A node runs its driver while it is live and this instance's own (not a device's tree
+ * kept here by an upstream). */
 static bool node_live(sprig_drivers_t *d, sprig_node_t *n)
 {
-    return sprig_node_live(sprig_core_tree(d->core), n);
+    sprig_tree_t *t = sprig_core_tree(d->core);
+    return sprig_node_live(t, n) && !sprig_node_foreign(t, n);
 }
 
 static const struct sprig_driver *driver_for(sprig_drivers_t *d, const char *interned_type)

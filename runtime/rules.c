@@ -606,8 +606,9 @@ static void load_rule(rule_t *r)
     const sprig_point_t *sp = rule_point(r, "script");
     const sprig_point_t *dp = rule_point(r, "disabled");
     const char *script = sp != NULL ? sp->text : "";
-    if (!sprig_node_live(sprig_core_tree(e->core), r->node) || (dp != NULL && dp->value != 0) ||
-        script[0] == '\0') {
+    sprig_tree_t *tree = sprig_core_tree(e->core);
+    if (!sprig_node_live(tree, r->node) || sprig_node_foreign(tree, r->node) ||
+        (dp != NULL && dp->value != 0) || script[0] == '\0') {
         if (r->cur != NULL) {
             unload(r);
             rules__log(r, 0, "stopped");

@@ -837,3 +837,22 @@ bool sprig_node_live(const sprig_tree_t *t, const sprig_node_t *n)
     }
     return false;
 }
+
+bool sprig_node_foreign(const sprig_tree_t *t, const sprig_node_t *n)
+{
+    const sprig_node_t *root = sprig_tree_root(t);
+    for (int depth = 0; n != NULL && n != root && depth < 256; depth++) {
+        if (strcmp(sprig_node_type(n), "device") == 0) {
+            return true;
+        }
+        const sprig_node_t *up = NULL;
+        for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
+            if (!sprig_edge_tombstone(e)) {
+                up = sprig_edge_up(e);
+                break;
+            }
+        }
+        n = up;
+    }
+    return false;
+}

@@ -97,6 +97,10 @@ SPRIG_API sprig_edge_t *sprig_node_parents(const sprig_node_t *n);  /* first par
 /* True when n is the root or has a parent edge that is not deleted: the nodes whose
  * drivers and rules run. */
 SPRIG_API bool sprig_node_live(const sprig_tree_t *t, const sprig_node_t *n);
+/* True when n lies in another device's tree kept here (an upstream keeps each device's
+ * tree under a node of type "device" below its root): its drivers and rules run on that
+ * device, not here (DESIGN.md section 2). Follows live parents; bounded. */
+SPRIG_API bool sprig_node_foreign(const sprig_tree_t *t, const sprig_node_t *n);
 /* Edge accessors. Tombstoned edges are listed too; check sprig_edge_tombstone. */
 SPRIG_API sprig_node_t *sprig_edge_up(const sprig_edge_t *e);
 SPRIG_API sprig_node_t *sprig_edge_down(const sprig_edge_t *e);

@@ -1,0 +1,89 @@
+/* Internals of sync shared by sync.c (the MQTT link, peers, live forwarding, probes) and
+ * sync_msg.c (message text in and out, and the repair exchange). Not a public header. */
+#ifndef SPRIG_SYNC_INTERNAL_H
+#define SPRIG_SYNC_INTERNAL_H
+
+#include <cJSON.h>
+#include <mosquitto.h>
+
+#include "sprig/sync.h"
+
+#define SYNC_BATCH_MAX (64 * 1024) /* a pts message is sent at this size, or after 5 ms */
+#define SYNC_REPAIR_ROUNDS 8       /* probes that still differ after repair, then error */
+#define SYNC_TREE_MAX 20000        /* nodes sent for one `need` of a whole subtree */
+
+/* A growing text buffer. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf_t;
+
+void sb_add(sbuf_t *b, const char *s, size_t n);
+void sb_str(sbuf_t *b, const char *s);        /* appends s as-is */
+void sb_json(sbuf_t *b, const char *s);       /* appends s as a JSON string literal */
+void sb_fmt(sbuf_t *b, const char *fmt, ...); /* appends printf output (short) */
+void sb_point(sbuf_t *b, const sprig_point_t *p);
+void sb_free(sbuf_t *b);
+
+/* One device at the other end of the link: for a downstream its upstream (one peer, its
+ * own device id), for an upstream each device that talks to it. */
+typedef struct sync_peer {
+    sprig_sync_t *s;
+    char device[SPRIG_ID_MAX + 1];
+    char topic_out[320], topic_hist[320];
+    uint64_t out_seq; /* last seq sent to it */
+    uint64_t in_seq;  /* last seq applied from it */
+    sbuf_t batch;     /* pts items waiting to be sent */
+    size_t items;
+    int rounds; /* repair rounds since the last match */
+    bool repairing;
+    uint64_t refused;
+} sync_peer_t;
+
+struct sprig_sync {
+    sprig_core_t *core;
+    sprig_sync_opts_t o;
+    char *strings[8]; /* owned copies of the option strings */
+    char host[256];
+    int port;
+    bool tls;
+    struct mosquitto *mosq;
+    uv_poll_t *poll; /* on mosquitto's socket, while one is open */
+    int fd;
+    uv_timer_t *tick;  /* keepalive, reconnect, status */
+    uv_timer_t *flush; /* pending pts batches */
+    uv_timer_t *probe; /* next probe (downstream) */
+    bool connected, stopping, flush_armed;
+    int64_t reconnect_at, backoff_ms, last_status;
+    sync_peer_t **peers;
+    size_t npeers, cappeers;
+    sprig_bus_sub_t *sub;
+    const char *state;
+    char error[256];
+    uint64_t sync_count, repair_count, bytes_up, bytes_down, refused;
+    int64_t last_sync;
+    char sub_topic[320], status_topic[320];
+};
+
+/* sync.c */
+void sync__send(sync_peer_t *p, sbuf_t *msg); /* publishes msg (consumed) to the peer */
+/* Starts a message of type t for p: {"t":"T","seq":"N", (caller adds fields and "}"). */
+void sync__begin(sync_peer_t *p, sbuf_t *b, const char *t);
+sprig_node_t *sync__peer_root(sync_peer_t *p);
+bool sync__in_subtree(sync_peer_t *p, const sprig_node_t *n);
+void sync__refuse(sync_peer_t *p, const char *fmt, ...);
+void sync__repair_activity(sync_peer_t *p);
+
+/* sync_msg.c */
+/* Reads a point object of a message into out (strings borrowed from o). 0 or -EINVAL. */
+int sync__point(const cJSON *o, sprig_point_t *out);
+/* Sends `kids` / `node` for a node of the local tree. */
+void sync__send_kids(sync_peer_t *p, sprig_node_t *n);
+void sync__send_node(sync_peer_t *p, sprig_node_t *n);
+/* Handles the repair messages; 0, or -EINVAL (refused, already counted). */
+int sync__on_kids(sync_peer_t *p, const cJSON *m);
+int sync__on_node(sync_peer_t *p, const cJSON *m);
+int sync__on_need(sync_peer_t *p, const cJSON *m);
+
+#endif
