@@ -13,7 +13,7 @@ PACKAGES = gcc make cmake pkg-config git python3 sqlite3 \
 	libcurl4-openssl-dev libmicrohttpd-dev curl \
 	mosquitto mosquitto-clients python3-pymodbus mbpoll socat
 
-.PHONY: deps build demo check check-unit check-sanitizers bench bench-api bench-rules bench-modbus footprint clean
+.PHONY: deps build demo check check-unit check-sanitizers bench bench-api bench-rules bench-modbus bench-sync footprint clean
 
 deps:
 	@missing=""; \
@@ -50,6 +50,9 @@ bench: build
 	./$(BUILD)/bench_write
 
 # The HTTP API's write rate against the core write path, and SSE latency (README, "Performance").
+bench-sync: build
+	/usr/bin/python3 tests/bench/bench_sync.py ./$(BUILD)/sprig ./$(BUILD)/bench_mqtt
+
 bench-modbus: build
 	./$(BUILD)/bench_modbus
 

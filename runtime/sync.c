@@ -636,7 +636,16 @@ static void lost(sprig_sync_t *s, int rc)
         sprig_log_warn("sync %s: disconnected from %s:%d: %s", who(s), s->host, s->port,
                        mosquitto_strerror(rc));
     }
-    if (strcmp(s->state, "error") != 0) {
+    if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || rc == MOSQ_ERR_AUTH ||
+        rc == MOSQ_ERR_CONN_REFUSED) {
+        s->state = "error";
+        snprintf(s->error, sizeof(s->error), "%.200s:%d refused the connection: %s%s", s->host, s->port,
+                 mosquitto_strerror(rc),
+                 rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE
+                     ? " (check caFile, certFile and keyFile against the broker's)"
+                     : "");
+    }
+    else if (strcmp(s->state, "error") != 0) {
         s->state = "connecting";
     }
     s->backoff_ms = s->backoff_ms == 0 ? 250 : s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2;

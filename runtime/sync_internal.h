@@ -60,7 +60,7 @@ struct sprig_sync {
     size_t npeers, cappeers;
     sprig_bus_sub_t *sub;
     const char *state;
-    char error[256];
+    char error[512];
     uint64_t sync_count, repair_count, bytes_up, bytes_down, refused;
     int64_t last_sync;
     char sub_topic[320], status_topic[320];
