@@ -414,8 +414,10 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
             c->stats.stale++;
             continue;
         }
-        rc =
-            sprig_store_put_point(c->store, sprig_node_id(node), held, sprig_tree_point_hash(held));
+        /* A point that came in on a link (sync) was sampled elsewhere: its history is
+         * that instance's, uploaded on its own, so it is not appended here twice. */
+        rc = sprig_store_put_point_ex(c->store, sprig_node_id(node), held,
+                                      sprig_tree_point_hash(held), source == NULL);
         if (rc != 0) {
             return rc;
         }

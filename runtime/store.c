@@ -341,6 +341,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
             goto fail;
         }
         s->stats.history_rows = s->hist_max - s->hist_min + 1;
+        s->stats.history_last_id = s->hist_max;
         if ((rc = store__series_load(s)) != 0) {
             rc = sprig_error_set(err, rc, "database %s: history series cannot be read: %s", path,
                                  sqlite3_errmsg(s->db));
@@ -488,9 +489,11 @@ static void point_row(row_t *r, const sprig_point_t *p, uint64_t hash)
     r->hash = hash;
 }
 
-int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p, uint64_t hash)
+/* Queues a row of a point series (creating the series row the first time). */
+static int put_series_row(sprig_store_t *s, const char *node, const sprig_point_t *p, uint64_t hash,
+                          unsigned char kind)
 {
-    row_t r = {.kind = ROW_POINT, .a = node, .accepted = sprig_wall_ns()};
+    row_t r = {.kind = kind, .a = node, .accepted = sprig_wall_ns()};
     bool fresh = false;
     point_row(&r, p, hash);
     int rc = store__series(s, node, r.type, r.key, &r.series, &fresh);
@@ -500,6 +503,22 @@ int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_
         rc = put_row(s, &sr);
     }
     return rc != 0 ? rc : put_row(s, &r);
+}
+
+int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p, uint64_t hash)
+{
+    return put_series_row(s, node, p, hash, ROW_POINT);
+}
+
+int sprig_store_put_point_ex(sprig_store_t *s, const char *node, const sprig_point_t *p,
+                             uint64_t hash, bool history)
+{
+    return put_series_row(s, node, p, hash, history ? ROW_POINT : ROW_POINT_NOHIST);
+}
+
+int sprig_store_put_history(sprig_store_t *s, const char *node, const sprig_point_t *p)
+{
+    return put_series_row(s, node, p, 0, ROW_HISTORY);
 }
 
 int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const char *down,
@@ -553,11 +572,15 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
             rc = step(st);
             break;
         case ROW_POINT:
-            st = s->st[ST_POINT];
-            bind_point(st, r);
-            sqlite3_bind_int64(st, 9, (sqlite3_int64)r->hash);
-            rc = step(st);
-            if (rc == SQLITE_OK && hist) {
+        case ROW_POINT_NOHIST:
+        case ROW_HISTORY:
+            if (r->kind != ROW_HISTORY) {
+                st = s->st[ST_POINT];
+                bind_point(st, r);
+                sqlite3_bind_int64(st, 9, (sqlite3_int64)r->hash);
+                rc = step(st);
+            }
+            if (rc == SQLITE_OK && hist && r->kind != ROW_POINT_NOHIST) {
                 st = s->st[ST_HIST];
                 sqlite3_bind_int64(st, 1, r->series);
                 sqlite3_bind_int64(st, 4, r->time);
@@ -638,6 +661,7 @@ static void call_waiters(sprig_store_t *s, uint64_t seq, int status)
 static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
 {
     s->stats.history_rows = b->hist_max - b->hist_min + 1;
+    s->stats.history_last_id = b->hist_max;
     if (b->status != 0) {
         s->stats.commit_errors++;
         sprig_log_error("database %s: batch %llu of %zu rows was not written: %s (%s)%s", s->path,

@@ -201,6 +201,65 @@ void store__series_free(sprig_store_t *s)
     s->rdb = NULL;
 }
 
+/* Opens the read-only history reader once; 0 or an SQLite error (logged). */
+static int open_reader(sprig_store_t *s)
+{
+    if (s->rdb != NULL) {
+        return 0;
+    }
+    const char *path = sqlite3_db_filename(s->db, "main");
+    int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        sprig_log_error("database %s: history reader cannot open: %s", path, sqlite3_errstr(rc));
+        sqlite3_close(s->rdb);
+        s->rdb = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(s->rdb, 2000);
+    return 0;
+}
+
+long sprig_store_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
+                               int (*fn)(const char *node, const sprig_point_t *p, int64_t id,
+                                         void *arg),
+                               void *arg)
+{
+    if (open_reader(s) != 0) {
+        return -EIO;
+    }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->rdb,
+                                "SELECT h.id, s.node, s.type, s.key, h.time, h.value, h.text,"
+                                " h.tombstone, h.origin FROM history h JOIN series s"
+                                " ON s.id = h.series WHERE h.id > ?1 ORDER BY h.id LIMIT ?2",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return store__map_sqlite(rc);
+    }
+    sqlite3_bind_int64(st, 1, after_id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    long n = 0;
+    int stop = 0;
+    while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sprig_point_t p = {
+            .type = (const char *)sqlite3_column_text(st, 2),
+            .key = (const char *)sqlite3_column_text(st, 3),
+            .time = sqlite3_column_int64(st, 4),
+            .value = sqlite3_column_double(st, 5),
+            .text = (const char *)sqlite3_column_text(st, 6),
+            .tombstone = sqlite3_column_int(st, 7),
+            .origin = (const char *)sqlite3_column_text(st, 8),
+        };
+        stop = fn((const char *)sqlite3_column_text(st, 1), &p, sqlite3_column_int64(st, 0), arg);
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (stop == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return store__map_sqlite(rc);
+    }
+    return n;
+}
+
 long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
                          int (*fn)(const sprig_point_t *p, int64_t id, void *arg), void *arg)
 {
@@ -240,6 +299,9 @@ long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
     series_t *se = tree__map_get(&s->series, tree__hash_bytes(name, len), series_eq, &k);
     if (se == NULL) {
         return 0; /* no sample of that series was ever stored */
+    }
+    if (open_reader(s) != 0) {
+        return -EIO;
     }
     if (s->rdb == NULL) {
         const char *path = sqlite3_db_filename(s->db, "main");

@@ -14,7 +14,17 @@
 #define HIST_SWEEP_NS (600LL * 1000000000) /* sweep index entries of trimmed rows */
 #define ARENA_CHUNK (64 * 1024)
 
-enum row_kind { ROW_NODE, ROW_EDGE, ROW_POINT, ROW_EDGE_POINT, ROW_SERIES };
+/* ROW_POINT_NOHIST: a point that is not appended to the history (it was sampled on
+ * another instance, whose history brings it); ROW_HISTORY: a history sample only. */
+enum row_kind {
+    ROW_NODE,
+    ROW_EDGE,
+    ROW_POINT,
+    ROW_EDGE_POINT,
+    ROW_SERIES,
+    ROW_POINT_NOHIST,
+    ROW_HISTORY
+};
 
 typedef struct row {
     unsigned char kind;

@@ -61,6 +61,7 @@ static sync_peer_t *peer_add(sprig_sync_t *s, const char *device)
     /* Sequence numbers go on from where a previous run left them: they start at the
      * wall clock, so a restarted sender is never taken for a replay. */
     p->out_seq = (uint64_t)sprig_wall_ns();
+    p->hist_out_seq = p->out_seq;
     s->peers[s->npeers++] = p;
     return p;
 }
@@ -424,12 +425,210 @@ static void on_answer(sync_peer_t *p, const char *t)
         s->error[0] = '\0';
         p->rounds = 0;
         p->repairing = false;
+        p->hist_ready = true;
         uv_timer_start(s->probe, on_probe_timer, (uint64_t)(s->o.period_s * 1000), 0);
         status_write(s);
         return;
     }
     /* wait: the upstream has sent more; probe again once it has arrived. */
     sync__repair_activity(p);
+}
+
+/* --- history (DESIGN.md section 5, "History") ---------------------------------------- */
+
+typedef struct hist_read {
+    sync_peer_t *p;
+    sbuf_t *b;
+    int rows;
+    int64_t last;
+} hist_read_t;
+
+static int hist_row(const char *node, const sprig_point_t *pt, int64_t id, void *arg)
+{
+    hist_read_t *h = arg;
+    sprig_sync_t *s = h->p->s;
+    h->last = id;
+    sprig_node_t *n = sprig_tree_node(sprig_core_tree(s->core), node);
+    const sprig_schema_t *schema = sprig_core_schema(s->core);
+    if (n == NULL ||
+        (schema != NULL && sprig_schema_is_local(schema, sprig_node_type(n), pt->type))) {
+        return 0; /* this instance's own business */
+    }
+    sb_str(h->b, h->rows++ > 0 ? ",{\"id\":\"" : "{\"id\":\"");
+    sb_fmt(h->b, "%" PRId64 "\",\"n\":", id);
+    sb_json(h->b, node);
+    sb_str(h->b, ",\"p\":");
+    sb_point(h->b, pt);
+    sb_str(h->b, "}");
+    return 0;
+}
+
+/* Downstream: sends the next history batch after the acknowledged cursor, one at a time. */
+static void hist_pump(sync_peer_t *p)
+{
+    sprig_sync_t *s = p->s;
+    if (!s->connected || p->hist_sent != 0 || s->o.upstream || !p->hist_ready ||
+        sprig_wall_ns() < p->hist_resume) {
+        return;
+    }
+    sprig_store_stats_t st;
+    sprig_store_stats(sprig_core_store(s->core), &st);
+    if (st.history_last_id <= p->hist_acked) {
+        return;
+    }
+    sbuf_t rows = {0};
+    hist_read_t h = {.p = p, .b = &rows};
+    long n = sprig_store_history_after(sprig_core_store(s->core), p->hist_acked, 500, hist_row, &h);
+    if (n <= 0) {
+        sb_free(&rows);
+        return;
+    }
+    sbuf_t b = {0};
+    sb_fmt(&b, "{\"t\":\"hist\",\"seq\":\"%" PRIu64 "\",\"upto\":\"%" PRId64 "\",\"rows\":[",
+           ++p->hist_out_seq, h.last);
+    sb_add(&b, rows.p != NULL ? rows.p : "", rows.len);
+    sb_str(&b, "]}");
+    sb_free(&rows);
+    p->hist_sent = h.last;
+    if (!b.oom && mosquitto_publish(s->mosq, NULL, p->topic_hist, (int)b.len, b.p, 1, false) ==
+                      MOSQ_ERR_SUCCESS) {
+        s->bytes_up += b.len;
+        if (s->poll != NULL) {
+            uv_poll_start(s->poll, UV_READABLE | UV_WRITABLE, on_poll);
+        }
+    }
+    else {
+        p->hist_sent = 0;
+    }
+    sb_free(&b);
+}
+
+/* Downstream: the upstream has the batch up to `upto` on disk. */
+static void on_hack(sync_peer_t *p, const cJSON *m)
+{
+    const cJSON *upto = cJSON_GetObjectItemCaseSensitive(m, "upto");
+    int64_t u = cJSON_IsString(upto) ? strtoll(upto->valuestring, NULL, 10) : 0;
+    if (p->hist_sent == 0 || u > p->hist_sent || u < p->hist_acked) {
+        return; /* an old ack, from before a reconnection */
+    }
+    if (u < p->hist_sent) {
+        /* The upstream stored part: the rest names nodes it has not got yet (the tree
+         * is still being repaired). Send it again in a moment. */
+        p->hist_resume = sprig_wall_ns() + 500000000;
+    }
+    p->hist_sent = 0;
+    if (u == p->hist_acked) {
+        return;
+    }
+    p->hist_acked = u;
+    sprig_sync_t *s = p->s;
+    if (s->o.node_id != NULL) {
+        sprig_point_t pt = {.type = "histAcked", .value = (double)u, .origin = s->o.node_id};
+        sprig_error_t err;
+        if (sprig_core_write(s->core, s->o.node_id, &pt, 1, NULL, &err) != 0) {
+            sprig_log_warn("sync %s: %s", who(s), err.msg);
+        }
+    }
+    hist_pump(p);
+}
+
+static void ack_durable(uint64_t batch, int status, void *arg)
+{
+    (void)batch;
+    sync_ack_t *a = arg;
+    sprig_sync_t *s = a->s;
+    if (s != NULL) {
+        for (sync_ack_t **pp = &s->acks; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == a) {
+                *pp = a->next;
+                break;
+            }
+        }
+        sync_peer_t *p = peer_find(s, a->device);
+        if (status == 0 && p != NULL) {
+            sbuf_t b = {0};
+            sync__begin(p, &b, "hack");
+            sb_fmt(&b, ",\"upto\":\"%" PRId64 "\"}", a->upto);
+            sync__send(p, &b);
+        }
+    }
+    sprig_free(a);
+}
+
+/* Upstream: stores a device's history batch (each row once: the device's cursor is kept
+ * with the rows) and acknowledges it once it is on disk. */
+static int on_hist(sync_peer_t *p, const cJSON *m)
+{
+    sprig_sync_t *s = p->s;
+    sprig_core_t *c = s->core;
+    sprig_tree_t *t = sprig_core_tree(c);
+    const cJSON *upto = cJSON_GetObjectItemCaseSensitive(m, "upto");
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(m, "rows");
+    if (!cJSON_IsString(upto) || !cJSON_IsArray(rows)) {
+        sync__refuse(p, "hist without upto and rows");
+        return -EINVAL;
+    }
+    sprig_node_t *root = sync__peer_root(p);
+    if (!p->hist_loaded && root != NULL) {
+        const sprig_point_t *cur = sprig_tree_point(t, root, "histCursor", "0");
+        p->hist_cursor = cur != NULL && !cur->tombstone ? (int64_t)cur->value : 0;
+        p->hist_loaded = true;
+    }
+    int64_t u = strtoll(upto->valuestring, NULL, 10);
+    long stored = 0, skipped = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rows)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "id");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(r, "n");
+        sprig_point_t pt;
+        int64_t rid = cJSON_IsString(id) ? strtoll(id->valuestring, NULL, 10) : 0;
+        sprig_node_t *node = cJSON_IsString(n) ? sprig_tree_node(t, n->valuestring) : NULL;
+        if (rid <= p->hist_cursor) {
+            continue; /* stored before: sent again after a lost ack */
+        }
+        if (node == NULL && cJSON_IsString(n) && sprig_id_valid(n->valuestring)) {
+            /* Not here yet (the tree is still being repaired): store up to the row before
+             * and acknowledge that much; the device sends the rest again. */
+            u = rid - 1;
+            break;
+        }
+        if (node == NULL || !sync__in_subtree(p, node) ||
+            sync__point(cJSON_GetObjectItemCaseSensitive(r, "p"), &pt) != 0 ||
+            sprig_store_put_history(sprig_core_store(c), n->valuestring, &pt) != 0) {
+            skipped++;
+            continue;
+        }
+        stored++;
+    }
+    if (skipped > 0) {
+        sprig_log_warn("sync upstream: %ld history rows from device %s name no node of its tree "
+                       "or do not parse; skipped",
+                       skipped, p->device);
+    }
+    if (u > p->hist_cursor && root != NULL) {
+        p->hist_cursor = u;
+        sprig_point_t cur = {.type = "histCursor", .value = (double)u};
+        sprig_error_t err;
+        if (sprig_core_write(c, p->device, &cur, 1, p, &err) != 0) {
+            sprig_log_warn("sync upstream: %s", err.msg);
+        }
+    }
+    sync_ack_t *a = sprig_calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return 0; /* the device sends the batch again */
+    }
+    a->s = s;
+    snprintf(a->device, sizeof(a->device), "%s", p->device);
+    a->upto = u;
+    a->next = s->acks;
+    s->acks = a;
+    if (sprig_core_when_durable(c, sprig_core_batch(c), ack_durable, a) != 0) {
+        s->acks = a->next;
+        sprig_free(a);
+    }
+    (void)stored;
+    return 0;
 }
 
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
@@ -468,6 +667,16 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         return;
     }
     uint64_t n = strtoull(seq->valuestring, NULL, 10);
+    if (strcmp(slash + 1, "hist") == 0) {
+        if (!s->o.upstream || strcmp(t->valuestring, "hist") != 0 || n <= p->hist_in_seq) {
+            sync__refuse(p, "a history message out of order or of the wrong kind");
+        }
+        else if (ensure_device(p) == 0 && on_hist(p, j) == 0) {
+            p->hist_in_seq = n;
+        }
+        cJSON_Delete(j);
+        return;
+    }
     if (n <= p->in_seq) {
         sync__refuse(p, "seq %s is not above %" PRIu64 " (a replay?)", seq->valuestring, p->in_seq);
         cJSON_Delete(j);
@@ -505,6 +714,9 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     }
     else if (strcmp(type, "need") == 0) {
         rc = sync__on_need(p, j);
+    }
+    else if (strcmp(type, "hack") == 0 && !s->o.upstream) {
+        on_hack(p, j);
     }
     else {
         sync__refuse(p, "unknown message type \"%.32s\"", type);
@@ -572,6 +784,14 @@ void sync__repair_activity(sync_peer_t *p)
 
 /* --- status (downstream: local points of the sync node) ------------------------------ */
 
+static int64_t hist_pending(sprig_sync_t *s)
+{
+    sprig_store_stats_t st;
+    sprig_store_stats(sprig_core_store(s->core), &st);
+    int64_t acked = s->npeers > 0 ? s->peers[0]->hist_acked : 0;
+    return st.history_last_id > acked ? st.history_last_id - acked : 0;
+}
+
 static void status_write(sprig_sync_t *s)
 {
     if (s->o.upstream || s->o.node_id == NULL) {
@@ -590,10 +810,11 @@ static void status_write(sprig_sync_t *s)
         {.type = "repairCount", .value = (double)s->repair_count},
         {.type = "bytesUp", .value = (double)s->bytes_up},
         {.type = "bytesDown", .value = (double)s->bytes_down},
+        {.type = "histPending", .value = (double)hist_pending(s)},
     };
-    sprig_point_t pts[7];
+    sprig_point_t pts[8];
     size_t k = 0;
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 0; i < 8; i++) {
         const sprig_point_t *cur = sprig_tree_point(t, n, want[i].type, "0");
         const char *text = want[i].text != NULL ? want[i].text : "";
         if (cur == NULL || cur->tombstone || cur->value != want[i].value ||
@@ -639,8 +860,8 @@ static void lost(sprig_sync_t *s, int rc)
     if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || rc == MOSQ_ERR_AUTH ||
         rc == MOSQ_ERR_CONN_REFUSED) {
         s->state = "error";
-        snprintf(s->error, sizeof(s->error), "%.200s:%d refused the connection: %s%s", s->host, s->port,
-                 mosquitto_strerror(rc),
+        snprintf(s->error, sizeof(s->error), "%.200s:%d refused the connection: %s%s", s->host,
+                 s->port, mosquitto_strerror(rc),
                  rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE
                      ? " (check caFile, certFile and keyFile against the broker's)"
                      : "");
@@ -720,12 +941,25 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     s->state = "syncing";
     s->error[0] = '\0';
     mosquitto_subscribe(s->mosq, NULL, s->sub_topic, 1);
+    if (s->o.upstream) {
+        mosquitto_subscribe(s->mosq, NULL, s->hist_topic, 1);
+    }
     sprig_log_info("sync %s: connected to %s:%d", who(s), s->host, s->port);
     if (!s->o.upstream) {
         mosquitto_publish(s->mosq, NULL, s->status_topic, 6, "online", 1, true);
         sync_peer_t *p = s->peers[0];
         p->repairing = false;
         p->rounds = 0;
+        p->hist_sent = 0; /* what was in flight is sent again from the acknowledged cursor */
+        p->hist_ready = false;
+        if (s->o.node_id != NULL) {
+            sprig_tree_t *t = sprig_core_tree(s->core);
+            sprig_node_t *sn = sprig_tree_node(t, s->o.node_id);
+            const sprig_point_t *ha = sn != NULL ? sprig_tree_point(t, sn, "histAcked", "0") : NULL;
+            if (ha != NULL && !ha->tombstone && (int64_t)ha->value > p->hist_acked) {
+                p->hist_acked = (int64_t)ha->value;
+            }
+        }
         uv_timer_start(s->probe, on_probe_timer, 50, 0);
     }
     status_write(s);
@@ -754,6 +988,9 @@ static void on_tick(uv_timer_t *t)
     }
     else if ((int64_t)uv_now(sprig_core_loop(s->core)) >= s->reconnect_at) {
         try_connect(s);
+    }
+    if (s->connected && !s->o.upstream && s->npeers > 0) {
+        hist_pump(s->peers[0]);
     }
     int64_t now = sprig_wall_ns();
     if (now - s->last_status >= 1000000000) {
@@ -846,6 +1083,7 @@ int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts, sprig_sy
     if (opts->upstream) {
         snprintf(client_id, sizeof(client_id), "sprig-upstream-%.60s", sprig_core_root_id(core));
         snprintf(s->sub_topic, sizeof(s->sub_topic), "%s/+/up", s->o.prefix);
+        snprintf(s->hist_topic, sizeof(s->hist_topic), "%s/+/hist", s->o.prefix);
     }
     else {
         snprintf(client_id, sizeof(client_id), "%s", device);
@@ -938,6 +1176,9 @@ void sprig_sync_stop(sprig_sync_t *s)
         for (int i = 0; i < 10 && mosquitto_want_write(s->mosq); i++) {
             mosquitto_loop_write(s->mosq, 1);
         }
+    }
+    for (sync_ack_t *a = s->acks; a != NULL; a = a->next) {
+        a->s = NULL; /* freed by its durable callback, which now does nothing else */
     }
     drop_poll(s);
     uv_timer_t *ts[3] = {s->tick, s->flush, s->probe};

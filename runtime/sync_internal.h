@@ -39,6 +39,14 @@ typedef struct sync_peer {
     int rounds; /* repair rounds since the last match */
     bool repairing;
     uint64_t refused;
+    /* history (its own topic, so its own sequence) */
+    uint64_t hist_out_seq, hist_in_seq;
+    int64_t hist_acked;  /* downstream: the cursor the upstream acknowledged */
+    int64_t hist_sent;   /* downstream: upto of the batch in flight, 0: none */
+    int64_t hist_cursor; /* upstream: last row of this device stored here */
+    bool hist_loaded;
+    bool hist_ready;     /* downstream: a probe matched since connecting */
+    int64_t hist_resume; /* downstream: no upload before this (ns) after a partial ack */
 } sync_peer_t;
 
 struct sprig_sync {
@@ -63,8 +71,17 @@ struct sprig_sync {
     char error[512];
     uint64_t sync_count, repair_count, bytes_up, bytes_down, refused;
     int64_t last_sync;
-    char sub_topic[320], status_topic[320];
+    char sub_topic[320], status_topic[320], hist_topic[320];
+    struct sync_ack *acks; /* upstream: history acks waiting for their batch on disk */
 };
+
+/* An upstream's acknowledgement of a history batch, sent once its batch is durable. */
+typedef struct sync_ack {
+    struct sync_ack *next;
+    sprig_sync_t *s; /* NULL once the link stopped */
+    char device[SPRIG_ID_MAX + 1];
+    int64_t upto;
+} sync_ack_t;
 
 /* sync.c */
 void sync__send(sync_peer_t *p, sbuf_t *msg); /* publishes msg (consumed) to the peer */

@@ -7,6 +7,8 @@ nodetype "device" {
   points = {
     description = { kind = "text", description = "What this device is, for people" },
     disabled    = { kind = "bool", description = "Set to stop every driver and rule of this device" },
+    histCursor  = { kind = "integer", min = 0, ["local"] = true,
+                    description = "On an upstream: the last history row of this device stored here" },
   },
 }
 

@@ -34,5 +34,7 @@ nodetype "sync" {
                      description = "Bytes received from the upstream" },
     histPending  = { kind = "integer", min = 0, owner = "driver", ["local"] = true,
                      description = "History samples not yet acknowledged by the upstream" },
+    histAcked    = { kind = "integer", min = 0, owner = "driver", ["local"] = true,
+                     description = "The last history row the upstream acknowledged (the upload's cursor)" },
   },
 }

@@ -56,7 +56,8 @@ SPRIG_API const char *sprig_core_root_id(const sprig_core_t *c);
 /* Writes n points to a node. Each point: type and key valid ids (key NULL = "0"), value
  * finite, text valid UTF-8 of at most text_max bytes, tombstone 0 or 1, origin NULL/""
  * or a valid id, time 0 (now) or within the drift limit. source is the link the points
- * came in on (NULL for local writes), passed to bus subscribers. Returns 0 (points that
+ * came in on (NULL for local writes), passed to bus subscribers; points from a link are
+ * stored but not appended to the history (the instance that sampled them sends its own). Returns 0 (points that
  * lose the merge are dropped silently: that is the merge rule), -ENOENT (no such node),
  * -EINVAL, SPRIG_EDRIFT or -ENOMEM, with err naming node, point, rule and value. */
 SPRIG_API int sprig_core_write(sprig_core_t *c, const char *node, const sprig_point_t *pts,

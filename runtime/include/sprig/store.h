@@ -73,6 +73,12 @@ SPRIG_API int sprig_store_put_point(sprig_store_t *s, const char *node, const sp
                                     uint64_t hash);
 SPRIG_API int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const char *down,
                                          const sprig_point_t *p, uint64_t hash);
+/* put_point, with history false: the point is stored but not appended to the history
+ * (a sample taken on another instance, whose own history brings it here). */
+SPRIG_API int sprig_store_put_point_ex(sprig_store_t *s, const char *node, const sprig_point_t *p,
+                                       uint64_t hash, bool history);
+/* Appends a sample to the history only (uploaded by a device). 0 or -ENOMEM. */
+SPRIG_API int sprig_store_put_history(sprig_store_t *s, const char *node, const sprig_point_t *p);
 
 /* Number of the open batch: rows queued now go into it. */
 SPRIG_API uint64_t sprig_store_batch(const sprig_store_t *s);
@@ -117,12 +123,21 @@ SPRIG_API long sprig_store_history(sprig_store_t *s, const sprig_store_history_q
                                    int (*fn)(const sprig_point_t *p, int64_t id, void *arg),
                                    void *arg);
 
+/* The history in the order it was appended, after row id after_id, at most limit rows:
+ * fn gets each sample's node, point (borrowed for the call) and row id. Reads what is on
+ * disk, on the history reader's connection. Returns the number of rows, or -errno. */
+SPRIG_API long sprig_store_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
+                                         int (*fn)(const char *node, const sprig_point_t *p,
+                                                   int64_t id, void *arg),
+                                         void *arg);
+
 /* Counts for status and tests. */
 typedef struct sprig_store_stats {
     uint64_t batches; /* committed */
     uint64_t rows;    /* committed */
     uint64_t commit_errors;
     long long history_rows; /* rows in the history table now */
+    long long history_last_id; /* id of the newest history row on disk (0: none) */
 } sprig_store_stats_t;
 SPRIG_API void sprig_store_stats(const sprig_store_t *s, sprig_store_stats_t *out);
 
