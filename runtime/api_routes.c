@@ -225,6 +225,56 @@ static sprig_node_t *find_node(route_ctx_t *r, const char *id)
 
 /* --- handlers ----------------------------------------------------------------------- */
 
+/* GET /v1/status's "sync" array, filled by status_sync_one. */
+typedef struct status_sync {
+    route_ctx_t *r;
+    cJSON *list;
+} status_sync_t;
+
+/* One entry of status's "sync" for each sync node that runs here: live, and not in another
+ * device's tree kept by an upstream (there it is data; its link runs on that device). A
+ * point the driver has not written yet reads as null (state, lastSync), "" (uri, error)
+ * or 0 (the counters). */
+static int status_sync_one(sprig_node_t *n, void *arg)
+{
+    static const char *const counters[] = {"syncCount", "repairCount", "bytesUp", "bytesDown"};
+    route_ctx_t *r = ((status_sync_t *)arg)->r;
+    if (strcmp(sprig_node_type(n), "sync") != 0 || !sprig_node_live(r->tree, n) ||
+        sprig_node_foreign(r->tree, n)) {
+        return 0;
+    }
+    const sprig_point_t *p;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", sprig_node_id(n));
+    p = sprig_tree_point(r->tree, n, "uri", NULL);
+    cJSON_AddStringToObject(o, "uri", p != NULL && !p->tombstone ? p->text : "");
+    p = sprig_tree_point(r->tree, n, "state", NULL);
+    if (p != NULL && !p->tombstone && p->text[0] != '\0') {
+        cJSON_AddStringToObject(o, "state", p->text);
+    }
+    else {
+        cJSON_AddNullToObject(o, "state");
+    }
+    p = sprig_tree_point(r->tree, n, "error", NULL);
+    cJSON_AddStringToObject(o, "error", p != NULL && !p->tombstone ? p->text : "");
+    p = sprig_tree_point(r->tree, n, "lastSync", NULL);
+    if (p != NULL && !p->tombstone && p->value > 0 && p->value < 9.2e18) {
+        char t[40];
+        cJSON_AddStringToObject(o, "lastSync", sprig_time_format((int64_t)p->value, t, sizeof(t)));
+    }
+    else {
+        cJSON_AddNullToObject(o, "lastSync");
+    }
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+        p = sprig_tree_point(r->tree, n, counters[i], NULL);
+        cJSON_AddNumberToObject(o, counters[i], p != NULL && !p->tombstone ? p->value : 0);
+    }
+    if (!cJSON_AddItemToArray(((status_sync_t *)arg)->list, o)) {
+        cJSON_Delete(o);
+    }
+    return 0;
+}
+
 static void get_status(route_ctx_t *r)
 {
     char hash[17];
@@ -256,6 +306,10 @@ static void get_status(route_ctx_t *r)
     cJSON_AddNumberToObject(a, "requests", (double)r->api->requests);
     cJSON_AddNumberToObject(a, "errors", (double)r->api->errors);
     cJSON_AddItemToObject(o, "api", a);
+    status_sync_t sync = {r, cJSON_AddArrayToObject(o, "sync")};
+    if (sync.list != NULL) {
+        sprig_tree_each_node(r->tree, status_sync_one, &sync);
+    }
     ok(r, 200, o, 0);
 }
 

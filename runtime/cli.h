@@ -21,6 +21,8 @@ int cli_watch(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_import(int argc, char **argv);
+/* `sprig sync status` (cli_sync.c): the sync links of a running daemon. */
+int cli_sync(int argc, char **argv);
 
 /* Parses a whole decimal number in [min, max] for flag; prints the error and returns -1
  * when it is not one. */

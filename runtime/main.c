@@ -39,6 +39,8 @@ static void usage(FILE *f)
           "  rule ls                     list the rules: state, runs, last run, file, error\n"
           "  rule show ID                a rule's points, error and numbered script\n"
           "  rule enable|disable ID      start or stop a rule (its disabled point)\n"
+          "  sync status                 each sync link: uri, state, error, last sync,\n"
+          "                              probes matched, repairs, bytes up and down\n"
           "  watch                       print changes as they are accepted\n"
           "  status                      version, root, hash, counts and counters\n"
           "  export > FILE               write the whole tree as one JSON document\n"
@@ -99,6 +101,7 @@ int main(int argc, char **argv)
     } api_cmds[] = {
         {"node", cli_node},     {"point", cli_point},   {"watch", cli_watch},
         {"status", cli_status}, {"export", cli_export}, {"import", cli_import},
+        {"sync", cli_sync},
     };
     for (size_t i = 0; i < sizeof(api_cmds) / sizeof(api_cmds[0]); i++) {
         if (strcmp(cmd, api_cmds[i].name) == 0) {
@@ -108,7 +111,7 @@ int main(int argc, char **argv)
     fprintf(
         stderr,
         "sprig: unknown command \"%s\" (commands: run, store, schema, rule, node, point, watch, "
-        "status, export, import; see sprig --help)\n",
+        "status, sync, export, import; see sprig --help)\n",
         cmd);
     return 2;
 }
