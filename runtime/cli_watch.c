@@ -189,6 +189,20 @@ static int status(cli_http_t *h, int argc, char **argv)
         else if (cJSON_IsNumber(m)) {
             fputs(cli_fmt_number(m->valuedouble, num, sizeof(num)), stdout);
         }
+        else if (cJSON_IsArray(m) && strcmp(m->string, "sync") == 0) {
+            /* One short line per link; `sprig sync status` has the rest. */
+            const cJSON *l;
+            int i = 0;
+            if (cJSON_GetArraySize(m) == 0) {
+                fputs("none", stdout);
+            }
+            cJSON_ArrayForEach(l, m)
+            {
+                const char *state = cli_json_str(l, "state");
+                printf("%s%s %s", i++ > 0 ? ", " : "", cli_json_str(l, "id"),
+                       state[0] != '\0' ? state : "-");
+            }
+        }
         else {
             char *s = cJSON_PrintUnformatted(m);
             fputs(s != NULL ? s : "?", stdout);
