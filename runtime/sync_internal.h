@@ -92,6 +92,25 @@ bool sync__in_subtree(sync_peer_t *p, const sprig_node_t *n);
 void sync__refuse(sync_peer_t *p, const char *fmt, ...);
 void sync__repair_activity(sync_peer_t *p);
 
+const char *sync__who(const sprig_sync_t *s);
+sync_peer_t *sync__peer_add(sprig_sync_t *s, const char *device);
+void sync__on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg);
+void sync__on_change(const sprig_event_t *ev, void *arg); /* the bus: forward a change */
+void sync__flush_peer(sync_peer_t *p);
+void sync__on_probe_timer(uv_timer_t *t);
+void sync__status_write(sprig_sync_t *s); /* downstream: the sync node's status points */
+sync_peer_t *sync__peer_find(sprig_sync_t *s, const char *device);
+/* Upstream: the device's root node, made under our root the first time it talks. */
+int sync__ensure_device(sync_peer_t *p);
+/* sync_link.c */
+void sync__on_poll(uv_poll_t *h, int status, int events);
+
+/* sync_hist.c */
+void sync__hist_pump(sync_peer_t *p);               /* downstream: the next batch */
+void sync__on_hack(sync_peer_t *p, const cJSON *m); /* downstream: an acknowledgement */
+int sync__on_hist(sync_peer_t *p, const cJSON *m);  /* upstream: a batch */
+int64_t sync__hist_pending(sprig_sync_t *s);        /* downstream: rows not acknowledged */
+
 /* sync_msg.c */
 /* Reads a point object of a message into out (strings borrowed from o). 0 or -EINVAL. */
 int sync__point(const cJSON *o, sprig_point_t *out);

@@ -28,7 +28,8 @@ typedef struct sprig_sync_opts {
     const char *device_id; /* downstream: its id upstream; NULL: the root id */
     const char *node_id;   /* downstream: the sync node that gets the status points */
     double period_s;       /* downstream: between two probes; 0: 20 s */
-    size_t max_msg;        /* largest message taken; 0: 256 KiB */
+    size_t max_msg;        /* largest message taken; 0: 4 MiB (repair lists a node's children in one
+                              message) */
 } sprig_sync_opts_t;
 
 /* Starts a link (connecting in the background, reconnecting with backoff). Returns 0 or
