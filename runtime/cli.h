@@ -11,6 +11,8 @@ int cli_store(int argc, char **argv);
 int cli_schema(int argc, char **argv);
 /* `sprig rule test` (cli_rule.c): runs a rule offline, needs no daemon. */
 int cli_rule(int argc, char **argv);
+/* `sprig rule test` (cli_rule.c); argv[0] is "test". */
+int cli_rule_test(int argc, char **argv);
 
 /* The API commands, HTTP clients of a running daemon (cli_node.c, cli_watch.c): argv[0]
  * is the command's name. Each returns 0, 1 when the request failed (the server's error or
