@@ -133,5 +133,12 @@ void cli_print_point(FILE *f, const cJSON *p, bool exact);
 
 /* Returns the string member name of o, or "" when o has none. */
 const char *cli_json_str(const cJSON *o, const char *name);
+/* A flag parser for commands that take no flags of their own (cli_http_parse). */
+int cli_no_flag(cli_http_t *h, int ch, const char *arg, void *ctx);
+/* The live point `type` (key "0") of a node object of the API, or NULL; its text ("" when
+ * absent); its value (false when absent). */
+const cJSON *cli_live_point(const cJSON *node, const char *type);
+const char *cli_point_text(const cJSON *node, const char *type);
+bool cli_point_value(const cJSON *node, const char *type, double *out);
 
 #endif

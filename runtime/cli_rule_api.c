@@ -76,49 +76,10 @@ static const char disable_usage[] =
     "\n"
     "flags:\n" CLI_HTTP_FLAGS_HELP;
 
-/* The rule commands take no flags of their own. */
-static int no_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
-{
-    (void)h, (void)ch, (void)arg, (void)ctx;
-    return 2;
-}
-
-/* The live point type (key "0") of a node object of the API, or NULL. */
-static const cJSON *live_point(const cJSON *node, const char *type)
-{
-    const cJSON *p;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(node, "points"))
-    {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "tombstone");
-        if (strcmp(cli_json_str(p, "type"), type) == 0 &&
-            strcmp(cli_json_str(p, "key"), "0") == 0 &&
-            !(cJSON_IsNumber(t) && t->valuedouble != 0)) {
-            return p;
-        }
-    }
-    return NULL;
-}
-
-static const char *point_text(const cJSON *node, const char *type)
-{
-    return cli_json_str(live_point(node, type), "text");
-}
-
-/* The value of a live point; false when the node has none. */
-static bool point_value_of(const cJSON *node, const char *type, double *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(live_point(node, type), "value");
-    if (!cJSON_IsNumber(v)) {
-        return false;
-    }
-    *out = v->valuedouble;
-    return true;
-}
-
 static bool point_set_true(const cJSON *node, const char *type)
 {
     double v;
-    return point_value_of(node, type, &v) && v != 0;
+    return cli_point_value(node, type, &v) && v != 0;
 }
 
 /* running, disabled (before an error it may still carry) or error. */
@@ -127,7 +88,7 @@ static const char *rule_state(const cJSON *node)
     if (point_set_true(node, "disabled")) {
         return "disabled";
     }
-    return point_text(node, "error")[0] != '\0' ? "error" : "running";
+    return cli_point_text(node, "error")[0] != '\0' ? "error" : "running";
 }
 
 /* The lastRun point as RFC 3339 UTC, to the second (with frac, to the nanosecond), or
@@ -135,7 +96,7 @@ static const char *rule_state(const cJSON *node)
 static const char *last_run(const cJSON *node, bool frac, char *out, size_t n)
 {
     double ns;
-    if (!point_value_of(node, "lastRun", &ns) || !(ns > 0) || ns > 9.2e18) {
+    if (!cli_point_value(node, "lastRun", &ns) || !(ns > 0) || ns > 9.2e18) {
         return "-";
     }
     sprig_time_format((int64_t)ns, out, n);
@@ -149,7 +110,7 @@ static const char *last_run(const cJSON *node, bool frac, char *out, size_t n)
 static long runs_of(const cJSON *node)
 {
     double v;
-    return point_value_of(node, "runs", &v) && v >= 0 && v < 9e18 ? (long)v : 0;
+    return cli_point_value(node, "runs", &v) && v >= 0 && v < 9e18 ? (long)v : 0;
 }
 
 /* Writes n bytes of s, a control character (a script's or error's escape sequence) as '?'
@@ -192,7 +153,7 @@ static int rule_ls(cli_http_t *h, int argc, char **argv)
     static const struct option opts[] = {CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
     cli_reply_t r = {0};
     const cJSON **v = NULL;
-    int rc = cli_http_parse(h, argc, argv, opts, no_flag, NULL, ls_usage);
+    int rc = cli_http_parse(h, argc, argv, opts, cli_no_flag, NULL, ls_usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 0, 0, "")) != 0 ||
         (rc = cli_http_call(h, "GET", "/v1/nodes?type=rule", NULL, &r)) != 0) {
         return rc;
@@ -222,7 +183,7 @@ static int rule_ls(cli_http_t *h, int argc, char **argv)
     cJSON_ArrayForEach(n, list)
     {
         v[i++] = n;
-        int li = (int)strlen(cli_json_str(n, "id")), lf = (int)strlen(point_text(n, "file"));
+        int li = (int)strlen(cli_json_str(n, "id")), lf = (int)strlen(cli_point_text(n, "file"));
         int lr = snprintf(num, sizeof(num), "%ld", runs_of(n));
         wi = li > wi ? li : wi, wr = lr > wr ? lr : wr, wf = lf > wf ? lf : wf;
     }
@@ -233,7 +194,7 @@ static int rule_ls(cli_http_t *h, int argc, char **argv)
     printf("%-*s  %-8s  %*s  %-20s  %-*s  %s\n", wi, "ID", "STATE", wr, "RUNS", "LAST RUN", wf,
            "FILE", "ERROR");
     for (i = 0; i < count; i++) {
-        const char *file = point_text(v[i], "file"), *err = point_text(v[i], "error");
+        const char *file = cli_point_text(v[i], "file"), *err = cli_point_text(v[i], "error");
         /* No padding after the last column, so no line ends in spaces. */
         printf("%-*s  %-8s  %*ld  %-20s  %-*s", wi, cli_json_str(v[i], "id"), rule_state(v[i]), wr,
                runs_of(v[i]), last_run(v[i], false, t, sizeof(t)), err[0] != '\0' ? wf : 0,
@@ -299,7 +260,7 @@ static int rule_arg(cli_http_t *h, int argc, char **argv, const char *usage, cli
                     const cJSON **node)
 {
     static const struct option opts[] = {CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
-    int rc = cli_http_parse(h, argc, argv, opts, no_flag, NULL, usage);
+    int rc = cli_http_parse(h, argc, argv, opts, cli_no_flag, NULL, usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 1, 1, "ID")) != 0 ||
         (rc = cli_http_check_id(h, "ID", argv[optind])) != 0 ||
         (rc = find_rule(h, argv[optind], r, node)) != 0) {
@@ -360,16 +321,16 @@ static int rule_show(cli_http_t *h, int argc, char **argv)
         return rc;
     }
     char t[40];
-    const char *script = point_text(n, "script"), *file = point_text(n, "file");
+    const char *script = cli_point_text(n, "script"), *file = cli_point_text(n, "file");
     printf("%-12s %s (%s)\n", "rule", cli_json_str(n, "id"), rule_state(n));
-    show_text("description", point_text(n, "description"), "-");
+    show_text("description", cli_point_text(n, "description"), "-");
     show_text("file", file, "- (not from a rules folder)");
     printf("%-12s %s\n", "disabled", point_set_true(n, "disabled") ? "yes" : "no");
     printf("%-12s %s\n", "active", point_set_true(n, "active") ? "yes" : "no");
     printf("%-12s %ld\n", "runs", runs_of(n));
     printf("%-12s %s\n", "lastRun", last_run(n, true, t, sizeof(t)));
-    show_text("state", point_text(n, "state"), "-");
-    show_text("error", point_text(n, "error"), "none");
+    show_text("state", cli_point_text(n, "state"), "-");
+    show_text("error", cli_point_text(n, "error"), "none");
     if (script[0] == '\0') {
         printf("script       none\n");
     }

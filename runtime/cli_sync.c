@@ -47,45 +47,6 @@ static const char status_usage[] =
     "\n"
     "flags:\n" CLI_HTTP_FLAGS_HELP;
 
-/* sync status takes no flags of its own. */
-static int no_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
-{
-    (void)h, (void)ch, (void)arg, (void)ctx;
-    return 2;
-}
-
-/* The live point type (key "0") of a node object of the API, or NULL. */
-static const cJSON *live_point(const cJSON *node, const char *type)
-{
-    const cJSON *p;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(node, "points"))
-    {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "tombstone");
-        if (strcmp(cli_json_str(p, "type"), type) == 0 &&
-            strcmp(cli_json_str(p, "key"), "0") == 0 &&
-            !(cJSON_IsNumber(t) && t->valuedouble != 0)) {
-            return p;
-        }
-    }
-    return NULL;
-}
-
-static const char *point_text(const cJSON *node, const char *type)
-{
-    return cli_json_str(live_point(node, type), "text");
-}
-
-/* The value of a live point; false when the node has none. */
-static bool point_value_of(const cJSON *node, const char *type, double *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(live_point(node, type), "value");
-    if (!cJSON_IsNumber(v)) {
-        return false;
-    }
-    *out = v->valuedouble;
-    return true;
-}
-
 /* Writes s with each control character (an escape sequence in a broker's or a library's
  * message) as '?', so that it cannot steer the terminal. */
 static void put_clean(const char *s, size_t n)
@@ -113,7 +74,7 @@ static void show_text(const char *label, const char *text)
 static void show_count(const cJSON *node, const char *type)
 {
     double v;
-    if (point_value_of(node, type, &v) && v >= 0 && v < 9e18) {
+    if (cli_point_value(node, type, &v) && v >= 0 && v < 9e18) {
         printf("  %-12s %lld\n", type, (long long)v);
     }
     else {
@@ -125,17 +86,17 @@ static void show_node(const cJSON *n)
 {
     double v;
     char t[40];
-    const char *state = point_text(n, "state"), *err = point_text(n, "error");
+    const char *state = cli_point_text(n, "state"), *err = cli_point_text(n, "error");
     printf("sync %s\n", cli_json_str(n, "id"));
-    show_text("uri", point_text(n, "uri"));
-    if (point_value_of(n, "disabled", &v) && v != 0) {
+    show_text("uri", cli_point_text(n, "uri"));
+    if (cli_point_value(n, "disabled", &v) && v != 0) {
         show_text("disabled", "yes (the link is down until its disabled point is 0)");
     }
     show_text("state", state[0] != '\0' ? state : "-");
     if (err[0] != '\0') {
         show_text("error", err);
     }
-    if (point_value_of(n, "lastSync", &v) && v > 0 && v < 9.2e18) {
+    if (cli_point_value(n, "lastSync", &v) && v > 0 && v < 9.2e18) {
         show_text("lastSync", sprig_time_format((int64_t)v, t, sizeof(t)));
     }
     else {
@@ -173,7 +134,7 @@ static int sync_status(cli_http_t *h, int argc, char **argv)
     cli_reply_t r = {0}, st = {0};
     const cJSON **v = NULL;
     cJSON *out = NULL;
-    int rc = cli_http_parse(h, argc, argv, opts, no_flag, NULL, status_usage);
+    int rc = cli_http_parse(h, argc, argv, opts, cli_no_flag, NULL, status_usage);
     /* The node list first: a sync node made between the two requests is then in the
      * status too, and not taken for another device's. */
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 0, 0, "")) != 0 ||

@@ -25,12 +25,6 @@ static void on_stop_signal(int signum)
     stop_watch = 1;
 }
 
-static int no_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
-{
-    (void)h, (void)ch, (void)arg, (void)ctx;
-    return 2;
-}
-
 static int watch_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
 {
     watch_args_t *w = ctx;
@@ -159,7 +153,7 @@ static int status(cli_http_t *h, int argc, char **argv)
 {
     static const struct option opts[] = {CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
     cli_reply_t r;
-    int rc = cli_http_parse(h, argc, argv, opts, no_flag, NULL, status_usage);
+    int rc = cli_http_parse(h, argc, argv, opts, cli_no_flag, NULL, status_usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 0, 0, "")) != 0 ||
         (rc = cli_http_call(h, "GET", "/v1/status", NULL, &r)) != 0) {
         return rc;
@@ -228,7 +222,7 @@ static int export_tree(cli_http_t *h, int argc, char **argv)
 {
     static const struct option opts[] = {CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
     cli_reply_t r;
-    int rc = cli_http_parse(h, argc, argv, opts, no_flag, NULL, export_usage);
+    int rc = cli_http_parse(h, argc, argv, opts, cli_no_flag, NULL, export_usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 0, 0, "")) != 0 ||
         (rc = cli_http_call(h, "GET", "/v1/export", NULL, &r)) != 0) {
         return rc;
@@ -307,7 +301,7 @@ static int import_tree(cli_http_t *h, int argc, char **argv)
     static const struct option opts[] = {CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
     cli_reply_t r;
     size_t len = 0;
-    int rc = cli_http_parse(h, argc, argv, opts, no_flag, NULL, import_usage);
+    int rc = cli_http_parse(h, argc, argv, opts, cli_no_flag, NULL, import_usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 1, 1, "FILE")) != 0) {
         return rc;
     }
@@ -428,6 +422,43 @@ const char *cli_json_str(const cJSON *o, const char *name)
 {
     const cJSON *s = o != NULL ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
     return cJSON_IsString(s) && s->valuestring != NULL ? s->valuestring : "";
+}
+
+/* A flag parser for commands that take no flags of their own (cli_http_parse). */
+int cli_no_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
+{
+    (void)h, (void)ch, (void)arg, (void)ctx;
+    return 2;
+}
+
+const cJSON *cli_live_point(const cJSON *node, const char *type)
+{
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(node, "points"))
+    {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "tombstone");
+        if (strcmp(cli_json_str(p, "type"), type) == 0 &&
+            strcmp(cli_json_str(p, "key"), "0") == 0 &&
+            !(cJSON_IsNumber(t) && t->valuedouble != 0)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+const char *cli_point_text(const cJSON *node, const char *type)
+{
+    return cli_json_str(cli_live_point(node, type), "text");
+}
+
+bool cli_point_value(const cJSON *node, const char *type, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cli_live_point(node, type), "value");
+    if (!cJSON_IsNumber(v)) {
+        return false;
+    }
+    *out = v->valuedouble;
+    return true;
 }
 
 /* Runs one command with its own client; argv[0] is the command's name. */
