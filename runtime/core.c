@@ -399,6 +399,11 @@ static void publish(sprig_core_t *c, sprig_node_t *node, sprig_node_t *up,
     sprig_bus_publish(c->bus, &ev);
 }
 
+static bool is_local(const sprig_core_t *c, const sprig_node_t *n, const char *type)
+{
+    return c->schema != NULL && sprig_schema_is_local(c->schema, sprig_node_type(n), type);
+}
+
 int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *pts, size_t n,
                      const char *origin, const void *source)
 {
@@ -415,9 +420,11 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
             continue;
         }
         /* A point that came in on a link (sync) was sampled elsewhere: its history is
-         * that instance's, uploaded on its own, so it is not appended here twice. */
+         * that instance's, uploaded on its own, so it is not appended here twice. A local
+         * point (a counter, a status) has no history. */
         rc = sprig_store_put_point_ex(c->store, sprig_node_id(node), held,
-                                      sprig_tree_point_hash(held), source == NULL);
+                                      sprig_tree_point_hash(held),
+                                      source == NULL && !is_local(c, node, held->type));
         if (rc != 0) {
             return rc;
         }

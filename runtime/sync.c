@@ -114,6 +114,7 @@ void sync__refuse(sync_peer_t *p, const char *fmt, ...)
 void sync__begin(sync_peer_t *p, sbuf_t *b, const char *t)
 {
     sb_fmt(b, "{\"t\":\"%s\",\"seq\":\"%" PRIu64 "\"", t, ++p->out_seq);
+    p->last_sent = p->out_seq;
 }
 
 void sync__send(sync_peer_t *p, sbuf_t *msg)
@@ -381,7 +382,10 @@ static void on_probe(sync_peer_t *p, const cJSON *m)
     sync__flush_peer(p); /* what is pending was sent after acked: say wait */
     uint64_t ack = strtoull(acked->valuestring, NULL, 10);
     sbuf_t b = {0};
-    if (p->out_seq > ack) {
+    /* wait when we sent something after acked; but a second probe with the same acked
+     * means what we sent is lost (the device was away): compare what is there now. */
+    if (p->last_sent > ack && ack != p->wait_ack) {
+        p->wait_ack = ack;
         sync__begin(p, &b, "wait");
         sb_str(&b, "}");
         sync__send(p, &b);
@@ -426,8 +430,8 @@ static void on_answer(sync_peer_t *p, const char *t)
         sync__status_write(s);
         return;
     }
-    /* wait: the upstream has sent more; probe again once it has arrived. */
-    sync__repair_activity(p);
+    /* wait: the upstream has sent more; probe again once it has arrived (not a repair). */
+    uv_timer_start(s->probe, sync__on_probe_timer, 300, 0);
 }
 
 void sync__on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
@@ -562,8 +566,10 @@ void sync__on_probe_timer(uv_timer_t *t)
         return;
     }
     send_probe(p);
-    /* The next probe, unless an answer brings it forward. */
-    uv_timer_start(s->probe, sync__on_probe_timer, (uint64_t)(s->o.period_s * 1000), 0);
+    /* An answer sets the next probe; none within 3 s (a probe lost while the broker or
+     * the upstream came back) asks again. */
+    uint64_t period = (uint64_t)(s->o.period_s * 1000);
+    uv_timer_start(s->probe, sync__on_probe_timer, period < 3000 ? period : 3000, 0);
 }
 
 void sync__repair_activity(sync_peer_t *p)

@@ -58,7 +58,12 @@ void sync__hist_pump(sync_peer_t *p)
     sbuf_t rows = {0};
     hist_read_t h = {.p = p, .b = &rows};
     long n = sprig_store_history_after(sprig_core_store(s->core), p->hist_acked, 500, hist_row, &h);
-    if (n <= 0) {
+    if (n <= 0 || h.rows == 0) {
+        /* Nothing the upstream keeps (only this instance's local points): move on here,
+         * without a message, and without writing histAcked (that would be history too). */
+        if (n > 0) {
+            p->hist_acked = h.last;
+        }
         sb_free(&rows);
         return;
     }

@@ -32,9 +32,11 @@ typedef struct sync_peer {
     sprig_sync_t *s;
     char device[SPRIG_ID_MAX + 1];
     char topic_out[320], topic_hist[320];
-    uint64_t out_seq; /* last seq sent to it */
-    uint64_t in_seq;  /* last seq applied from it */
-    sbuf_t batch;     /* pts items waiting to be sent */
+    uint64_t out_seq;   /* last seq given to a message for it */
+    uint64_t last_sent; /* seq of the last message built for it (0: none yet) */
+    uint64_t wait_ack;  /* upstream: the acked of the probe last answered `wait` */
+    uint64_t in_seq;    /* last seq applied from it */
+    sbuf_t batch;       /* pts items waiting to be sent */
     size_t items;
     int rounds; /* repair rounds since the last match */
     bool repairing;
@@ -63,6 +65,8 @@ struct sprig_sync {
     uv_timer_t *flush; /* pending pts batches */
     uv_timer_t *probe; /* next probe (downstream) */
     bool connected, stopping, flush_armed;
+    bool reached; /* this attempt's TCP connection came up (a later drop was a refusal) */
+    bool denied;  /* the broker's CONNACK refused us: error holds its reason */
     int64_t reconnect_at, backoff_ms, last_status;
     sync_peer_t **peers;
     size_t npeers, cappeers;

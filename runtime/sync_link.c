@@ -42,18 +42,30 @@ static void lost(sprig_sync_t *s, int rc)
         sprig_log_warn("sync %s: disconnected from %s:%d: %s", sync__who(s), s->host, s->port,
                        mosquitto_strerror(rc));
     }
-    if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || rc == MOSQ_ERR_AUTH ||
-        rc == MOSQ_ERR_CONN_REFUSED) {
-        s->state = "error";
-        snprintf(s->error, sizeof(s->error), "%.200s:%d refused the connection: %s%s", s->host,
-                 s->port, mosquitto_strerror(rc),
-                 rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE
-                     ? " (check caFile, certFile and keyFile against the broker's)"
-                     : "");
+    if (s->denied) {
+        /* The broker answered and said no (on_connect has the reason): keep it. */
     }
-    else if (strcmp(s->state, "error") != 0) {
+    else if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || rc == MOSQ_ERR_AUTH ||
+             rc == MOSQ_ERR_CONN_REFUSED || (s->tls && !was && s->reached)) {
+        /* A TLS peer that reached the broker and was dropped before it was accepted: with
+         * TLS 1.3 a refused client certificate shows only as a lost connection. */
+        s->state = "error";
+        if (s->tls && rc != MOSQ_ERR_TLS && rc != MOSQ_ERR_TLS_HANDSHAKE) {
+            snprintf(s->error, sizeof(s->error),
+                     "%.200s:%d closed the TLS connection before accepting it (%s): is the "
+                     "client certificate (certFile, keyFile) signed by a CA the broker trusts?",
+                     s->host, s->port, mosquitto_strerror(rc));
+        }
+        else {
+            snprintf(s->error, sizeof(s->error), "%.200s:%d refused the connection: %s%s", s->host,
+                     s->port, mosquitto_strerror(rc),
+                     s->tls ? " (check caFile, certFile and keyFile against the broker's)" : "");
+        }
+    }
+    else if (strcmp(s->state, "error") != 0 || was) {
         s->state = "connecting";
     }
+    s->reached = false;
     s->backoff_ms = s->backoff_ms == 0 ? 250 : s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2;
     s->reconnect_at = (int64_t)uv_now(sprig_core_loop(s->core)) + s->backoff_ms;
     sync__status_write(s);
@@ -71,6 +83,7 @@ void sync__on_poll(uv_poll_t *h, int status, int events)
     }
     if (rc == MOSQ_ERR_SUCCESS && s->poll != NULL && (events & UV_WRITABLE)) {
         rc = mosquitto_loop_write(s->mosq, 1);
+        s->reached |= rc == MOSQ_ERR_SUCCESS; /* the TCP connection is up */
     }
     if (rc != MOSQ_ERR_SUCCESS) {
         lost(s, rc);
@@ -115,13 +128,15 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     sprig_sync_t *s = obj;
     if (rc != 0) {
         s->state = "error";
+        s->denied = true;
         snprintf(s->error, sizeof(s->error), "the broker refused the connection: %s",
-                 mosquitto_connack_string(rc));
+                 mosquitto_reason_string(rc));
         sprig_log_error("sync %s: %s", sync__who(s), s->error);
         sync__status_write(s);
         return;
     }
     s->connected = true;
+    s->denied = false;
     s->backoff_ms = 0;
     s->state = "syncing";
     s->error[0] = '\0';
@@ -279,7 +294,7 @@ int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts, sprig_sy
         rc = sprig_error_set(err, -ENOMEM, "sync: out of memory");
     }
     if (rc == 0) {
-        mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+        mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
         mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
         mosquitto_connect_callback_set(s->mosq, on_connect);
         mosquitto_disconnect_callback_set(s->mosq, on_disconnect);
