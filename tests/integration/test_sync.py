@@ -52,7 +52,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from broker import Broker  # noqa: E402
-from sprigtest import Harness, check, main, wait_until  # noqa: E402
+from sprigtest import Harness, check, db_query, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 LATENCY_MAX = 3.0     # s; the promise is "within a second", this machine is noisy
@@ -330,6 +330,32 @@ def live_changes(pair):
     return lats
 
 
+def history_once(pair, last_row):
+    """Every history sample the gateway took up to last_row (its newest row when the
+    broker came back: the outage included) is on the upstream exactly once, once the
+    upstream has acknowledged that far (histAcked)."""
+    gw, up = pair.gw, pair.up
+    wait_until("the upstream acknowledges the gateway's history up to row %d (histAcked %r)"
+               % (last_row, gw.points(pair.link).get("histAcked")),
+               lambda: gw.points(pair.link).get("histAcked", {}).get("value", 0) >= last_row,
+               CONVERGE_MAX, every=0.2)
+    q = ("SELECT s.node, s.type, s.key, h.time, h.value, h.text FROM history h"
+         " JOIN series s ON s.id = h.series%s")
+    taken = db_query(gw.db, q % " WHERE h.id <= ?", (last_row,))
+    stored = {}
+    for row in db_query(up.db, q % ""):
+        stored[row] = stored.get(row, 0) + 1
+    missing = [r for r in taken if stored.get(r, 0) == 0]
+    twice = [r for r in taken if stored.get(r, 0) > 1]
+    outage = sum(1 for r in taken if r[0].startswith("demo-"))
+    check(not missing and not twice,
+          "history: of the gateway's %d samples, %d are missing upstream (e.g. %r) and %d are "
+          "there more than once (e.g. %r)" % (len(taken), len(missing), missing[:3],
+                                               len(twice), twice[:3]))
+    print("history: all %d samples the gateway took (%d of the demo generators, through the "
+          "outage) are on the upstream exactly once" % (len(taken), outage))
+
+
 # --- 3. partition ---------------------------------------------------------------------------
 
 def partition(pair, broker):
@@ -372,6 +398,7 @@ def partition(pair, broker):
           "changed")
     print("partition: the broker was down %.1f s" % (time.monotonic() - t0))
 
+    last_row = db_query(gw.db, "SELECT ifnull(max(id), 0) FROM history")[0][0]
     broker.start()
     took = pair.wait_equal("after the partition", CONVERGE_MAX)
     print("partition: converged %.2f s after the broker came back" % took)
@@ -393,6 +420,7 @@ def partition(pair, broker):
     check(deleted(gw, leaf(300)) and deleted(up, leaf(300)),
           "after the partition, %s is not deleted on both sides" % leaf(300))
     pair.wait_state("insync", CONVERGE_MAX)
+    history_once(pair, last_row)
     # The broker kept nothing (persistence false): the link said so again on reconnect.
     check_status(broker, pair.root, b"online", "after the partition")
     return took
