@@ -19,7 +19,7 @@ is read before and after the upstream's, and either may match). It proves:
      noisy): a point set on the gateway, a point set on the upstream on a gateway node,
      a node created upstream under the gateway's tree, a node deleted on the gateway, a
      node deleted upstream;
-  3. a partition: the broker is stopped for 10 s while both sides write (the link leaves
+  3. a partition: the broker is stopped for 30 s while both sides write (the link leaves
      "insync"), some of them the same points: after the broker comes back on the same
      port, both sides converge within 30 s (time printed), every conflicting point holds
      the later write on both sides, with the same time (DESIGN.md section 3), and the
@@ -57,7 +57,7 @@ from test_api import Daemon  # noqa: E402
 
 LATENCY_MAX = 3.0     # s; the promise is "within a second", this machine is noisy
 CONVERGE_MAX = 30.0   # s, initial sync and after the partition
-PARTITION = 10.0      # s the broker is down
+PARTITION = 30.0      # s the broker is down (the 30 s)
 GROUPS, SUBGROUPS, LEAVES = 10, 4, 25  # 1,000 leaves
 
 
@@ -256,6 +256,11 @@ def initial_sync(h, broker, up, gw, gw2):
         check(b is not None, "upstream: GET /v1/nodes/%s is 404 after the sync" % nid)
         check(same_points(a, b), "node %s differs:\ngateway  %r\nupstream %r"
               % (nid, a["points"], b["points"]))
+        if nid == "demo-plant":
+            # Its generators sample at 5 Hz: the subtree hashes meet between samples.
+            wait_until("demo-plant's subtree hash equal on both sides",
+                       lambda: node(gw, nid)["hash"] == node(up, nid)["hash"], 10, every=0.02)
+            continue
         check(a["hash"] == b["hash"], "node %s subtree hash: gateway %s, upstream %s"
               % (nid, a["hash"], b["hash"]))
     check(node(up, leaf(517))["parents"] == [leaf_parent(517)],
