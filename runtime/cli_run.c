@@ -59,6 +59,9 @@ static void run_usage(FILE *f)
           "                      TLS: the broker's CA, this client's certificate and key\n"
           "  --sync-user NAME, --sync-password-file FILE\n"
           "                      credentials at the broker\n"
+          "  --sync-max-message BYTES\n"
+          "                      largest message taken from a device, 1024-268435456\n"
+          "                      (default 4 MiB)\n"
           "  --listen ADDR:PORT  serve the HTTP API there (default 127.0.0.1:8118; port 0\n"
           "                      picks a free one; \"off\" serves none)\n"
           "  --token-file FILE   require this bearer token (needed off loopback)\n"
@@ -327,6 +330,7 @@ int cli_run(int argc, char **argv)
         {"sync-key", required_argument, NULL, 'K'},
         {"sync-user", required_argument, NULL, 'U'},
         {"sync-password-file", required_argument, NULL, 'P'},
+        {"sync-max-message", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     const char *db = "sprig.db", *listen = "127.0.0.1:8118", *token_file = NULL;
@@ -384,6 +388,14 @@ int cli_run(int argc, char **argv)
         case 'P':
             sync_password_file = optarg;
             break;
+        case 'M': {
+            long v;
+            if (cli_parse_long("run", "--sync-max-message", optarg, 1024, 268435456L, &v) != 0) {
+                return 2;
+            }
+            so.max_msg = (size_t)v;
+            break;
+        }
         case 'R':
             if (optarg[0] == '\0') {
                 fprintf(stderr, "sprig run: --rules \"\" must name a folder, or be \"off\"\n");

@@ -18,6 +18,8 @@ nodetype "sync" {
     deviceId     = { kind = "text", description = "Id this device has upstream (default: its root id)" },
     period       = { kind = "number", min = 0.1, max = 86400, unit = "s", default = 20,
                      description = "Time between two hash probes" },
+    maxMessage   = { kind = "integer", min = 1024, max = 268435456, unit = "B", default = 4194304,
+                     description = "Largest message taken from the upstream (larger ones are refused and counted)" },
     state        = { kind = "enum", values = { "connecting", "syncing", "insync", "error" },
                      owner = "driver", ["local"] = true, description = "Where the link stands" },
     error        = { kind = "text", owner = "driver", ["local"] = true,

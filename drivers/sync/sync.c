@@ -77,6 +77,7 @@ static int syncd_start(void *state)
         .device_id = text_or_null(ctx, "deviceId"),
         .node_id = id,
         .period_s = sprig_driver_number(ctx, "period", 20),
+        .max_msg = (size_t)sprig_driver_number(ctx, "maxMessage", 0),
     };
     sprig_error_t err;
     int rc = sprig_sync_start(sprig_driver_core(ctx), &o, &d->link, &err);

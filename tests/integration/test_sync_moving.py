@@ -4,7 +4,7 @@ and one upstream (`sprig run --rules off`, the upstream with --serve-sync).
 
 It proves:
   1. telemetry never causes a false mismatch: the gateway's sync node (period 2 s) probes
-     while this test writes about 2,000 points a second into the gateway for 30 s (POST
+     while this test writes about 2,000 points a second into the gateway for 60 s (POST
      /v1/nodes/{id}/points, batches of 200 points every 100 ms, spread over 5 nodes; the
      achieved rate is printed and must be at least 1,500 points/s). Through it the sync
      node's repairCount stays where it was after the initial sync (it counts repairs
@@ -33,7 +33,7 @@ from sprigtest import Harness, check, db_exec, db_query, main  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 PERIOD = 2                  # s between two probes
-TELEMETRY_S = 30.0          # s of telemetry
+TELEMETRY_S = 60.0          # s of telemetry (the 60 s)
 BATCH = 200                 # points per POST
 EVERY = 0.1                 # s between two POSTs: 2,000 points/s
 TELEMETRY_NODES = 5
