@@ -83,6 +83,11 @@ int ser_frame_parse(const uint8_t *raw, size_t n, ser_frame_t *out)
         out->subject[k] = (char)raw[1 + k];
     }
     out->subject[k] = '\0';
+    for (size_t pad = k; pad < SER_SUBJECT; pad++) {
+        if (raw[1 + pad] != 0) {
+            return -EINVAL; /* NUL padding only after the subject */
+        }
+    }
     out->payload = raw + 1 + SER_SUBJECT;
     out->len = n - 1 - SER_SUBJECT - 2;
     return 0;
@@ -95,6 +100,11 @@ long ser_frame_build(uint8_t seq, const char *subject, const uint8_t *payload, s
     size_t sl = subject != NULL ? strlen(subject) : 0;
     if (len > SER_PAYLOAD_MAX || sl > SER_SUBJECT) {
         return -E2BIG;
+    }
+    for (size_t k = 0; k < sl; k++) {
+        if (subject[k] < 0x20 || subject[k] > 0x7e) {
+            return -EINVAL; /* the other end would refuse it */
+        }
     }
     raw[0] = seq;
     memset(raw + 1, 0, SER_SUBJECT);

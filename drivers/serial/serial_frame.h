@@ -32,12 +32,13 @@ typedef struct ser_frame {
     size_t len;
 } ser_frame_t;
 
-/* Parses a decoded frame: 0, -EINVAL (shorter than seq, subject and CRC, or a subject
- * that is not printable ASCII) or -EBADMSG (CRC mismatch). */
+/* Parses a decoded frame: 0, -EINVAL (shorter than seq, subject and CRC, a subject that
+ * is not printable ASCII, or anything but NULs after it) or -EBADMSG (CRC mismatch). */
 int ser_frame_parse(const uint8_t *raw, size_t n, ser_frame_t *out);
 /* Builds the wire bytes of a frame (COBS plus the zero delimiter) into out (cap bytes,
  * SER_WIRE_MAX is always enough); returns their length, or -E2BIG when the payload is
- * over SER_PAYLOAD_MAX or the subject over 16 bytes. An ack is a frame with no subject
+ * over SER_PAYLOAD_MAX or the subject over 16 bytes, -EINVAL when the subject is not
+ * printable ASCII. An ack is a frame with no subject
  * and no payload. */
 long ser_frame_build(uint8_t seq, const char *subject, const uint8_t *payload, size_t len,
                      uint8_t *out, size_t cap);
