@@ -64,7 +64,9 @@ typedef struct ser {
     uint64_t now_ms_sent;
     uint64_t rx, tx, crc, framing, parse, retries;
     bool dirty;
-    sprig_luabox_t *box; /* line mode: the parser */
+    sprig_luabox_t *box;  /* line mode: the parser */
+    char parser_name[80]; /* its chunk name (the box keeps a pointer to it) */
+    bool more;            /* points changed while a frame awaited its ack: send them after */
     int parser_ref;
 } ser_t;
 
@@ -219,8 +221,12 @@ static void send_ack(ser_t *s, uint8_t seq)
 /* Sends points as one frame (waiting for its ack before the next is sent). */
 static void send_points(ser_t *s, const sprig_point_t *first, bool all)
 {
-    if (s->npending > 0 || s->line_mode) {
-        return; /* the next one goes once this is acknowledged (see on_ack) */
+    if (s->line_mode) {
+        return;
+    }
+    if (s->npending > 0) {
+        s->more = true; /* sent (all points) once the frame in flight is acknowledged */
+        return;
     }
     cJSON *a = cJSON_CreateArray();
     for (const sprig_point_t *p = first; a != NULL && p != NULL;
@@ -296,6 +302,10 @@ static void on_frame(ser_t *s, const uint8_t *wire, size_t n)
     if (f.subject[0] == '\0' && f.len == 0) {
         if (s->npending > 0 && f.seq == s->pending_seq) {
             s->npending = 0; /* acknowledged */
+            if (s->more) {
+                s->more = false;
+                send_points(s, sprig_node_points(sprig_driver_node(s->ctx)), true);
+            }
         }
         return;
     }
@@ -390,6 +400,9 @@ static void on_wake(uv_async_t *a)
     }
     if (change > 0) {
         sprig_log_info("serial %s: %s open", s->id, s->port);
+        s->have_in_seq = false; /* a peer that restarted may begin at any seq */
+        s->npending = 0;
+        s->more = false;
         if (s->line_mode) {
             set_connected(s, true);
         }
@@ -492,8 +505,8 @@ static int ser_init(sprig_driver_ctx_t *ctx, void **state)
         const char *src = sprig_driver_text(ctx, "parser", "");
         sprig_luabox_opts_t o = {.insn_max = 1000000, .time_max_ms = 50, .mem_max = 8u << 20};
         sprig_error_t err = {0};
-        char name[80];
-        snprintf(name, sizeof(name), "%.64s parser", s->id);
+        char *name = s->parser_name;
+        snprintf(s->parser_name, sizeof(s->parser_name), "%.64s parser", s->id);
         int rc = sprig_luabox_open(&o, &s->box);
         if (rc == 0) {
             rc = sprig_luabox_load(s->box, name, src, strlen(src), &err);

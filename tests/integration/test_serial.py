@@ -45,7 +45,7 @@ RESENDS = 3
 # the pointer for its "NAME:LINE: runs too long" message: that message is built from freed
 # stack, so the error point is often garbage and refused as invalid UTF-8. Set to False
 # once fixed, to require "runs too long" in the error point.
-KNOWN_BUG_LOOP_MESSAGE = True
+KNOWN_BUG_LOOP_MESSAGE = False
 
 PARSER = ('return function(line)\n'
           '  local t, h = line:match("T=([%d.-]+) H=([%d.-]+)")\n'
