@@ -399,11 +399,6 @@ static void publish(sprig_core_t *c, sprig_node_t *node, sprig_node_t *up,
     sprig_bus_publish(c->bus, &ev);
 }
 
-static bool is_local(const sprig_core_t *c, const sprig_node_t *n, const char *type)
-{
-    return c->schema != NULL && sprig_schema_is_local(c->schema, sprig_node_type(n), type);
-}
-
 int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *pts, size_t n,
                      const char *origin, const void *source)
 {
@@ -424,7 +419,7 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
          * point (a counter, a status) has no history. */
         rc = sprig_store_put_point_ex(c->store, sprig_node_id(node), held,
                                       sprig_tree_point_hash(held),
-                                      source == NULL && !is_local(c, node, held->type));
+                                      source == NULL && !sprig_tree_point_local(held));
         if (rc != 0) {
             return rc;
         }

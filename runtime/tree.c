@@ -612,6 +612,11 @@ uint64_t sprig_tree_point_hash(const sprig_point_t *p)
     return ((const prec_t *)p)->ph;
 }
 
+bool sprig_tree_point_local(const sprig_point_t *p)
+{
+    return ((const prec_t *)p)->local;
+}
+
 const char *sprig_node_id(const sprig_node_t *n)
 {
     return n->id;

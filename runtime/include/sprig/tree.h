@@ -83,6 +83,8 @@ SPRIG_API const sprig_point_t *sprig_edge_point(const sprig_edge_t *e, const cha
 
 /* ph() of a point held by the tree (one returned by the functions above), kept with it. */
 SPRIG_API uint64_t sprig_tree_point_hash(const sprig_point_t *p);
+/* Whether such a point is local (left out of the hashes), as decided when it was stored. */
+SPRIG_API bool sprig_tree_point_local(const sprig_point_t *p);
 
 /* Node accessors. Points are listed in the order they were first stored. */
 SPRIG_API const char *sprig_node_id(const sprig_node_t *n);
