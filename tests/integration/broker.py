@@ -36,15 +36,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-try:
-    from sprigtest import TestFailure, check
-except ImportError:  # used without sprigtest on the path
-    class TestFailure(AssertionError):
-        pass
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sprigtest import TestFailure, check, kill_pid  # noqa: E402
 
-    def check(cond, msg):
-        if not cond:
-            raise TestFailure(msg)
 
 MOSQUITTO = "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else "mosquitto"
 TOOL_TIMEOUT = 20  # seconds any one openssl / mosquitto_passwd / mosquitto_pub may take
@@ -195,15 +189,7 @@ class Sub:
         return list(self.msgs)
 
     def close(self):
-        if self.p.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            self.p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_pid(self.p, self.pid)
         for f in (self.p.stdout, self.p.stderr):
             try:
                 f.close()
@@ -392,15 +378,8 @@ class Broker:
         """Harness cleanup: kills mosquitto and every mosquitto_sub of this broker by pid."""
         for s in self._subs:
             s.close()
-        if self.p is not None and self.p.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        if self.p is not None:
+            kill_pid(self.p, self.pid)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -64,6 +64,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sprigtest import kill_pid  # noqa: E402
+
 SIM_PATH = os.path.abspath(__file__)
 SIM_PYTHON = "/usr/bin/python3"  # Debian's, with pymodbus 3.0 (see ENVIRONMENT.md)
 TABLES = ("hr", "ir", "co", "di")
@@ -228,15 +231,7 @@ class ModbusSim:
 
     def kill(self):
         """SIGKILL by pid and reap: the device dies without closing anything itself."""
-        if self.p.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            self.p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_pid(self.p, self.pid)
 
     def close(self):
         self.kill()
@@ -281,15 +276,7 @@ class PtyPair:
         return self.p.poll() is None
 
     def close(self):
-        if self.p.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            self.p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_pid(self.p, self.pid)
         try:
             self._err.close()
         except Exception:

@@ -34,15 +34,29 @@ def check(cond, msg):
 
 def wait_until(what, fn, timeout, every=0.05):
     """Polls fn() every `every` s until it returns something true; returns it, or fails
-    naming `what` after timeout seconds."""
+    naming `what` after timeout seconds (`what` may be a function, called then, so the
+    message shows the state at the end)."""
     end = time.monotonic() + timeout
     while True:
         v = fn()
         if v:
             return v
         if time.monotonic() > end:
-            check(False, "within %.1f s: %s" % (timeout, what))
+            check(False, "within %.1f s: %s" % (timeout, what() if callable(what) else what))
         time.sleep(every)
+
+
+def kill_pid(p, pid):
+    """SIGKILL by pid and reap the Popen p (bounded); for cleanup."""
+    if p.poll() is None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def rfc3339_ns(s):
@@ -177,15 +191,7 @@ class Proc:
 
     def kill(self):
         """SIGKILL by pid and reap; for cleanup."""
-        if self.p.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            self.p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_pid(self.p, self.pid)
         self._reader.join(timeout=5)
 
     def close(self):

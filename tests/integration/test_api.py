@@ -211,6 +211,14 @@ class Daemon:
     def status(self):
         return self.expect(200, "GET", "/v1/status")
 
+    def node(self, nid):
+        """GET /v1/nodes/{id} as a dict, or None on 404."""
+        r = self.get("/v1/nodes/" + nid)
+        if r.status == 404:
+            return None
+        check(r.status == 200, "%s: GET /v1/nodes/%s: %r" % (self.name, nid, r))
+        return r.json()
+
     def points(self, node):
         """node's live points of key "0", by type."""
         n = self.expect(200, "GET", "/v1/nodes/" + node)

@@ -97,13 +97,9 @@ def bulk_document(root):
     return {"root": root, "nodes": nodes, "edges": edges}
 
 
+
 def node(d, nid):
-    """GET /v1/nodes/{id} as a dict, or None on 404."""
-    r = d.get("/v1/nodes/" + nid)
-    if r.status == 404:
-        return None
-    check(r.status == 200, "%s: GET /v1/nodes/%s: %r" % (d.name, nid, r))
-    return r.json()
+    return d.node(nid)
 
 
 def point(d, nid, ptype):

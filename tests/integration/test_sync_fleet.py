@@ -36,7 +36,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from broker import Broker  # noqa: E402
-from sprigtest import Harness, check, main  # noqa: E402
+from sprigtest import Harness, check, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 GATEWAYS = 10
@@ -53,26 +53,14 @@ OVERSIZE = 4608 * 1024       # bytes: above the upstream's limit (256 KiB in DES
 
 # --- helpers (the style of test_sync.py) ------------------------------------------------------
 
+
 def until(fn, timeout, describe, every=0.05):
-    """Polls fn() until it returns something true and returns it; after timeout seconds
-    fails with describe(), called then, so the message shows the state at the end."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            check(False, "within %.1f s: %s" % (timeout, describe()))
-        time.sleep(every)
+    return wait_until(describe, fn, timeout, every)
+
 
 
 def node(d, nid):
-    """GET /v1/nodes/{id} as a dict, or None on 404."""
-    r = d.get("/v1/nodes/" + nid)
-    if r.status == 404:
-        return None
-    check(r.status == 200, "%s: GET /v1/nodes/%s: %r" % (d.name, nid, r))
-    return r.json()
+    return d.node(nid)
 
 
 def point(d, nid, ptype):

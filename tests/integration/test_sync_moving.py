@@ -29,7 +29,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from broker import Broker  # noqa: E402
-from sprigtest import Harness, check, db_exec, db_query, main  # noqa: E402
+from sprigtest import Harness, check, db_exec, db_query, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 PERIOD = 2                  # s between two probes
@@ -46,25 +46,14 @@ STATUS = ("state", "error", "syncCount", "repairCount", "bytesUp", "bytesDown",
           "histPending", "histAcked")
 
 
+
 def until(fn, timeout, describe, every=0.05):
-    """Polls fn() until it returns something true and returns it; after timeout seconds
-    fails with describe(), called then, so the message shows the state at the end."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            check(False, "within %.1f s: %s" % (timeout, describe()))
-        time.sleep(every)
+    return wait_until(describe, fn, timeout, every)
+
 
 
 def node(d, nid):
-    r = d.get("/v1/nodes/" + nid)
-    if r.status == 404:
-        return None
-    check(r.status == 200, "%s: GET /v1/nodes/%s: %r" % (d.name, nid, r))
-    return r.json()
+    return d.node(nid)
 
 
 def point(d, nid, ptype, key="0"):

@@ -46,13 +46,9 @@ STATUS_POINTS = ("state", "error", "syncCount", "repairCount", "bytesUp", "bytes
 
 # --- helpers (the style of test_sync.py) ------------------------------------------------------
 
+
 def node(d, nid):
-    """GET /v1/nodes/{id} as a dict, or None on 404."""
-    r = d.get("/v1/nodes/" + nid)
-    if r.status == 404:
-        return None
-    check(r.status == 200, "%s: GET /v1/nodes/%s: %r" % (d.name, nid, r))
-    return r.json()
+    return d.node(nid)
 
 
 def link_state(d, link):
@@ -93,17 +89,9 @@ def make_link(d, root, link, uri, **pts):
                                         "points": points})
 
 
+
 def until(fn, timeout, describe, every=0.05):
-    """Polls fn() until it returns something true and returns it; after timeout seconds
-    fails with describe(), called then, so the message shows the state at the end."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            check(False, "within %.1f s: %s" % (timeout, describe()))
-        time.sleep(every)
+    return wait_until(describe, fn, timeout, every)
 
 
 def in_state(gw, link, want):
