@@ -24,13 +24,23 @@ static const char *text_or_null(sprig_driver_ctx_t *ctx, const char *type)
     return t[0] != '\0' ? t : NULL;
 }
 
-/* Reads the first line of a password file; 0 or -errno (logged). */
-static int read_password(const char *id, const char *path, char *out, size_t n)
+/* A link that cannot start says why on its node (state error, error), not in the log only. */
+static void refuse(sprig_driver_ctx_t *ctx, const char *msg)
+{
+    sprig_log_error("sync %s: %s", sprig_node_id(sprig_driver_node(ctx)), msg);
+    sprig_point_t pts[] = {{.type = "state", .text = "error"}, {.type = "error", .text = msg}};
+    sprig_driver_write(ctx, pts, 2);
+}
+
+/* Reads the first line of a password file; 0 or -errno (reported on the node). */
+static int read_password(sprig_driver_ctx_t *ctx, const char *path, char *out, size_t n)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         int err = errno;
-        sprig_log_error("sync %s: passwordFile %s cannot be read: %s", id, path, strerror(err));
+        char msg[512];
+        snprintf(msg, sizeof(msg), "passwordFile %.400s cannot be read: %s", path, strerror(err));
+        refuse(ctx, msg);
         return -err;
     }
     if (fgets(out, (int)n, f) == NULL) {
@@ -50,8 +60,7 @@ static int syncd_init(sprig_driver_ctx_t *ctx, void **state)
     d->ctx = ctx;
     d->disabled = sprig_driver_number(ctx, "disabled", 0) != 0;
     const char *pw = text_or_null(ctx, "passwordFile");
-    if (pw != NULL && read_password(sprig_node_id(sprig_driver_node(ctx)), pw, d->password,
-                                    sizeof(d->password)) != 0) {
+    if (pw != NULL && read_password(ctx, pw, d->password, sizeof(d->password)) != 0) {
         sprig_free(d);
         return -EINVAL;
     }
@@ -82,7 +91,7 @@ static int syncd_start(void *state)
     sprig_error_t err;
     int rc = sprig_sync_start(sprig_driver_core(ctx), &o, &d->link, &err);
     if (rc != 0) {
-        sprig_log_error("sync %s: %s", id, err.msg);
+        refuse(ctx, err.msg);
     }
     return rc;
 }

@@ -7,8 +7,8 @@
     state "connecting", lastSync "never" and whole-number counters; /v1/status lists it
     with the same uri and state, lastSync null, an error string and numeric counters;
   - a sync node with a malformed uri ("http://x"): the daemon logs that its driver did
-    not start, and `sync status` still lists it, state "-" (no state point), lastSync
-    "never", counters "-"; /v1/status lists it with state null;
+    not start, and `sync status` still lists it, state "error" with the reason naming
+    the uri, lastSync "never", counters "-"; /v1/status lists it the same way;
   - a sync node inside another device's tree (a node of type device under the root, as
     an upstream keeps a device's tree) is data, not a link of this instance: neither
     `sync status` nor /v1/status lists it, and `sync status` counts it on its last line;
@@ -130,15 +130,16 @@ def test():
         check(list(blocks) == ["link-a", "link-bad"],
               "sync status lists %r, expected link-a then link-bad:\n%s" % (list(blocks), out))
         b = blocks["link-bad"]
-        check(b.get("uri") == "http://x" and b.get("state") == "-" and
+        check(b.get("uri") == "http://x" and b.get("state") == "error" and
+              'uri "http://x" must start with mqtt://' in b.get("error", "") and
               b.get("lastSync") == "never" and all(b.get(c) == "-" for c in COUNTERS),
-              "sync status: link-bad's block is %r, expected uri http://x, state -, lastSync "
-              "never and counters -" % b)
+              "sync status: link-bad's block is %r, expected uri http://x, state error naming "
+              "the uri and the rule, lastSync never and counters -" % b)
         sb = status_sync().get("link-bad")
-        check(sb is not None and sb["uri"] == "http://x" and sb["state"] is None and
-              sb["lastSync"] is None,
-              "/v1/status sync entry for link-bad: %r, expected uri http://x, state and "
-              "lastSync null" % sb)
+        check(sb is not None and sb["uri"] == "http://x" and sb["state"] == "error" and
+              "http://x" in sb["error"] and sb["lastSync"] is None,
+              "/v1/status sync entry for link-bad: %r, expected uri http://x, state error "
+              "naming the uri, lastSync null" % sb)
 
         # A sync node in another device's tree kept here: data, not a link of ours.
         d.expect(201, "POST", "/v1/nodes", {"type": "device", "parent": root, "id": "dev-2"})
