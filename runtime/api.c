@@ -294,7 +294,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                               url[0] != '/' ? "the target must start with /"
                                             : "HTTP/1.1 needs exactly one Host header");
         }
-        if (api->token != NULL && !token_ok(api, conn)) {
+        /* The UI's own files are public; the page then sends the token with each call. */
+        if (api->token != NULL && !api__ui_path(url) && !token_ok(api, conn)) {
             req->early_status = 401;
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -356,6 +357,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (api->stopping) {
         return send_error(req, 503, "the server is stopping");
+    }
+    if (api__ui_path(url)) {
+        return api__ui_serve(api, req, method, url);
     }
     api_answer_t ans = {0};
     api__route(api, req, method, url, &ans);

@@ -55,6 +55,8 @@ typedef struct api_answer {
 /* Routes a complete request; fills the answer (a JSON error for a bad one). */
 void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char *url,
                 api_answer_t *ans);
+/* Parses the request body as strict JSON; NULL with a 400 in ans naming the fault. */
+cJSON *api__body_json(const api_req_t *req, api_answer_t *ans);
 /* Fills ans with {"error": msg} and status. */
 void api__error(api_answer_t *ans, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -66,6 +68,20 @@ int api__events_open(sprig_api_t *api, api_req_t *req, api_answer_t *ans);
 struct MHD_Response *api__events_response(sprig_api_t *api, api_sse_t *s);
 void api__events_publish(const sprig_event_t *ev, void *arg);
 void api__events_close_all(sprig_api_t *api);
+/* The web UI (api_ui.c): its files, built into the binary, and the rule compile check. */
+typedef struct api_asset {
+    const char *name; /* "index.html", "app.js", ... (NULL ends the table) */
+    const unsigned char *data;
+    size_t len;
+} api_asset_t;
+extern const api_asset_t api__assets[];
+/* True for a path the UI serves (anything outside /v1): no token needed to fetch it. */
+bool api__ui_path(const char *url);
+/* Answers GET/HEAD of a UI path with the file, 304 when the ETag matches, 404 else. */
+enum MHD_Result api__ui_serve(sprig_api_t *api, api_req_t *req, const char *method,
+                              const char *url);
+/* POST /v1/rules/compile {"script","name"?}: {"ok":true} or {"ok":false,"error","line"}. */
+void api__rules_compile(sprig_api_t *api, api_req_t *req, api_answer_t *ans);
 /* Runs MHD soon (after a resume). */
 void api__kick(sprig_api_t *api);
 

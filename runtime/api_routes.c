@@ -144,31 +144,35 @@ static const char *string_fault(const char *s, size_t n, size_t *at)
     return NULL;
 }
 
-/* Parses the body as JSON; on failure fills a 400 naming the position. */
-static cJSON *body_json(route_ctx_t *r)
+cJSON *api__body_json(const api_req_t *req, api_answer_t *ans)
 {
-    const char *body = r->req->body != NULL ? r->req->body : "";
-    if (r->req->len == 0) {
-        api__error(r->ans, 400, "request body is empty: JSON expected");
+    const char *body = req->body != NULL ? req->body : "";
+    if (req->len == 0) {
+        api__error(ans, 400, "request body is empty: JSON expected");
         return NULL;
     }
-    if (strlen(body) != r->req->len || !sprig_utf8_valid(body, r->req->len)) {
-        api__error(r->ans, 400, "request body is not valid UTF-8 text");
+    if (strlen(body) != req->len || !sprig_utf8_valid(body, req->len)) {
+        api__error(ans, 400, "request body is not valid UTF-8 text");
         return NULL;
     }
     size_t at = 0;
-    const char *fault = string_fault(body, r->req->len, &at);
+    const char *fault = string_fault(body, req->len, &at);
     if (fault != NULL) {
-        api__error(r->ans, 400, "request body is not valid JSON: %s (near byte %zu)", fault, at);
+        api__error(ans, 400, "request body is not valid JSON: %s (near byte %zu)", fault, at);
         return NULL;
     }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(body, &end, 1);
     if (j == NULL) {
         at = end != NULL && end >= body ? (size_t)(end - body) : 0;
-        api__error(r->ans, 400, "request body is not valid JSON (near byte %zu)", at);
+        api__error(ans, 400, "request body is not valid JSON (near byte %zu)", at);
     }
     return j;
+}
+
+static cJSON *body_json(route_ctx_t *r)
+{
+    return api__body_json(r->req, r->ans);
 }
 
 /* Reads an array of points from j into a new array (strings borrowed from j). */
@@ -896,6 +900,15 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
         {"export", "GET"},
         {"import", "POST"},
     };
+    if (r.nseg == 3 && is(&r, 1, "rules") && is(&r, 2, "compile")) {
+        if (!post) {
+            api__error(ans, 405, "%s /v1/rules/compile: method not allowed (use POST)", method);
+        }
+        else {
+            api__rules_compile(api, req, ans);
+        }
+        return;
+    }
     for (size_t i = 0; r.nseg == 2 && i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         bool want_get = strcmp(fixed[i][1], "GET") == 0;
         if (is(&r, 1, fixed[i][0]) && !(want_get ? get : post)) {

@@ -1,0 +1,172 @@
+/* The web UI's side of the API: the page and its scripts (runtime/web/, built into the
+ * binary by CMakeLists.txt, so the gateway serves them with no file on disk and no
+ * internet), and POST /v1/rules/compile, the rule editor's check before saving.
+ *
+ * The files are public: fetching them needs no token (the page asks for one, then sends
+ * it with every /v1 call). They carry an ETag (a hash of their bytes) for revalidation
+ * and a Content-Security-Policy that lets the page load only from this server. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "api_internal.h"
+#include "sprig/err.h"
+#include "sprig/luabox.h"
+
+#define COMPILE_MEM_MAX (8u * 1024 * 1024)
+
+static const struct {
+    const char *ext, *type;
+} content_types[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+};
+
+static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "
+                          "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                          "form-action 'none'; frame-ancestors 'none'";
+
+bool api__ui_path(const char *url)
+{
+    return strcmp(url, "/v1") != 0 && strncmp(url, "/v1/", 4) != 0;
+}
+
+static const char *content_type(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot != NULL && i < sizeof(content_types) / sizeof(content_types[0]); i++) {
+        if (strcmp(dot, content_types[i].ext) == 0) {
+            return content_types[i].type;
+        }
+    }
+    return "application/octet-stream";
+}
+
+/* "/" is the page; "/ui/NAME" a file beside it. */
+static const api_asset_t *find_asset(const char *url)
+{
+    const char *name = strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0 ? "index.html"
+                       : strncmp(url, "/ui/", 4) == 0                          ? url + 4
+                                                                               : NULL;
+    for (const api_asset_t *a = api__assets; name != NULL && a->name != NULL; a++) {
+        if (strcmp(a->name, name) == 0) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status, const char *type,
+                             const void *data, size_t len, const char *etag)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Content-Security-Policy", csp);
+    /* Revalidated on every load: a new binary serves new files at once. */
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    if (etag != NULL) {
+        MHD_add_response_header(r, "ETag", etag);
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+enum MHD_Result api__ui_serve(sprig_api_t *api, api_req_t *req, const char *method,
+                              const char *url)
+{
+    static const char not_found[] = "{\"error\":\"no such page (the UI is at /, the API under /v1)\"}";
+    static const char not_allowed[] = "{\"error\":\"the UI's files are read with GET\"}";
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        api->errors++;
+        return queue(req->conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", not_allowed,
+                     sizeof(not_allowed) - 1, NULL);
+    }
+    const api_asset_t *a = find_asset(url);
+    if (a == NULL) {
+        api->errors++;
+        return queue(req->conn, MHD_HTTP_NOT_FOUND, "application/json", not_found,
+                     sizeof(not_found) - 1, NULL);
+    }
+    char etag[24];
+    snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", (uint64_t)XXH3_64bits(a->data, a->len));
+    const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "If-None-Match");
+    if (inm != NULL && strstr(inm, etag) != NULL) {
+        return queue(req->conn, MHD_HTTP_NOT_MODIFIED, content_type(a->name), "", 0, etag);
+    }
+    return queue(req->conn, MHD_HTTP_OK, content_type(a->name), a->data, a->len, etag);
+}
+
+/* The line of a Lua message "NAME:LINE: text" (0 when it names none). */
+static long message_line(const char *msg, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = strncmp(msg, name, n) == 0 && msg[n] == ':' ? msg + n + 1 : NULL;
+    char *end;
+    long line = p != NULL ? strtol(p, &end, 10) : 0;
+    return p != NULL && end != p && *end == ':' && line > 0 ? line : 0;
+}
+
+void api__rules_compile(sprig_api_t *api, api_req_t *req, api_answer_t *ans)
+{
+    (void)api;
+    cJSON *j = api__body_json(req, ans);
+    if (j == NULL) {
+        return;
+    }
+    const cJSON *script = cJSON_GetObjectItemCaseSensitive(j, "script");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+    if (!cJSON_IsObject(j) || !cJSON_IsString(script) ||
+        (name != NULL && !cJSON_IsNull(name) && !cJSON_IsString(name))) {
+        api__error(ans, 400, "body must be {\"script\": string, \"name\"?: string}");
+        cJSON_Delete(j);
+        return;
+    }
+    const char *chunk = cJSON_IsString(name) && name->valuestring[0] != '\0' ? name->valuestring
+                                                                             : "rule";
+    if (strlen(chunk) > 200) {
+        api__error(ans, 400, "name of %zu bytes is over the limit of 200", strlen(chunk));
+        cJSON_Delete(j);
+        return;
+    }
+    sprig_luabox_t *box = NULL;
+    sprig_error_t err = {0};
+    sprig_luabox_opts_t o = {.mem_max = COMPILE_MEM_MAX};
+    int rc = sprig_luabox_open(&o, &box);
+    if (rc == 0) {
+        rc = sprig_luabox_load(box, chunk, script->valuestring, strlen(script->valuestring), &err);
+    }
+    sprig_luabox_close(box);
+    cJSON *out = cJSON_CreateObject();
+    if (rc == -ENOMEM && box == NULL) {
+        cJSON_Delete(out);
+        cJSON_Delete(j);
+        api__error(ans, 503, "out of memory");
+        return;
+    }
+    cJSON_AddBoolToObject(out, "ok", rc == 0);
+    if (rc != 0) {
+        if (rc == -ENOMEM) {
+            snprintf(err.msg, sizeof(err.msg), "%s: the script is too large to compile within %u MiB",
+                     chunk, COMPILE_MEM_MAX >> 20);
+        }
+        cJSON_AddStringToObject(out, "error", err.msg);
+        cJSON_AddNumberToObject(out, "line", (double)message_line(err.msg, chunk));
+    }
+    cJSON_Delete(j);
+    ans->status = 200;
+    ans->json = out;
+}
