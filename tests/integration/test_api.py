@@ -585,7 +585,7 @@ def test_tree(h, d, root):
 def test_endpoints(h, d, problems):
     d.expect(404, "GET", "/v1/nothing")
     d.expect(404, "GET", "/v2/status")
-    d.expect(404, "GET", "/")
+    d.expect(404, "GET", "/nope")
     d.expect(404, "GET", "/v1/nodes/g1/other")
     d.expect(405, "PUT", "/v1/nodes/g1")
     d.expect(405, "GET", "/v1/nodes/g1/points")
