@@ -498,7 +498,7 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
     char shown[80];
     snprintf(shown, sizeof(shown), "%.*s:%u", (int)(strrchr(listen, ':') - listen), listen,
              api->port);
-    sprig_log_info("api: listening on http://%s%s", shown,
+    sprig_log_info("api: listening on http://%s (web UI at http://%s/)%s", shown, shown,
                    api->token != NULL ? " (bearer token required)" : "");
     *out = api;
     return 0;
