@@ -615,7 +615,15 @@ static void load_rule(rule_t *r)
         }
         return;
     }
-    if (r->stopped || (r->cur != NULL && strcmp(r->script, script) == 0)) {
+    if (r->stopped) {
+        return;
+    }
+    if (r->cur != NULL && strcmp(r->script, script) == 0) {
+        /* The running version saved again, e.g. a refused edit taken back: the load
+         * error of that edit no longer holds (a run error stays until a good run). */
+        if (!r->error_run) {
+            rules__set_error(r, "", false);
+        }
         return;
     }
     const sprig_point_t *fp = rule_point(r, "file");

@@ -340,6 +340,11 @@ static void t_reload(void **state)
     assert_contains(error_of(f, "r"), "r.lua:1: not today");
     report(f, 1);
     assert_int_equal((int)value(f, "out", "n"), 4);
+    /* The running version saved again (the refused edit taken back): no error left. */
+    edit_rule(f, "r", counter);
+    assert_string_equal(error_of(f, "r"), "");
+    report(f, 1);
+    assert_int_equal((int)value(f, "out", "n"), 5);
     /* A good edit takes over, with the state of the old one. */
     edit_rule(f, "r",
               "on({node='temp', point='value'}, function()\n"
@@ -348,19 +353,19 @@ static void t_reload(void **state)
               "end)\n");
     assert_string_equal(error_of(f, "r"), "");
     report(f, 1);
-    assert_int_equal((int)value(f, "out", "n"), 1005);
+    assert_int_equal((int)value(f, "out", "n"), 1006);
     /* Disabled stops it; enabled starts it again. */
     sprig_point_t d = {.type = "disabled", .value = 1};
     sprig_error_t err = {{0}};
     assert_int_equal(sprig_core_write(f->c, "r", &d, 1, NULL, &err), 0);
     sprig_rules_settle(f->e);
     report(f, 1);
-    assert_int_equal((int)value(f, "out", "n"), 1005);
+    assert_int_equal((int)value(f, "out", "n"), 1006);
     d.value = 0;
     assert_int_equal(sprig_core_write(f->c, "r", &d, 1, NULL, &err), 0);
     sprig_rules_settle(f->e);
     report(f, 1);
-    assert_int_equal((int)value(f, "out", "n"), 1006);
+    assert_int_equal((int)value(f, "out", "n"), 1007);
 }
 
 static void t_state_survives_restart(void **state)
