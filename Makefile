@@ -6,14 +6,16 @@ CMAKE_FLAGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-# Build: compiler, cmake, libraries. Tests: the real peers (broker, Modbus, serial ptys).
+# Build: compiler, cmake, libraries. Tests: the real peers (broker, Modbus, serial ptys)
+# and a headless browser for the web UI (Chromium driven by chromedriver through Selenium).
 PACKAGES = gcc make cmake pkg-config git python3 sqlite3 \
 	liblua5.4-dev libmodbus-dev libmosquitto-dev libsqlite3-dev libuv1-dev \
 	libxxhash-dev libcjson-dev libcmocka-dev \
 	libcurl4-openssl-dev libmicrohttpd-dev curl \
-	mosquitto mosquitto-clients python3-pymodbus mbpoll socat
+	mosquitto mosquitto-clients python3-pymodbus mbpoll socat \
+	chromium chromium-driver python3-selenium
 
-.PHONY: deps build demo check check-unit check-sanitizers bench bench-api bench-rules bench-modbus bench-sync footprint clean
+.PHONY: deps build demo check check-unit check-sanitizers bench bench-api bench-rules bench-modbus bench-sync footprint screenshots clean
 
 deps:
 	@missing=""; \
@@ -61,6 +63,10 @@ bench-rules: build
 
 bench-api: build
 	/usr/bin/python3 tests/bench/bench_api.py ./$(BUILD)/sprig ./$(BUILD)/bench_write
+
+# The web UI's pictures in the README: the browser test, keeping its screenshots.
+screenshots: build
+	SPRIG_SCREENSHOTS=docs/screenshots /usr/bin/python3 tests/integration/test_web_ui.py ./$(BUILD)/sprig
 
 footprint: build
 	tests/bench/footprint.sh ./$(BUILD)/sprig

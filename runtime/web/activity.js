@@ -4,11 +4,13 @@
 import { model } from "./model.js";
 
 const KEEP = 50;
+// What the engine itself keeps on a rule node: not the rule's own doing.
+const ENGINE = new Set(["runs", "lastRun", "state", "error"]);
 const byRule = new Map(); // rule id -> {items, total}
 
 export function noteEvent(ev) {
   for (const p of ev.points) {
-    if (!p.origin || p.origin === ev.node) continue;
+    if (!p.origin || (p.origin === ev.node && ENGINE.has(p.type))) continue;
     const r = model.nodes.get(p.origin);
     if (!r || r.type !== "rule") continue;
     let a = byRule.get(p.origin);

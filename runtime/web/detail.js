@@ -13,7 +13,7 @@ const cur = {
   id: "",
   rows: new Map(), // point key -> {tr, value, time, field}
   rule: null,      // the rule editor, for a rule
-  shape: -1,
+  parents: "",     // the shown node's parents when drawn
   onSelect: () => {},
 };
 
@@ -39,6 +39,7 @@ export function showDetail(id) {
     el.replaceChildren(h("h2#detail-title", {}, id), h("p.hint", {}, "This node was deleted."));
     return;
   }
+  cur.parents = n.parents.join("\n");
   const t = model.types.get(n.type);
   const desc = text(n, "description");
   const head = h("div.head", {},
@@ -180,6 +181,10 @@ export function refreshDetail(dirty) {
     return;
   }
   if (!dirty.has(cur.id)) return;
+  if (n.parents.join("\n") !== cur.parents) {
+    showDetail(cur.id); // moved: its place and what may be done with it changed
+    return;
+  }
   for (const p of n.points.values()) {
     if (!p.tombstone && !cur.rows.has(p.type + "\u0000" + p.key) && !(n.type === "rule" && p.type === "script")) {
       // A new point: draw again, keeping what is being typed.
@@ -248,7 +253,8 @@ function addChildForm(n) {
     try {
       for (const { ps, f } of current) {
         const v = f.read();
-        if (!ps.required && v.text === "") continue;
+        if (v.text === "" && ps.required) throw new Error(ps.name + " is required for a " + sel.value);
+        if (v.text === "") continue;
         points.push(Object.assign({ type: ps.name }, v));
       }
       const body = { type: sel.value, parent: n.id, points };
@@ -286,12 +292,15 @@ function moveForm(n) {
 
 function deleteForm(n) {
   const go = h("button#delete-confirm.danger", { type: "button" }, "Delete " + n.id);
-  const parent = n.parents[0];
+  let parent = n.parents[0];
   const msg = formArea("Delete " + n.id,
     h("p", {}, "Deletes it from " + parent + ", with everything below it. Its history stays in the store."), go);
   go.addEventListener("click", async () => {
+    const now = model.nodes.get(n.id);
+    const from = now && now.parents.length ? now.parents[0] : parent;
     try {
-      await api.del("/v1/nodes/" + api.enc(n.id) + "?parent=" + api.enc(parent));
+      await api.del("/v1/nodes/" + api.enc(n.id) + "?parent=" + api.enc(from));
+      parent = from;
       cur.onSelect(parent, true);
     } catch (e) {
       fail(msg, e);

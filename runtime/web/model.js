@@ -136,9 +136,10 @@ export function children(id) {
   return kids.get(id) || [];
 }
 
-// What a node is called on screen: its description, else its id.
+// What a node is called on screen: its description (a notification: its subject or
+// message), else its id.
 export function label(n) {
-  return text(n, "description") || n.id;
+  return text(n, "description") || text(n, "subject") || text(n, "message") || n.id;
 }
 
 // True when `anc` is `id` or above it.
