@@ -8,7 +8,7 @@ export function h(spec, attrs, ...kids) {
     else el.id = part.slice(1);
   }
   for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
+    if (v === undefined || v === null || (v === false && !(k in el))) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(el.dataset, v);
     else if (k in el && typeof v !== "string") el[k] = v;
