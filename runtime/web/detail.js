@@ -64,13 +64,16 @@ export function showDetail(id) {
   el.replaceChildren(...parts);
 }
 
-// Points in schema order, then any the schema does not declare (open types).
+// The schema's points, then any the schema does not declare (open types).
 function pointsTable(n) {
   const t = model.types.get(n.type);
   const tbody = h("tbody");
   const done = new Set();
   const skip = n.type === "rule" ? new Set(["script"]) : new Set();
-  for (const ps of t ? t.points : []) {
+  // What the node reports (driver-owned: value, state, quality) first, then its settings.
+  const order = (t ? t.points : []).slice().sort((a, b) =>
+    (a.owner === "driver" ? 0 : 1) - (b.owner === "driver" ? 0 : 1) || a.name.localeCompare(b.name));
+  for (const ps of order) {
     if (skip.has(ps.name)) continue;
     const keys = [];
     for (const p of n.points.values()) if (p.type === ps.name && !p.tombstone) keys.push(p.key);

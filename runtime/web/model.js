@@ -178,6 +178,7 @@ export function formatPoint(p, ps) {
 
 export function formatNumber(v, ps) {
   if (typeof v !== "number") return "";
+  if (ps && ps.unit === "ns" && v === 0) return "never";
   if (ps && ps.unit === "ns" && v > 1e17) return new Date(v / 1e6).toLocaleString();
   if (ps && ps.kind === "integer") return String(Math.round(v));
   if (Number.isInteger(v)) return String(v);
