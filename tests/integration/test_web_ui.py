@@ -17,6 +17,8 @@ checks what a user would see:
     set to a closed mqtt:// port turns header and tree badge to connecting; Move offers
     only nodes that may hold a sync node and puts it under demo-cooler (tree and API);
     Delete, confirmed, removes it from tree, header and API and shows demo-cooler;
+  - a value whose quality point turns stale is marked so on its tree badge and its value
+    cell, and unmarked when it is good again;
   - a daemon with --token-file shows the login form; a wrong token is refused with a
     message and the form stays; the right token opens the tree, live.
 Set SPRIG_SCREENSHOTS=DIR to keep tree.png and rule-editor.png there (and fail.png when
@@ -539,6 +541,39 @@ def step_nodes(drv, port):
     print("nodes: ui-sync deleted")
 
 
+def api_write(port, node, points):
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/nodes/%s/points" % (port, node),
+                                 data=json.dumps(points).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+    except urllib.error.URLError as e:
+        raise TestFailure("POST /v1/nodes/%s/points %r: %s" % (node, points, e))
+
+
+def step_quality(drv, port):
+    """A value whose quality goes stale and back, as a Modbus IO's does (written here
+    through the API on an open group): the tree badge and the value cell say so."""
+    sel = '#tree li.node[data-node="demo-cooler"] > div.row > span.badge'
+    api_write(port, "demo-cooler", [{"type": "value", "value": 7.5},
+                                    {"type": "quality", "text": "stale"}])
+    ui_wait(drv, lambda: "demo-cooler's badge shows 7.5 marked stale (%r, class %r)"
+            % (badge(drv, "demo-cooler"), classes(drv, sel)),
+            lambda: badge(drv, "demo-cooler") == "7.5" and "stale" in classes(drv, sel))
+    one(drv, row("demo-cooler")).click()
+    ui_wait(drv, "demo-cooler's value cell is marked stale",
+            lambda: one(drv, point_row("value") + ' td.value[data-quality="stale"]')
+            is not None)
+    api_write(port, "demo-cooler", [{"type": "value", "value": 8},
+                                    {"type": "quality", "text": "good"}])
+    ui_wait(drv, lambda: "back to good: the badge shows 8 unmarked (%r, class %r)"
+            % (badge(drv, "demo-cooler"), classes(drv, sel)),
+            lambda: badge(drv, "demo-cooler") == "8" and "stale" not in classes(drv, sel)
+            and one(drv, point_row("value") + ' td.value[data-quality="good"]') is not None)
+    print("quality: stale shown on the badge and the value cell, and cleared when good")
+
+
 def step_token(drv, h):
     token = "ui-test-" + os.urandom(12).hex()
     tf = h.path("token")
@@ -595,6 +630,7 @@ def test():
                 step_detail(drv, d.port, shots)
                 step_rule(drv, d.port, shots)
                 step_nodes(drv, d.port)
+                step_quality(drv, d.port)
                 step_token(drv, h)
             except Exception:
                 if shots:
