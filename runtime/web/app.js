@@ -16,7 +16,13 @@ let stopEvents = null;
 let buffered = null;  // events that arrived before the snapshot
 let drawTimer = 0;
 let retry = 1000;
+let retryTimer = 0; // the one pending reconnect: never two loops at once
 const fetching = new Set();
+
+function again(ms) {
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(start, ms);
+}
 
 function banner(msg) {
   const b = $("#banner");
@@ -70,6 +76,7 @@ function stop() {
 }
 
 async function start() {
+  clearTimeout(retryTimer);
   stop();
   buffered = [];
   // The stream first, so that nothing between the snapshot and it is missed.
@@ -95,10 +102,12 @@ async function start() {
     select(model.nodes.has(want) ? want : status.root);
   } catch (e) {
     buffered = null;
+    stop();
     if (e.status === 401) askToken(api.token() ? "The token is no longer accepted: " + e.message : "");
     else {
-      banner("Cannot load the tree: " + e.message + " (retrying)");
-      setTimeout(start, 3000);
+      banner("Cannot load the tree: " + e.message + " (trying again in " + retry / 1000 + " s)");
+      again(retry);
+      retry = Math.min(retry * 2, 10000);
     }
   }
 }
@@ -122,7 +131,7 @@ function onClosed(err) {
   }
   // Reconnect, then load the tree again: changes made while away are in the snapshot.
   banner("Lost the live stream" + (err ? " (" + err.message + ")" : "") + "; reconnecting\u2026");
-  setTimeout(start, retry);
+  again(retry);
   retry = Math.min(retry * 2, 10000);
 }
 

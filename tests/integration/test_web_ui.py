@@ -19,6 +19,8 @@ checks what a user would see:
     Delete, confirmed, removes it from tree, header and API and shows demo-cooler;
   - a value whose quality point turns stale is marked so on its tree badge and its value
     cell, and unmarked when it is good again;
+  - a gateway restarted under the open page: it says offline, then is live again by
+    itself, with one reconnect loop (counted in the API's request counter);
   - a daemon with --token-file shows the login form; a wrong token is refused with a
     message and the form stays; the right token opens the tree, live.
 Set SPRIG_SCREENSHOTS=DIR to keep tree.png and rule-editor.png there (and fail.png when
@@ -574,6 +576,40 @@ def step_quality(drv, port):
     print("quality: stale shown on the badge and the value cell, and cleared when good")
 
 
+def step_restart(drv, h):
+    """The gateway restarts under an open page: the page says offline, then comes back
+    live by itself with one reconnect loop (not one more per failed attempt)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = h.path("restart.db")
+    args = ("--demo", "--rules", "off", "--listen", "127.0.0.1:%d" % port)
+    d = Daemon(h, db, *args, name="restart-1")
+    drv.get("http://127.0.0.1:%d/" % port)
+    ui_wait(drv, "the page is live on the gateway to restart",
+            lambda: live_text(drv) == "live" and badge(drv, "demo-temp") != "")
+    d.stop()
+    ui_wait(drv, lambda: "the gateway stopped: #live says %r, expected offline"
+            % live_text(drv), lambda: live_text(drv) == "offline" and shown(drv, "#banner"))
+    print("restart: gateway stopped, the page says offline: %r"
+          % text_of(one(drv, "#banner")))
+    time.sleep(4)  # a few failed attempts while it is down
+    d = Daemon(h, db, *args, name="restart-2")
+    ui_wait(drv, lambda: "the gateway is back: #live says %r, banner %r"
+            % (live_text(drv), text_of(one(drv, "#banner"))),
+            lambda: live_text(drv) == "live" and not shown(drv, "#banner"), timeout=20)
+    first = badge(drv, "demo-temp")
+    ui_wait(drv, "after the restart demo-temp's badge moves again",
+            lambda: badge(drv, "demo-temp") not in ("", first))
+    time.sleep(2)
+    n = d.status()["api"]["requests"]
+    # One reconnect is 4 requests (events, status, schema, nodes) and the status call
+    # above is one more; parallel loops would each add theirs.
+    check(n <= 8, "after the restart the page made %d API requests: more than one "
+          "reconnect loop" % n)
+    print("restart: back live by itself, %d API requests since the restart" % n)
+
+
 def step_token(drv, h):
     token = "ui-test-" + os.urandom(12).hex()
     tf = h.path("token")
@@ -631,6 +667,7 @@ def test():
                 step_rule(drv, d.port, shots)
                 step_nodes(drv, d.port)
                 step_quality(drv, d.port)
+                step_restart(drv, h)
                 step_token(drv, h)
             except Exception:
                 if shots:
