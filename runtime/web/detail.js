@@ -7,12 +7,14 @@ import * as api from "./api.js";
 import { fieldFor, rangeHint } from "./forms.js";
 import { model, point, text, label, pointSchema, formatPoint, ago, childTypes, isAncestor } from "./model.js";
 import { ruleEditor } from "./rule.js";
+import { valueChart } from "./chart.js";
 
 const cur = {
   el: null,
   id: "",
   rows: new Map(), // point key -> {tr, value, time, field}
   rule: null,      // the rule editor, for a rule
+  chart: null,     // the value chart, for a node with a numeric value
   parents: "",     // the shown node's parents when drawn
   onSelect: () => {},
 };
@@ -32,6 +34,7 @@ export function showDetail(id) {
   cur.id = id;
   cur.rows.clear();
   cur.rule = null;
+  cur.chart = null;
   const n = model.nodes.get(id);
   const el = cur.el;
   el.dataset.node = id;
@@ -59,6 +62,12 @@ export function showDetail(id) {
   if (n.type === "rule") {
     cur.rule = ruleEditor(n);
     parts.push(cur.rule.el);
+  }
+  const vp = point(n, "value");
+  const vs = pointSchema(n.type, "value");
+  if (vp && (vs ? vs.kind === "number" || vs.kind === "integer" : vp.text === "")) {
+    cur.chart = valueChart(n, vs);
+    parts.push(cur.chart.el);
   }
   parts.push(pointsTable(n));
   el.replaceChildren(...parts);
@@ -199,6 +208,7 @@ export function refreshDetail(dirty) {
   }
   for (const row of cur.rows.values()) paintRow(n, row);
   if (cur.rule) cur.rule.refresh(n);
+  if (cur.chart) cur.chart.refresh(n);
 }
 
 function refreshTimes() {
@@ -209,6 +219,7 @@ function refreshTimes() {
     row.time.textContent = p ? ago(p.time) : "";
   }
   if (cur.rule) cur.rule.refresh(n);
+  if (cur.chart) cur.chart.refresh(n);
 }
 
 // --- node actions ------------------------------------------------------------------------

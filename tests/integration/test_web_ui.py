@@ -5,6 +5,7 @@ checks what a user would see:
   - the demo's tree loads with demo-temp in it, its value badge changes without a reload
     (the demo samples at 2 Hz) and the header says "live";
   - the search box hides rows that do not match and shows them again when cleared;
+  - demo-temp's detail charts its value from history, growing live;
   - demo-temp's detail saves sampleRate 5 (the API then reads 5) and refuses 5000 with
     the server's own message (naming sampleRate and its max 1000), the value staying 5;
   - the rule editor on the example rule `threshold`: a syntax error typed at the end is
@@ -33,6 +34,7 @@ pid at the end, pass or fail.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -334,6 +336,18 @@ def step_detail(drv, port, shots):
                                    .get_attribute("class") or "").split())
     ui_wait(drv, "demo-temp's detail has a sampleRate row with an input",
             lambda: one(drv, point_row("sampleRate") + " .editor input") is not None)
+
+    def chart_samples():
+        m = re.search(r"\((\d+) samples\)", text_of(one(drv, "#value-chart figcaption")))
+        return int(m.group(1)) if m else None
+    n0 = ui_wait(drv, lambda: "demo-temp's value chart counts its samples (caption %r)"
+                 % text_of(one(drv, "#value-chart figcaption")),
+                 lambda: chart_samples() and (chart_samples(),))[0]
+    ui_wait(drv, lambda: "the value chart grows past %d samples live (caption %r)"
+            % (n0, text_of(one(drv, "#value-chart figcaption"))),
+            lambda: (chart_samples() or 0) > n0 and
+            len((one(drv, "#value-chart polyline").get_attribute("points") or "").split()) > 2)
+    print("detail: value chart %r" % text_of(one(drv, "#value-chart figcaption")))
 
     save_point(drv, "sampleRate", "5")
     ui_wait(drv, lambda: "saving sampleRate 5: no span.msg.ok (message: %r)"
