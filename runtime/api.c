@@ -359,7 +359,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_error(req, 503, "the server is stopping");
     }
     if (api__ui_path(url)) {
-        return api__ui_serve(api, req, method, url);
+        const api_asset_t *a = api__ui_find(url);
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+            return send_error(req, 405, "%s %.128s: method not allowed (the UI's files are read "
+                              "with GET)", method, url);
+        }
+        if (a == NULL) {
+            return send_error(req, 404, "no such page: %.128s (the UI is at /, the API under /v1)",
+                              url);
+        }
+        return api__ui_serve(req, a);
     }
     api_answer_t ans = {0};
     api__route(api, req, method, url, &ans);

@@ -71,15 +71,17 @@ void api__events_close_all(sprig_api_t *api);
 /* The web UI (api_ui.c): its files, built into the binary, and the rule compile check. */
 typedef struct api_asset {
     const char *name; /* "index.html", "app.js", ... (NULL ends the table) */
+    const char *etag; /* "\"...\"": a hash of the bytes, made at build time */
     const unsigned char *data;
     size_t len;
 } api_asset_t;
 extern const api_asset_t api__assets[];
 /* True for a path the UI serves (anything outside /v1): no token needed to fetch it. */
 bool api__ui_path(const char *url);
-/* Answers GET/HEAD of a UI path with the file, 304 when the ETag matches, 404 else. */
-enum MHD_Result api__ui_serve(sprig_api_t *api, api_req_t *req, const char *method,
-                              const char *url);
+/* The file of a UI path ("/" is index.html, "/ui/NAME" the others), or NULL. */
+const api_asset_t *api__ui_find(const char *url);
+/* Answers GET/HEAD with the file, or 304 when If-None-Match holds its ETag. */
+enum MHD_Result api__ui_serve(api_req_t *req, const api_asset_t *a);
 /* POST /v1/rules/compile {"script","name"?}: {"ok":true} or {"ok":false,"error","line"}. */
 void api__rules_compile(sprig_api_t *api, api_req_t *req, api_answer_t *ans);
 /* Runs MHD soon (after a resume). */

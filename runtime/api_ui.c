@@ -3,15 +3,13 @@
  * internet), and POST /v1/rules/compile, the rule editor's check before saving.
  *
  * The files are public: fetching them needs no token (the page asks for one, then sends
- * it with every /v1 call). They carry an ETag (a hash of their bytes) for revalidation
- * and a Content-Security-Policy that lets the page load only from this server. */
+ * it with every /v1 call). They carry an ETag (a hash of their bytes, made by the build)
+ * for revalidation and a Content-Security-Policy that lets the page load only from this
+ * server. Unknown paths and methods are answered by api.c, as JSON errors. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include "api_internal.h"
 #include "sprig/err.h"
@@ -49,8 +47,7 @@ static const char *content_type(const char *name)
     return "application/octet-stream";
 }
 
-/* "/" is the page; "/ui/NAME" a file beside it. */
-static const api_asset_t *find_asset(const char *url)
+const api_asset_t *api__ui_find(const char *url)
 {
     const char *name = strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0 ? "index.html"
                        : strncmp(url, "/ui/", 4) == 0                          ? url + 4
@@ -63,51 +60,26 @@ static const api_asset_t *find_asset(const char *url)
     return NULL;
 }
 
-static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status, const char *type,
-                             const void *data, size_t len, const char *etag)
+enum MHD_Result api__ui_serve(api_req_t *req, const api_asset_t *a)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "If-None-Match");
+    bool same = inm != NULL && strstr(inm, a->etag) != NULL;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        same ? 0 : a->len, same ? (void *)"" : (void *)a->data, MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Content-Type", content_type(a->name));
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "Content-Security-Policy", csp);
     /* Revalidated on every load: a new binary serves new files at once. */
     MHD_add_response_header(r, "Cache-Control", "no-cache");
-    if (etag != NULL) {
-        MHD_add_response_header(r, "ETag", etag);
-    }
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_add_response_header(r, "ETag", a->etag);
+    enum MHD_Result rc =
+        MHD_queue_response(req->conn, same ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return rc;
-}
-
-enum MHD_Result api__ui_serve(sprig_api_t *api, api_req_t *req, const char *method,
-                              const char *url)
-{
-    static const char not_found[] = "{\"error\":\"no such page (the UI is at /, the API under /v1)\"}";
-    static const char not_allowed[] = "{\"error\":\"the UI's files are read with GET\"}";
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        api->errors++;
-        return queue(req->conn, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", not_allowed,
-                     sizeof(not_allowed) - 1, NULL);
-    }
-    const api_asset_t *a = find_asset(url);
-    if (a == NULL) {
-        api->errors++;
-        return queue(req->conn, MHD_HTTP_NOT_FOUND, "application/json", not_found,
-                     sizeof(not_found) - 1, NULL);
-    }
-    char etag[24];
-    snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", (uint64_t)XXH3_64bits(a->data, a->len));
-    const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "If-None-Match");
-    if (inm != NULL && strstr(inm, etag) != NULL) {
-        return queue(req->conn, MHD_HTTP_NOT_MODIFIED, content_type(a->name), "", 0, etag);
-    }
-    return queue(req->conn, MHD_HTTP_OK, content_type(a->name), a->data, a->len, etag);
 }
 
 /* The line of a Lua message "NAME:LINE: text" (0 when it names none). */

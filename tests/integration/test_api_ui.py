@@ -86,9 +86,11 @@ def test_files(d):
         r = d.get(path)
         check(r.status == 404, "GET %s: expected 404, got %r" % (path, r))
         check_error(r.json(), "GET %s" % path)
+        check(path in r.json()["error"], "GET %s: the 404 names the path: %r" % (path, r))
     r = d.post("/", b"x")
     check(r.status == 405, "POST /: expected 405, got %r" % r)
     check_error(r.json(), "POST /")
+    check("POST /" in r.json()["error"], "the 405 names the method and path: %r" % r)
 
 
 def test_compile(d):
