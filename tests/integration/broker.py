@@ -28,7 +28,6 @@ import os
 import pwd
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,7 +36,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sprigtest import TestFailure, check, kill_pid  # noqa: E402
+from sprigtest import TestFailure, check, free_port, kill_pid  # noqa: E402
 
 
 MOSQUITTO = "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else "mosquitto"
@@ -48,14 +47,6 @@ UPSTREAM_USER = "upstream"
 MSG_MARK = "=msg= "
 
 
-def free_port():
-    """A loopback TCP port nobody listens on right now (the kernel's choice)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def _run(args, what, input=None):

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +31,17 @@ def check(cond, msg):
     """Fails the test with msg (a sentence saying what was expected and what happened)."""
     if not cond:
         raise TestFailure(msg)
+
+
+def free_port():
+    """A loopback TCP port nobody listens on right now (the kernel's choice): for a server
+    to start on, or for a client to find nobody at."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
 
 
 def wait_until(what, fn, timeout, every=0.05):

@@ -35,10 +35,8 @@ every wait is bounded. Deviations from a command's documented behaviour are coll
 and reported together at the end, so one does not hide the others.
 """
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,7 +45,7 @@ import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from sprigtest import Harness, TestFailure, check, main
+from sprigtest import Harness, TestFailure, check, free_port, main
 from test_api import UUID4, Daemon, write_token
 
 HELP_FLAGS = ("--url", "--token-file", "--json", "--help")
@@ -128,12 +126,6 @@ class Cli:
             raise TestFailure("sprig %s --json: output is not JSON: %r" % (" ".join(args), s))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # --- the parts of the test -----------------------------------------------------------------

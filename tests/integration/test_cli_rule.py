@@ -19,14 +19,13 @@ The daemon is stopped by pid (SIGTERM, exit 0); every wait is bounded.
 """
 import os
 import re
-import socket
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, check, main, wait_until  # noqa: E402
+from sprigtest import Harness, check, free_port, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 
 GOOD = ('on({node="demo-temp", point="value"}, function(ev)\n'
@@ -50,12 +49,6 @@ def point(d, node, ptype):
     return None
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test():
@@ -147,7 +140,7 @@ def test():
         check("signalGenerator" in r.stderr and "not a rule" in r.stderr,
               "rule show demo-temp: stderr %r does not say it is a signalGenerator, not a rule"
               % r.stderr)
-        down = "http://127.0.0.1:%d" % closed_port()
+        down = "http://127.0.0.1:%d" % free_port()
         r = h.run("rule", "ls", "--url", down, timeout=20)
         n = h.run("node", "ls", "--url", down, timeout=20)
         check(r.returncode == 1 and n.returncode == 1 and down in r.stderr and

@@ -16,18 +16,11 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, check, main, wait_until  # noqa: E402
+from sprigtest import Harness, check, free_port, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
 from modbus_sim import PtyPair  # noqa: E402
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def mbpoll(*args, timeout=20):

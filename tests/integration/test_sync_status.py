@@ -21,13 +21,12 @@ The daemon is stopped by pid (SIGTERM, exit 0); every wait is bounded.
 import json
 import os
 import re
-import socket
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, check, main, wait_until  # noqa: E402
+from sprigtest import Harness, check, free_port, main, wait_until  # noqa: E402
 from test_api import Daemon, check_status_shape  # noqa: E402
 
 NO_SYNC = "no sync nodes; this instance syncs to no upstream"
@@ -35,13 +34,6 @@ FIELD = re.compile(r"^  (\S+)\s+(.*)$")
 COUNTERS = ("syncCount", "repairCount", "bytesUp", "bytesDown")
 
 
-def closed_port():
-    """A loopback port nobody listens on (bound, then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def parse_blocks(out):
@@ -92,7 +84,7 @@ def test():
               % (r.stdout, r.stderr, NO_SYNC))
 
         # A link to a port nobody listens on: connecting.
-        uri = "mqtt://127.0.0.1:%d" % closed_port()
+        uri = "mqtt://127.0.0.1:%d" % free_port()
         d.expect(201, "POST", "/v1/nodes", {"type": "sync", "parent": root, "id": "link-a",
                                             "points": [{"type": "uri", "text": uri}]})
         wait_until("sync status shows link-a connecting",

@@ -32,22 +32,18 @@ sync are off, there is no proxy, and every host name but 127.0.0.1 fails to reso
 chromedriver, Chromium (every process under chromedriver) and the daemons are killed by
 pid at the end, pass or fail.
 """
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sprigtest import Harness, TestFailure, check, main, wait_until  # noqa: E402
-from test_api import Daemon  # noqa: E402
+from sprigtest import Harness, TestFailure, check, free_port, main, wait_until  # noqa: E402
+from test_api import Daemon, write_token  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -249,17 +245,6 @@ def clear_and_type(el, text):
 
 # --- HTTP API -----------------------------------------------------------------------------
 
-def api_points(port, node, token=None):
-    """GET /v1/nodes/{node} through urllib: its live points of key "0", by type."""
-    req = urllib.request.Request("http://127.0.0.1:%d/v1/nodes/%s" % (port, node))
-    if token is not None:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            n = json.load(r)
-    except urllib.error.URLError as e:
-        raise TestFailure("GET /v1/nodes/%s: %s" % (node, e))
-    return {p["type"]: p for p in n["points"] if p["key"] == "0" and not p["tombstone"]}
 
 
 # --- the steps ----------------------------------------------------------------------------
@@ -326,7 +311,7 @@ def save_point(drv, pt, text):
     one(drv, point_row(pt) + " button.save").click()
 
 
-def step_detail(drv, port, shots):
+def step_detail(drv, d, shots):
     one(drv, row("demo-temp")).click()
     ui_wait(drv, lambda: "clicking demo-temp's row: #detail is for %r"
             % (one(drv, "#detail").get_attribute("data-node"),),
@@ -354,8 +339,8 @@ def step_detail(drv, port, shots):
             % text_of(one(drv, point_row("sampleRate") + " span.msg")),
             lambda: one(drv, point_row("sampleRate") + " span.msg.ok") is not None)
     wait_until(lambda: "the API reads sampleRate %r after the UI saved 5"
-               % api_points(port, "demo-temp").get("sampleRate"),
-               lambda: api_points(port, "demo-temp")["sampleRate"]["value"] == 5, 5)
+               % d.points("demo-temp").get("sampleRate"),
+               lambda: d.points("demo-temp")["sampleRate"]["value"] == 5, 5)
     ui_wait(drv, lambda: "after saving 5, sampleRate's value cell shows 5 (it shows %r)"
             % cell_value(drv, "sampleRate"),
             lambda: cell_value(drv, "sampleRate") == "5")
@@ -373,7 +358,7 @@ def step_detail(drv, port, shots):
           "the refusal of sampleRate 5000 reads %r: expected the server's message naming "
           "sampleRate and its max 1000" % err)
     time.sleep(0.5)  # had it been written anyway, the API would show it by now
-    v = api_points(port, "demo-temp")["sampleRate"]["value"]
+    v = d.points("demo-temp")["sampleRate"]["value"]
     check(v == 5, "after the refused 5000 the API reads sampleRate %r, expected 5" % v)
     check(cell_value(drv, "sampleRate") == "5", "after the refused 5000 sampleRate's value "
           "cell shows %r, expected 5" % text_of(one(drv, point_row("sampleRate") + " td.value")))
@@ -403,8 +388,8 @@ def runs(drv):
     return int(t) if t.isdigit() else None
 
 
-def step_rule(drv, port, shots):
-    orig = api_points(port, "threshold")["script"]["text"]
+def step_rule(drv, d, shots):
+    orig = d.points("threshold")["script"]["text"]
     base = orig if orig.endswith("\n") else orig + "\n"
     bad = "local x = = 1"
     line = base.count("\n") + 1  # the line the bad statement lands on
@@ -435,7 +420,7 @@ def step_rule(drv, port, shots):
     ui_wait(drv, lambda: "saved with the error, #rule-error names line %d: %s"
             % (line, rule_state(drv)),
             lambda: mark in text_of(one(drv, "#rule-error")))
-    api_err = api_points(port, "threshold")["error"]["text"]
+    api_err = d.points("threshold")["error"]["text"]
     check(mark in api_err, "the API's error point of threshold is %r, expected line %d"
           % (api_err, line))
     print("rule: saved broken, #rule-error %r" % text_of(one(drv, "#rule-error")))
@@ -450,13 +435,13 @@ def step_rule(drv, port, shots):
             "compiles" in text_of(one(drv, "#rule-check")))
     one(drv, "#rule-save").click()
     wait_until(lambda: "the API reads threshold's script back as the original (%d chars)"
-               % len(api_points(port, "threshold")["script"]["text"]),
-               lambda: api_points(port, "threshold")["script"]["text"] == orig, 5)
+               % len(d.points("threshold")["script"]["text"]),
+               lambda: d.points("threshold")["script"]["text"] == orig, 5)
     ui_wait(drv, lambda: "the restored script saved, #rule-error is empty (the API's error "
-            "point: %r): %s" % (api_points(port, "threshold")["error"]["text"],
+            "point: %r): %s" % (d.points("threshold")["error"]["text"],
                                 rule_state(drv)),
             lambda: text_of(one(drv, "#rule-error")) == "" and
-            api_points(port, "threshold")["error"]["text"] == "")
+            d.points("threshold")["error"]["text"] == "")
     n0 = ui_wait(drv, lambda: "#rule-runs shows a count: %s" % rule_state(drv),
                  lambda: runs(drv) is not None and (runs(drv),))[0]
     ui_wait(drv, lambda: "#rule-runs grows past %d (threshold runs on every demo-temp "
@@ -468,24 +453,12 @@ def step_rule(drv, port, shots):
         drv.save_screenshot(os.path.join(shots, "rule-editor.png"))
 
 
-def api_node(port, node):
-    """GET /v1/nodes/{node} as JSON, or None when it is not there (404)."""
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/v1/nodes/%s" % (port, node),
-                                    timeout=10) as r:
-            return json.load(r)
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            return None
-        raise TestFailure("GET /v1/nodes/%s: %s" % (node, e))
-
-
 def sync_badge(drv, node):
     el = one(drv, '#sync-summary span.sync[data-node="%s"]' % node)
     return el.get_attribute("data-state") if el is not None else None
 
 
-def step_nodes(drv, port):
+def step_nodes(drv, d):
     """Add a sync node under demo-plant, watch its state, move it, delete it."""
     one(drv, row("demo-plant")).click()
     ui_wait(drv, "selecting demo-plant shows its detail",
@@ -501,14 +474,14 @@ def step_nodes(drv, port):
     msg = ui_wait(drv, "creating a sync node with no uri is refused with a message",
                   lambda: text_of(one(drv, "#action-msg.error")))
     check("uri" in msg, "the refusal names the missing uri: %r" % msg)
-    check(api_node(port, "ui-sync") is None, "a refused create made node ui-sync")
+    check(d.node("ui-sync") is None, "a refused create made node ui-sync")
     clear_and_type(uri, "http://127.0.0.1:1")
     one(drv, "#create-node").click()
     ui_wait(drv, lambda: "creating ui-sync selects it (#detail is for %r, message %r)"
             % (one(drv, "#detail").get_attribute("data-node"),
                text_of(one(drv, "#action-msg"))),
             lambda: one(drv, '#detail[data-node="ui-sync"]') is not None)
-    n = api_node(port, "ui-sync")
+    n = d.node("ui-sync")
     check(n is not None and n["type"] == "sync" and n["parent"] == "demo-plant",
           "the API has ui-sync, a sync node under demo-plant: %r" % n)
     ui_wait(drv, lambda: "a sync node with uri http://...: the header shows it in state "
@@ -519,9 +492,7 @@ def step_nodes(drv, port):
     check("http://127.0.0.1:1" in err, "ui-sync's error names its uri: %r" % err)
     print("nodes: sync node ui-sync created from the UI, header state error: %r" % err)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     save_point(drv, "uri", "mqtt://127.0.0.1:%d" % closed)
     ui_wait(drv, lambda: "uri set to a closed port: the header shows ui-sync connecting "
             "(it shows %r)" % sync_badge(drv, "ui-sync"),
@@ -541,7 +512,7 @@ def step_nodes(drv, port):
     ui_wait(drv, "after the move the tree shows ui-sync under demo-cooler",
             lambda: one(drv, '#tree li.node[data-node="demo-cooler"] '
                              'li.node[data-node="ui-sync"]') is not None)
-    n = api_node(port, "ui-sync")
+    n = d.node("ui-sync")
     check(n["parents"] == ["demo-cooler"], "the API has ui-sync under demo-cooler: %r" % n)
     print("nodes: ui-sync moved under demo-cooler")
 
@@ -552,28 +523,17 @@ def step_nodes(drv, port):
             lambda: one(drv, row("ui-sync")) is None and sync_badge(drv, "ui-sync") is None)
     ui_wait(drv, "after the delete the detail shows the parent, demo-cooler",
             lambda: one(drv, '#detail[data-node="demo-cooler"]') is not None)
-    n = api_node(port, "ui-sync")
+    n = d.node("ui-sync")
     check(n is None or n.get("deleted") is True, "the API still has ui-sync live: %r" % n)
     print("nodes: ui-sync deleted")
 
 
-def api_write(port, node, points):
-    req = urllib.request.Request("http://127.0.0.1:%d/v1/nodes/%s/points" % (port, node),
-                                 data=json.dumps(points).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)
-    except urllib.error.URLError as e:
-        raise TestFailure("POST /v1/nodes/%s/points %r: %s" % (node, points, e))
-
-
-def step_quality(drv, port):
+def step_quality(drv, d):
     """A value whose quality goes stale and back, as a Modbus IO's does (written here
     through the API on an open group): the tree badge and the value cell say so."""
     sel = '#tree li.node[data-node="demo-cooler"] > div.row > span.badge'
-    api_write(port, "demo-cooler", [{"type": "value", "value": 7.5},
-                                    {"type": "quality", "text": "stale"}])
+    d.expect(200, "POST", "/v1/nodes/demo-cooler/points",
+             [{"type": "value", "value": 7.5}, {"type": "quality", "text": "stale"}])
     ui_wait(drv, lambda: "demo-cooler's badge shows 7.5 marked stale (%r, class %r)"
             % (badge(drv, "demo-cooler"), classes(drv, sel)),
             lambda: badge(drv, "demo-cooler") == "7.5" and "stale" in classes(drv, sel))
@@ -581,8 +541,8 @@ def step_quality(drv, port):
     ui_wait(drv, "demo-cooler's value cell is marked stale",
             lambda: one(drv, point_row("value") + ' td.value[data-quality="stale"]')
             is not None)
-    api_write(port, "demo-cooler", [{"type": "value", "value": 8},
-                                    {"type": "quality", "text": "good"}])
+    d.expect(200, "POST", "/v1/nodes/demo-cooler/points",
+             [{"type": "value", "value": 8}, {"type": "quality", "text": "good"}])
     ui_wait(drv, lambda: "back to good: the badge shows 8 unmarked (%r, class %r)"
             % (badge(drv, "demo-cooler"), classes(drv, sel)),
             lambda: badge(drv, "demo-cooler") == "8" and "stale" not in classes(drv, sel)
@@ -593,9 +553,7 @@ def step_quality(drv, port):
 def step_restart(drv, h):
     """The gateway restarts under an open page: the page says offline, then comes back
     live by itself with one reconnect loop (not one more per failed attempt)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     db = h.path("restart.db")
     args = ("--demo", "--rules", "off", "--listen", "127.0.0.1:%d" % port)
     d = Daemon(h, db, *args, name="restart-1")
@@ -625,10 +583,7 @@ def step_restart(drv, h):
 
 
 def step_token(drv, h):
-    token = "ui-test-" + os.urandom(12).hex()
-    tf = h.path("token")
-    with open(tf, "w") as f:
-        f.write(token + "\n")
+    token, tf = write_token(h)
     d = Daemon(h, h.path("token.db"), token_file=tf, token=token, name="token")
     root = d.status()["root"]
     drv.get("http://127.0.0.1:%d/" % d.port)
@@ -677,10 +632,10 @@ def test():
             try:
                 step_tree(drv, "http://127.0.0.1:%d" % d.port)
                 step_search(drv)
-                step_detail(drv, d.port, shots)
-                step_rule(drv, d.port, shots)
-                step_nodes(drv, d.port)
-                step_quality(drv, d.port)
+                step_detail(drv, d, shots)
+                step_rule(drv, d, shots)
+                step_nodes(drv, d)
+                step_quality(drv, d)
                 step_restart(drv, h)
                 step_token(drv, h)
             except Exception:
