@@ -34,7 +34,6 @@ used by test_api_hostile.py and test_api_crash.py.
 """
 import http.client
 import json
-import os
 import queue
 import re
 import secrets
@@ -210,6 +209,14 @@ class Daemon:
 
     def status(self):
         return self.expect(200, "GET", "/v1/status")
+
+    def cli(self, *args, code=0):
+        """`sprig ARGS --url URL-of-this-daemon`; checks the exit code, returns the run."""
+        r = self.h.run(*args, "--url", "http://127.0.0.1:%d" % self.port, timeout=20)
+        check(r.returncode == code,
+              "sprig %s: expected exit %d, got %d\nstdout:\n%s\nstderr:\n%s"
+              % (" ".join(args), code, r.returncode, r.stdout, r.stderr))
+        return r
 
     def node(self, nid):
         """GET /v1/nodes/{id} as a dict, or None on 404."""

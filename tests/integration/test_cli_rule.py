@@ -60,14 +60,9 @@ def test():
         with open(os.path.join(rules, "bad.lua"), "w") as f:
             f.write(BAD)
         d = Daemon(h, h.path("sprig.db"), "--demo", "--demo-rate", "20", "--rules", rules)
-        url = "http://127.0.0.1:%d" % d.port
 
         def cli(*args, code=0):
-            r = h.run("rule", *args, "--url", url, timeout=20)
-            check(r.returncode == code,
-                  "sprig rule %s: expected exit %d, got %d\nstdout:\n%s\nstderr:\n%s"
-                  % (" ".join(args), code, r.returncode, r.stdout, r.stderr))
-            return r
+            return d.cli("rule", *args, code=code)
 
         def ls():
             """rule ls as {id: (state, runs, last run, file, error)}, every line checked."""

@@ -57,15 +57,10 @@ def parse_blocks(out):
 def test():
     with Harness("sync_status") as h:
         d = Daemon(h, h.path("sprig.db"), "--rules", "off")
-        url = "http://127.0.0.1:%d" % d.port
         root = d.status()["root"]
 
         def cli(*args, code=0):
-            r = h.run("sync", *args, "--url", url, timeout=20)
-            check(r.returncode == code,
-                  "sprig sync %s: expected exit %d, got %d\nstdout:\n%s\nstderr:\n%s"
-                  % (" ".join(args), code, r.returncode, r.stdout, r.stderr))
-            return r
+            return d.cli("sync", *args, code=code)
 
         def status_sync():
             st = d.status()
