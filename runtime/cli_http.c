@@ -561,6 +561,22 @@ int cli_http_send(cli_http_t *h, const char *method, const char *path, const cJS
     return rc;
 }
 
+int cli_http_post_point(cli_http_t *h, const char *id, const cJSON *point, cli_reply_t *out)
+{
+    char path[128];
+    /* A one-point array that only refers to the point: deleting it leaves the point. */
+    cJSON *body = point != NULL ? cJSON_CreateArrayReference(point) : NULL;
+    if (body == NULL) {
+        memset(out, 0, sizeof(*out));
+        fprintf(stderr, "sprig %s: out of memory\n", h->cmd);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "/v1/nodes/%s/points", id);
+    int rc = cli_http_send(h, "POST", path, body, out);
+    cJSON_Delete(body);
+    return rc;
+}
+
 void cli_reply_free(cli_reply_t *r)
 {
     cJSON_Delete(r->json);

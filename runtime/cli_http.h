@@ -91,6 +91,10 @@ int cli_http_call(cli_http_t *h, const char *method, const char *path, const cha
 int cli_http_send(cli_http_t *h, const char *method, const char *path, const cJSON *body,
                   cli_reply_t *out);
 
+/* POSTs one point (borrowed; NULL: out of memory while making it) to node id, answered
+ * once durable, as cli_http_send. */
+int cli_http_post_point(cli_http_t *h, const char *id, const cJSON *point, cli_reply_t *out);
+
 /* Frees what r holds; r may be zeroed or already freed. */
 void cli_reply_free(cli_reply_t *r);
 

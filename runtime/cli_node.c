@@ -678,7 +678,6 @@ static int point_set(cli_http_t *h, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     node_args_t a = {0};
     cli_reply_t r;
-    char path[128];
     int rc = cli_http_parse(h, argc, argv, opts, node_flag, &a, point_set_usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 3, 3, "ID TYPE VALUE")) != 0) {
         return rc;
@@ -695,19 +694,12 @@ static int point_set(cli_http_t *h, int argc, char **argv)
                 val);
         return 2;
     }
-    cJSON *body = cJSON_CreateArray(), *p = cJSON_CreateObject();
-    bool ok = body != NULL && p != NULL && cJSON_AddStringToObject(p, "type", type) != NULL &&
+    cJSON *p = cJSON_CreateObject();
+    bool ok = p != NULL && cJSON_AddStringToObject(p, "type", type) != NULL &&
               (a.key == NULL || cJSON_AddStringToObject(p, "key", a.key) != NULL) &&
               (a.text ? cJSON_AddStringToObject(p, "text", val) != NULL
                       : sprig_json_add_exact(p, "value", v) != NULL);
-    if (!ok || !cJSON_AddItemToArray(body, p)) {
-        fprintf(stderr, "sprig %s: out of memory\n", h->cmd);
-        cJSON_Delete(p);
-        cJSON_Delete(body);
-        return 1;
-    }
-    snprintf(path, sizeof(path), "/v1/nodes/%s/points", id);
-    rc = cli_http_send(h, "POST", path, body, &r);
+    rc = cli_http_post_point(h, id, ok ? p : NULL, &r);
     if (rc == 0 && h->json) {
         rc = cli_http_print_body(h, &r);
     }
@@ -720,7 +712,7 @@ static int point_set(cli_http_t *h, int argc, char **argv)
         cli_print_point(stdout, p, true);
         putchar('\n');
     }
-    cJSON_Delete(body);
+    cJSON_Delete(p);
     cli_reply_free(&r);
     return rc;
 }

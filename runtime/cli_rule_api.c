@@ -349,7 +349,6 @@ static int rule_enable(cli_http_t *h, int argc, char **argv)
     bool off = strcmp(h->cmd, "rule disable") == 0;
     cli_reply_t r = {0}, w = {0};
     const cJSON *n = NULL;
-    char path[128];
     int rc = rule_arg(h, argc, argv, off ? disable_usage : enable_usage, &r, &n);
     if (rc != CLI_GO) {
         return rc;
@@ -357,18 +356,11 @@ static int rule_enable(cli_http_t *h, int argc, char **argv)
     const char *id = argv[optind];
     bool was = point_set_true(n, "disabled");
     cli_reply_free(&r);
-    cJSON *body = cJSON_CreateArray(), *p = cJSON_CreateObject();
-    bool ok = body != NULL && p != NULL && cJSON_AddStringToObject(p, "type", "disabled") != NULL &&
+    cJSON *p = cJSON_CreateObject();
+    bool ok = p != NULL && cJSON_AddStringToObject(p, "type", "disabled") != NULL &&
               cJSON_AddNumberToObject(p, "value", off ? 1 : 0) != NULL;
-    if (!ok || !cJSON_AddItemToArray(body, p)) {
-        fprintf(stderr, "sprig %s: out of memory\n", h->cmd);
-        cJSON_Delete(p);
-        cJSON_Delete(body);
-        return 1;
-    }
-    snprintf(path, sizeof(path), "/v1/nodes/%s/points", id);
-    rc = cli_http_send(h, "POST", path, body, &w);
-    cJSON_Delete(body);
+    rc = cli_http_post_point(h, id, ok ? p : NULL, &w);
+    cJSON_Delete(p);
     if (rc == 0 && h->json) {
         rc = cli_http_print_body(h, &w);
     }
