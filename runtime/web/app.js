@@ -5,7 +5,7 @@
 import * as api from "./api.js";
 import { h } from "./dom.js";
 import { model, setSchema, setNodes, putNode, dropNode, applyEvent, label, text } from "./model.js";
-import { initTree, drawTree, paintNodes, select, selected, setFilter } from "./tree.js";
+import { initTree, drawTree, treeStale, paintNodes, select, selected, setFilter } from "./tree.js";
 import { initDetail, showDetail, refreshDetail, shownNode } from "./detail.js";
 import { noteEvent } from "./activity.js";
 
@@ -154,10 +154,11 @@ function draw() {
   drawTimer = 0;
   const dirty = new Set(model.dirty);
   model.dirty.clear();
-  if (model.treeDirty) drawTree();
+  const reshaped = treeStale();
+  if (reshaped) drawTree();
   else paintNodes(dirty);
   refreshDetail(dirty);
-  let sync = model.treeDirty;
+  let sync = reshaped;
   for (const id of dirty) {
     const n = model.nodes.get(id);
     if (n && n.type === "sync") sync = true;

@@ -333,9 +333,14 @@ function addPointForm(n) {
     const ps = pointSchema(n.type, type.value.trim());
     const numeric = ps ? ps.kind !== "text" && ps.kind !== "enum" : s !== "" && Number.isFinite(Number(s));
     const pt = { type: type.value.trim(), key: key.value.trim() || "0" };
-    if (ps && ps.kind === "bool") pt.value = s === "true" || s === "1" ? 1 : s === "false" || s === "0" ? 0 : Number(s);
+    if (ps && ps.kind === "bool" && (s === "true" || s === "false")) pt.value = s === "true" ? 1 : 0;
     else if (numeric) pt.value = Number(s);
     else pt.text = val.value;
+    if (numeric && (s === "" || !Number.isFinite(pt.value))) {
+      msg.className = "msg error";
+      msg.textContent = pt.type + ": \u201c" + s + "\u201d is not a number (" + ps.kind + ")";
+      return;
+    }
     try {
       await api.post("/v1/nodes/" + api.enc(n.id) + "/points", [pt]);
       msg.className = "msg ok";

@@ -8,12 +8,11 @@ export const model = {
   nodes: new Map(),   // id -> node
   types: new Map(),   // type name -> schema type (with .byName: point name -> point schema)
   dirty: new Set(),   // ids whose points changed since the last draw
-  treeDirty: false,   // a node came, went or moved (or was renamed)
-  shape: 0,           // counts those changes (the children index follows it)
+  shape: 0,           // counts nodes coming, going, moving or renamed (the tree and the
+                      // children index are made again when it moved on)
 };
 
 function reshaped() {
-  model.treeDirty = true;
   model.shape++;
 }
 

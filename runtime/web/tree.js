@@ -119,8 +119,15 @@ function visibleSet() {
   return keep;
 }
 
+let drawnShape = -1;
+
+// True when nodes came, went or moved since the tree was drawn.
+export function treeStale() {
+  return drawnShape !== model.shape;
+}
+
 export function drawTree() {
-  model.treeDirty = false;
+  drawnShape = model.shape;
   state.rows.clear();
   const keep = visibleSet();
   const frag = document.createDocumentFragment();
