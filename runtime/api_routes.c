@@ -55,17 +55,6 @@ static cJSON *points_json(const sprig_point_t *p)
     return a;
 }
 
-/* The first live parent edge of n (or NULL: the root, or a deleted node). */
-static sprig_edge_t *live_parent(const sprig_node_t *n)
-{
-    for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
-        if (!sprig_edge_tombstone(e)) {
-            return e;
-        }
-    }
-    return NULL;
-}
-
 /* {"id","type","parent","hash","points","edgePoints"}: `via` is the edge it is shown
  * under (NULL: its first live parent). */
 static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via)
@@ -75,7 +64,7 @@ static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via
     if (o == NULL) {
         return NULL;
     }
-    sprig_edge_t *e = via != NULL ? via : live_parent(n);
+    sprig_edge_t *e = via != NULL ? via : sprig_node_live_parent(n);
     snprintf(hash, sizeof(hash), "%016" PRIx64, sprig_node_hash(n));
     cJSON_AddStringToObject(o, "id", sprig_node_id(n));
     cJSON_AddStringToObject(o, "type", sprig_node_type(n));
@@ -455,7 +444,7 @@ static int list_one(sprig_node_t *n, void *arg)
     if (l->type != NULL && strcmp(sprig_node_type(n), l->type) != 0) {
         return 0;
     }
-    if (!l->deleted && live_parent(n) == NULL && n != sprig_tree_root(l->r->tree)) {
+    if (!l->deleted && sprig_node_live_parent(n) == NULL && n != sprig_tree_root(l->r->tree)) {
         return 0;
     }
     cJSON_AddItemToArray(l->out, node_json(l->r, n, NULL));
@@ -551,7 +540,7 @@ static void delete_node(route_ctx_t *r, sprig_node_t *n)
     sprig_error_t err;
     const char *parent = query(r, "parent");
     if (parent == NULL) {
-        sprig_edge_t *e = live_parent(n);
+        sprig_edge_t *e = sprig_node_live_parent(n);
         if (e == NULL) {
             api__error(r->ans, 400, "node %s has no parent to be deleted from", sprig_node_id(n));
             return;

@@ -137,18 +137,16 @@ static int delete_gone(sprig_node_t *n, void *arg)
     if (stat(path, &st) == 0) {
         return 0;
     }
-    for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
-        if (!sprig_edge_tombstone(e)) {
-            sprig_error_t err;
-            if (sprig_core_delete(c, sprig_node_id(n), sprig_node_id(sprig_edge_up(e)), NULL,
-                                  &err) != 0) {
-                sprig_log_error("rules: %s: %s", fp->text, err.msg);
-            }
-            else {
-                sprig_log_info("rules: %s is gone: rule %s deleted", fp->text, sprig_node_id(n));
-            }
-            break;
-        }
+    sprig_edge_t *e = sprig_node_live_parent(n);
+    sprig_error_t err;
+    if (e == NULL) {
+        return 0;
+    }
+    if (sprig_core_delete(c, sprig_node_id(n), sprig_node_id(sprig_edge_up(e)), NULL, &err) != 0) {
+        sprig_log_error("rules: %s: %s", fp->text, err.msg);
+    }
+    else {
+        sprig_log_info("rules: %s is gone: rule %s deleted", fp->text, sprig_node_id(n));
     }
     return 0;
 }

@@ -314,14 +314,13 @@ static int l_children(lua_State *L)
 static int l_parent(lua_State *L)
 {
     sprig_node_t *n = node_arg(L, 1, "parent");
-    for (sprig_edge_t *e = n != NULL ? sprig_node_parents(n) : NULL; e != NULL;
-         e = sprig_edge_next_parent(e)) {
-        if (!sprig_edge_tombstone(e)) {
-            lua_pushstring(L, sprig_node_id(sprig_edge_up(e)));
-            return 1;
-        }
+    sprig_edge_t *e = n != NULL ? sprig_node_live_parent(n) : NULL;
+    if (e != NULL) {
+        lua_pushstring(L, sprig_node_id(sprig_edge_up(e)));
     }
-    lua_pushnil(L);
+    else {
+        lua_pushnil(L);
+    }
     return 1;
 }
 
@@ -488,13 +487,8 @@ static int l_notify(lua_State *L)
                           RULE_NOTIFY_MAX, text);
     }
     sprig_core_t *c = core_of(L);
-    const char *parent = sprig_core_root_id(c);
-    for (sprig_edge_t *e = sprig_node_parents(r->node); e != NULL; e = sprig_edge_next_parent(e)) {
-        if (!sprig_edge_tombstone(e)) {
-            parent = sprig_node_id(sprig_edge_up(e));
-            break;
-        }
-    }
+    sprig_edge_t *pe = sprig_node_live_parent(r->node);
+    const char *parent = pe != NULL ? sprig_node_id(sprig_edge_up(pe)) : sprig_core_root_id(c);
     sprig_point_t pts[4] = {
         {.type = "message", .text = text},
         {.type = "source", .text = rid(L)},

@@ -177,13 +177,8 @@ static sync_peer_t *device_of(sprig_sync_t *s, sprig_node_t *n)
     sprig_tree_t *t = sprig_core_tree(s->core);
     sprig_node_t *root = sprig_tree_root(t);
     for (int depth = 0; n != NULL && n != root && depth < 256; depth++) {
-        sprig_node_t *up = NULL;
-        for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
-            if (!sprig_edge_tombstone(e)) {
-                up = sprig_edge_up(e);
-                break;
-            }
-        }
+        sprig_edge_t *e = sprig_node_live_parent(n);
+        sprig_node_t *up = e != NULL ? sprig_edge_up(e) : NULL;
         if (up == root) {
             return sync__peer_find(s, sprig_node_id(n));
         }

@@ -830,17 +830,19 @@ long sprig_tree_hash_check(sprig_tree_t *t,
     return bad;
 }
 
-bool sprig_node_live(const sprig_tree_t *t, const sprig_node_t *n)
+sprig_edge_t *sprig_node_live_parent(const sprig_node_t *n)
 {
-    if (n == sprig_tree_root(t)) {
-        return true;
-    }
     for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
         if (!sprig_edge_tombstone(e)) {
-            return true;
+            return e;
         }
     }
-    return false;
+    return NULL;
+}
+
+bool sprig_node_live(const sprig_tree_t *t, const sprig_node_t *n)
+{
+    return n == sprig_tree_root(t) || sprig_node_live_parent(n) != NULL;
 }
 
 bool sprig_node_foreign(const sprig_tree_t *t, const sprig_node_t *n)
@@ -850,14 +852,8 @@ bool sprig_node_foreign(const sprig_tree_t *t, const sprig_node_t *n)
         if (strcmp(sprig_node_type(n), "device") == 0) {
             return true;
         }
-        const sprig_node_t *up = NULL;
-        for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
-            if (!sprig_edge_tombstone(e)) {
-                up = sprig_edge_up(e);
-                break;
-            }
-        }
-        n = up;
+        const sprig_edge_t *e = sprig_node_live_parent(n);
+        n = e != NULL ? sprig_edge_up(e) : NULL;
     }
     return false;
 }

@@ -95,6 +95,9 @@ SPRIG_API const sprig_point_t *sprig_node_points(const sprig_node_t *n);
 SPRIG_API const sprig_point_t *sprig_point_next(const sprig_point_t *p);
 SPRIG_API sprig_edge_t *sprig_node_children(const sprig_node_t *n); /* first child edge */
 SPRIG_API sprig_edge_t *sprig_node_parents(const sprig_node_t *n);  /* first parent edge */
+/* The first parent edge of n that is not deleted (the one it is shown under), or NULL:
+ * the root, or a deleted node. */
+SPRIG_API sprig_edge_t *sprig_node_live_parent(const sprig_node_t *n);
 
 /* True when n is the root or has a parent edge that is not deleted: the nodes whose
  * drivers and rules run. */
