@@ -23,24 +23,14 @@
 #include "sprig/driver.h"
 #include "sprig/err.h"
 
+#define BENCH_NAME "bench_modbus"
+#include "bench.h"
+
 #define NREG 100
 
 static atomic_ulong served_values; /* registers returned by the server */
 static atomic_int server_stop;
 static int server_port;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench_modbus: %s: %s\n", what, msg);
-    exit(1);
-}
 
 /* The server: one client at a time, counting the registers it returns. */
 static void *server_main(void *arg)
@@ -178,12 +168,7 @@ static double with_sprig(double secs)
     sprig_core_close(c);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    const char *tails[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char f[96];
-        snprintf(f, sizeof(f), "%s%s", db, tails[i]);
-        unlink(f);
-    }
+    remove_db(db);
     rmdir(dir);
     return rate;
 }

@@ -9,14 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-static long received;
+#define BENCH_NAME "bench_mqtt"
+#include "bench.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+static long received;
 
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {

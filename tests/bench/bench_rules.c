@@ -22,6 +22,9 @@
 #include "sprig/err.h"
 #include "sprig/rules.h"
 
+#define BENCH_NAME "bench_rules"
+#include "bench.h"
+
 #define FLIP_EVERY 100 /* the value crosses the band every 100 changes */
 
 static const char rule_src[] =
@@ -43,22 +46,9 @@ static const char raw_src[] = "local HIGH, LOW = 80, 75\n"
                               "  elseif ev.value <= LOW and hot then hot = false; active(false) end\n"
                               "end\n";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static double sample(long i)
 {
     return (i / FLIP_EVERY) % 2 == 0 ? 70.0 + (double)(i % 7) : 85.0 + (double)(i % 5);
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench_rules: %s: %s\n", what, msg);
-    exit(1);
 }
 
 static double run_raw(long n)
@@ -185,12 +175,7 @@ int main(int argc, char **argv)
     sprig_core_close(c);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    const char *tails[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char f[96];
-        snprintf(f, sizeof(f), "%s%s", db, tails[i]);
-        unlink(f);
-    }
+    remove_db(db);
     rmdir(dir);
     return 0;
 }

@@ -21,18 +21,8 @@
 #include "sprig/schema.h"
 #include "sprig/util.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench_write: %s: %s\n", what, msg);
-    exit(1);
-}
+#define BENCH_NAME "bench_write"
+#include "bench.h"
 
 static void count_event(const sprig_event_t *ev, void *arg)
 {
@@ -243,16 +233,6 @@ static double bench_history(const char *path, long writes, long series, int mode
     sqlite3_finalize(st);
     sqlite3_close(db);
     return dt;
-}
-
-static void remove_db(const char *path)
-{
-    char p[512];
-    const char *suffix[] = {"", "-wal", "-shm", "-lock"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
-        unlink(p);
-    }
 }
 
 int main(int argc, char **argv)
