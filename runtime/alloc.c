@@ -44,6 +44,11 @@ void sprig_free(void *p)
     free(p);
 }
 
+void sprig_free_handle(struct uv_handle_s *h)
+{
+    sprig_free(h);
+}
+
 char *sprig_strndup(const char *s, size_t n)
 {
     char *d = sprig_malloc(n + 1);

@@ -431,11 +431,6 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, bool *loopba
     return 0;
 }
 
-static void handle_closed(uv_handle_t *h)
-{
-    sprig_free(h);
-}
-
 int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_t **out,
                     sprig_error_t *err)
 {
@@ -534,8 +529,8 @@ void sprig_api_stop(sprig_api_t *api)
     uv_poll_stop(api->poll);
     MHD_stop_daemon(api->mhd);
     api->mhd = NULL;
-    uv_close((uv_handle_t *)api->poll, handle_closed);
-    uv_close((uv_handle_t *)api->timer, handle_closed);
+    uv_close((uv_handle_t *)api->poll, sprig_free_handle);
+    uv_close((uv_handle_t *)api->timer, sprig_free_handle);
     sprig_free(api->token);
     sprig_free(api);
 }

@@ -235,11 +235,6 @@ static int schedule_existing(sprig_node_t *n, void *arg)
     return 0;
 }
 
-static void kick_closed(uv_handle_t *h)
-{
-    sprig_free(h);
-}
-
 int sprig_drivers_start(sprig_core_t *core, const struct sprig_driver *const *table,
                         sprig_drivers_t **out)
 {
@@ -301,7 +296,7 @@ void sprig_drivers_stop(sprig_drivers_t *d)
         stop_instance(d->inst[i]);
         sprig_free(d->inst[i]);
     }
-    uv_close((uv_handle_t *)d->kick, kick_closed);
+    uv_close((uv_handle_t *)d->kick, sprig_free_handle);
     sprig_free(d->inst);
     sprig_free(d->types);
     sprig_free(d->type_drv);

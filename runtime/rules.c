@@ -885,11 +885,6 @@ int sprig_rules_start(sprig_core_t *core, const sprig_rules_opts_t *opts, sprig_
     return 0;
 }
 
-static void free_timer(uv_handle_t *h)
-{
-    sprig_free(h);
-}
-
 void sprig_rules_stop(sprig_rules_t *e)
 {
     if (e == NULL) {
@@ -919,7 +914,7 @@ void sprig_rules_stop(sprig_rules_t *e)
     uv_timer_t *timers[3] = {e->kick, e->wake, e->saver};
     for (int i = 0; i < 3; i++) {
         if (timers[i] != NULL) {
-            uv_close((uv_handle_t *)timers[i], free_timer);
+            uv_close((uv_handle_t *)timers[i], sprig_free_handle);
         }
     }
     sprig_free(e->hooks);

@@ -247,19 +247,14 @@ int sprig_rules_dir_open(sprig_core_t *core, const char *dir, bool watch, sprig_
     return 0;
 }
 
-static void free_on_close(uv_handle_t *h)
-{
-    sprig_free(h);
-}
-
 void sprig_rules_dir_close(sprig_rules_dir_t *d)
 {
     if (d == NULL) {
         return;
     }
     if (d->watch != NULL) {
-        uv_close((uv_handle_t *)d->watch, free_on_close);
-        uv_close((uv_handle_t *)d->debounce, free_on_close);
+        uv_close((uv_handle_t *)d->watch, sprig_free_handle);
+        uv_close((uv_handle_t *)d->debounce, sprig_free_handle);
     }
     sprig_free(d->dir);
     sprig_free(d);

@@ -214,11 +214,6 @@ static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
     return 0;
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-    sprig_free(h);
-}
-
 static void batch_free(batch_t *b)
 {
     if (b == NULL) {
@@ -245,7 +240,7 @@ static void release(sprig_store_t *s)
         close(s->lock_fd);
     }
     if (s->timer != NULL) {
-        uv_close((uv_handle_t *)s->timer, timer_closed);
+        uv_close((uv_handle_t *)s->timer, sprig_free_handle);
     }
     batch_free(s->open);
     batch_free(s->spare);

@@ -16,15 +16,10 @@
 
 /* --- the MQTT link ------------------------------------------------------------------ */
 
-static void poll_closed(uv_handle_t *h)
-{
-    sprig_free(h);
-}
-
 static void drop_poll(sprig_sync_t *s)
 {
     if (s->poll != NULL) {
-        uv_close((uv_handle_t *)s->poll, poll_closed);
+        uv_close((uv_handle_t *)s->poll, sprig_free_handle);
         s->poll = NULL;
     }
     s->fd = -1;
@@ -351,11 +346,6 @@ int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts, sprig_sy
     return 0;
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-    sprig_free(h);
-}
-
 void sprig_sync_stop(sprig_sync_t *s)
 {
     if (s == NULL) {
@@ -384,7 +374,7 @@ void sprig_sync_stop(sprig_sync_t *s)
     uv_timer_t *ts[3] = {s->tick, s->flush, s->probe};
     for (int i = 0; i < 3; i++) {
         if (ts[i] != NULL) {
-            uv_close((uv_handle_t *)ts[i], timer_closed);
+            uv_close((uv_handle_t *)ts[i], sprig_free_handle);
         }
     }
     if (s->mosq != NULL) {

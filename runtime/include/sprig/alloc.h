@@ -14,6 +14,11 @@ SPRIG_API void sprig_free(void *p);
 SPRIG_API char *sprig_strdup(const char *s);
 SPRIG_API char *sprig_strndup(const char *s, size_t n);
 
+/* A libuv close callback for a handle allocated with sprig_malloc: frees it
+ * (uv_close(h, sprig_free_handle)). */
+struct uv_handle_s;
+SPRIG_API void sprig_free_handle(struct uv_handle_s *h);
+
 /* Failure injection for tests: after `n` more successful allocations, every allocation
  * fails until reset with n < 0 (the default). Not thread-safe; tests only. */
 SPRIG_API void sprig_alloc_fail_after(long n);
