@@ -101,9 +101,19 @@ void api__rules_compile(sprig_api_t *api, api_req_t *req, api_answer_t *ans)
     }
     const cJSON *script = cJSON_GetObjectItemCaseSensitive(j, "script");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
-    if (!cJSON_IsObject(j) || !cJSON_IsString(script) ||
-        (name != NULL && !cJSON_IsNull(name) && !cJSON_IsString(name))) {
-        api__error(ans, 400, "body must be {\"script\": string, \"name\"?: string}");
+    const char *fault = !cJSON_IsObject(j)        ? "the body is not an object"
+                        : script == NULL          ? "\"script\" is missing"
+                        : !cJSON_IsString(script) ? "\"script\" is not a string"
+                        : name != NULL && !cJSON_IsNull(name) && !cJSON_IsString(name)
+                            ? "\"name\" is not a string"
+                            : NULL;
+    if (fault != NULL) {
+        const cJSON *bad = !cJSON_IsObject(j) ? j : !cJSON_IsString(script) ? script : name;
+        char *shown = bad != NULL ? cJSON_PrintUnformatted(bad) : NULL;
+        api__error(ans, 400, "body must be {\"script\": string, \"name\"?: string}: %s%s%.40s%s",
+                   fault, shown != NULL ? " (" : "", shown != NULL ? shown : "",
+                   shown == NULL ? "" : strlen(shown) > 40 ? "...)" : ")");
+        cJSON_free(shown);
         cJSON_Delete(j);
         return;
     }
