@@ -9,8 +9,15 @@
 #include "sprig/alloc.h"
 #include "sprig/err.h"
 #include "sprig/luabox.h"
+#include "luabox_internal.h"
 
-#define HOOK_EVERY 10000
+/* The count hook runs every HOOK_EVERY instructions; every CHECK_EVERY units of work
+ * (instructions, counted C work, allocated bytes / 16) the budgets are checked. A unit of
+ * work is a few ns, so the clock is read about every 10 us of busy script: a 100 ms
+ * budget ends within about a millisecond of it, plus one C call that counts nothing. */
+#define HOOK_EVERY 1000
+#define CHECK_EVERY 1000
+#define WHY_MAX 200
 #define SMALL 64      /* bytes of a small block */
 #define FREE_MAX 512 /* small blocks kept for reuse, at most */
 
@@ -18,12 +25,13 @@ struct sprig_luabox {
     lua_State *L;
     sprig_luabox_opts_t o;
     size_t mem;
-    long insns;
-    int line;     /* the line last seen by the hook, for errors that carry none */
+    size_t work;       /* units of work of this call (luabox_internal.h) */
+    size_t next_check; /* work at which the budgets are checked next */
+    int line;     /* the line of the last memory error, which carries none */
     bool expired; /* this call ran over its instruction or time budget */
-    bool slow;    /* ... and it was the time budget */
     bool in_call; /* inside sprig_luabox_call (the call stack may be read) */
     bool rearm;   /* the hook runs at every instruction since a call expired */
+    char why[WHY_MAX]; /* "NAME:LINE: ..." of an expired call, raised again and reported */
     size_t nfree; /* small blocks in free */
     void *free[FREE_MAX];
     int64_t deadline; /* CLOCK_MONOTONIC ns this call must end by; 0: none */
@@ -63,6 +71,9 @@ static void small_put(sprig_luabox_t *b, void *p)
     }
 }
 
+static bool grow_spent(sprig_luabox_t *b, size_t grow);
+static void hook(lua_State *L, lua_Debug *ar);
+
 static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     sprig_luabox_t *b = ud;
@@ -82,6 +93,9 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             note_line(b); /* a memory error carries no position of its own */
         }
         return NULL; /* Lua raises "not enough memory" */
+    }
+    if (nsize > old && b->in_call && grow_spent(b, nsize - old)) {
+        return NULL; /* expired: a memory error, which no message handler sees */
     }
     void *p;
     if (ptr != NULL && old <= SMALL && nsize <= SMALL) {
@@ -127,41 +141,137 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The count hook: every HOOK_EVERY instructions it notes the running line (for memory
- * errors, which carry none) and checks both budgets; once one is spent it runs at every
- * instruction and raises each time, so no pcall of the script can keep it going. */
+/* Adds work and checks the budgets every CHECK_EVERY units: true when this call is over its
+ * instruction or time budget. The clock is first read at the first check, not at every
+ * call: a call this short needs no time budget, and the budget starts at most
+ * CHECK_EVERY units late. */
+static bool over_budget(sprig_luabox_t *b, size_t units, bool *slow)
+{
+    b->work = units > SIZE_MAX - b->work ? SIZE_MAX : b->work + units;
+    *slow = false;
+    if (b->work < b->next_check) {
+        return false;
+    }
+    b->next_check = b->work > SIZE_MAX - CHECK_EVERY ? SIZE_MAX : b->work + CHECK_EVERY;
+    if (b->work > (size_t)b->o.insn_max) {
+        return true;
+    }
+    if (b->o.time_max_ms == 0) {
+        return false;
+    }
+    int64_t now = mono_ns();
+    if (b->deadline == 0) {
+        b->deadline = now + (int64_t)b->o.time_max_ms * 1000000;
+        return false;
+    }
+    return *slow = now > b->deadline;
+}
+
+/* The line of the Lua function `level` levels up the stack of L, or 0. */
+static int line_at(lua_State *L, int level)
+{
+    lua_Debug ar;
+    for (; level < 8 && lua_getstack(L, level, &ar) != 0; level++) {
+        if (lua_getinfo(L, "l", &ar) != 0 && ar.currentline > 0) {
+            return ar.currentline;
+        }
+    }
+    return 0;
+}
+
+/* Marks the call expired with its reason. From here on the hook runs at every instruction
+ * of L (and of the main thread) and raises, C functions that count raise, and allocations
+ * that grow fail: nothing the script catches lets it go on. */
+static void expire(sprig_luabox_t *b, lua_State *L, bool slow, const char *what)
+{
+    int line = line_at(L, 0);
+    if (what != NULL) {
+        snprintf(b->why, sizeof(b->why), "%s:%d: %s (over budget)", b->name, line, what);
+    }
+    else if (slow) {
+        snprintf(b->why, sizeof(b->why), "%s:%d: runs too long (over %u ms)", b->name, line,
+                 b->o.time_max_ms);
+    }
+    else {
+        snprintf(b->why, sizeof(b->why), "%s:%d: runs too long (over %ld million instructions)",
+                 b->name, line, b->o.insn_max / 1000000);
+    }
+    b->expired = true;
+    lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+    if (L != b->L) {
+        lua_sethook(b->L, hook, LUA_MASKCOUNT, 1);
+    }
+}
+
+/* Allocation counts too (a big string made by one instruction is work the count hook
+ * does not see). Lua may not raise here; once expired, growing fails instead. */
+static bool grow_spent(sprig_luabox_t *b, size_t grow)
+{
+    bool slow;
+    if (!b->expired && over_budget(b, grow >> 4, &slow)) {
+        expire(b, b->L, slow, NULL);
+    }
+    return b->expired;
+}
+
+/* The count hook: adds HOOK_EVERY instructions and checks the budgets; once one is spent
+ * it runs at every instruction and raises each time, so no pcall of the script can keep
+ * it going. It raises from inside a hook, where Lua runs no further hook: the sandbox's
+ * xpcall runs no message handler then (luabox_lib.c), and no finalizer of the script
+ * exists (setmetatable refuses __gc), so nothing runs unbounded after it. */
 static void hook(lua_State *L, lua_Debug *ar)
 {
+    (void)ar;
     sprig_luabox_t *b = box_of(L);
     if (!b->in_call) {
         return; /* Lua run by the embedder itself, outside any budgeted call */
     }
     if (!b->expired) {
-        b->insns += HOOK_EVERY;
-        if (b->deadline == 0 && b->o.time_max_ms != 0) {
-            /* The clock is read first here, not at every call: a call this short needs no
-             * time budget, and the budget starts at most HOOK_EVERY instructions late. */
-            b->deadline = mono_ns() + (int64_t)b->o.time_max_ms * 1000000;
-        }
-        if (lua_getinfo(L, "l", ar) != 0 && ar->currentline > 0) {
-            b->line = ar->currentline;
-        }
-        bool slow = b->deadline != 0 && b->insns > HOOK_EVERY && mono_ns() > b->deadline;
-        if (b->insns <= b->o.insn_max && !slow) {
+        if (lua_gethookcount(L) == 1) {
+            /* A coroutine made while a call had expired inherited its every-instruction
+             * hook; this call has not expired. */
+            lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
             return;
         }
-        b->expired = true;
-        b->slow = slow;
+        bool slow;
+        if (!over_budget(b, HOOK_EVERY, &slow)) {
+            return;
+        }
+        expire(b, L, slow, NULL);
+    }
+    else if (lua_gethookcount(L) != 1) {
         lua_sethook(L, hook, LUA_MASKCOUNT, 1);
     }
-    if (b->slow) {
-        lua_pushfstring(L, "%s:%d: runs too long (over %d ms)", b->name, b->line,
-                        (int)b->o.time_max_ms);
+    lua_pushstring(L, b->why);
+    lua_error(L);
+}
+
+size_t luabox__mem_left(lua_State *L)
+{
+    sprig_luabox_t *b = box_of(L);
+    return b->mem < b->o.mem_max ? b->o.mem_max - b->mem : 0;
+}
+
+bool luabox__expired(lua_State *L)
+{
+    sprig_luabox_t *b = box_of(L);
+    return b->in_call && b->expired;
+}
+
+void luabox__charge(lua_State *L, size_t units, const char *what)
+{
+    sprig_luabox_t *b = box_of(L);
+    if (!b->in_call) {
+        return;
     }
-    else {
-        lua_pushfstring(L, "%s:%d: runs too long (over %d million instructions)", b->name, b->line,
-                        (int)(b->o.insn_max / 1000000));
+    bool slow = false;
+    if (!b->expired) {
+        if (!over_budget(b, units, &slow)) {
+            return;
+        }
+        expire(b, L, slow, what);
     }
+    lua_pushstring(L, b->why);
     lua_error(L);
 }
 
@@ -218,6 +328,7 @@ int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
         lua_pushnil(L);
         lua_setglobal(L, *u);
     }
+    luabox__guard_libs(L);
     lua_getglobal(L, LUA_STRLIBNAME);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
@@ -293,10 +404,11 @@ int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t 
         lua_insert(L, fn);
         base = fn++;
     }
-    b->insns = 0;
+    b->work = 0;
+    b->next_check = CHECK_EVERY;
     b->line = 0;
     b->expired = false;
-    b->slow = false;
+    b->why[0] = '\0';
     b->deadline = 0;
     if (b->rearm) {
         lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY); /* back from every instruction */
@@ -314,7 +426,12 @@ int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t 
     }
     const char *msg = lua_tostring(L, -1);
     int code = b->expired ? -ETIMEDOUT : rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
-    if (rc == LUA_ERRMEM) {
+    if (b->expired) {
+        /* Whatever the script made of it (caught, rethrown, a memory error while
+         * expired), the reason is the budget's. */
+        sprig_error_set(err, code, "%s", b->why);
+    }
+    else if (rc == LUA_ERRMEM) {
         char at[16] = "";
         if (b->line > 0) {
             snprintf(at, sizeof(at), ":%d", b->line);

@@ -468,7 +468,8 @@ static void run_file(load_ctx_t *l, const char *path)
     }
     l->file = path;
     sprig_luabox_t *box = NULL;
-    sprig_luabox_opts_t bo = {.user = l};
+    /* A schema file declares types: a second of work is far more than any needs. */
+    sprig_luabox_opts_t bo = {.user = l, .time_max_ms = 1000};
     sprig_error_t err;
     if (sprig_luabox_open(&bo, &box) != 0) {
         report(l, path, 0, "out of memory");
