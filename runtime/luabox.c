@@ -185,7 +185,11 @@ static int line_at(lua_State *L, int level)
 static void expire(sprig_luabox_t *b, lua_State *L, bool slow, const char *what)
 {
     int line = line_at(L, 0);
-    if (what != NULL) {
+    if (what != NULL && slow) {
+        snprintf(b->why, sizeof(b->why), "%s:%d: %s (over %u ms)", b->name, line, what,
+                 b->o.time_max_ms);
+    }
+    else if (what != NULL) {
         snprintf(b->why, sizeof(b->why), "%s:%d: %s (over budget)", b->name, line, what);
     }
     else if (slow) {
@@ -242,8 +246,20 @@ static void hook(lua_State *L, lua_Debug *ar)
     else if (lua_gethookcount(L) != 1) {
         lua_sethook(L, hook, LUA_MASKCOUNT, 1);
     }
+    if (L != b->L) {
+        /* A coroutine that dies of an error raised here keeps hooks off for good (only a
+         * pcall inside it would turn them on again), so closing it later would run its
+         * to-be-closed variables unbounded: it is marked, and coroutine.close and
+         * coroutine.wrap leave a marked one unclosed (luabox_lib.c). */
+        *(unsigned char *)lua_getextraspace(L) = 1;
+    }
     lua_pushstring(L, b->why);
     lua_error(L);
+}
+
+bool luabox__stopped_thread(lua_State *co)
+{
+    return *(unsigned char *)lua_getextraspace(co) != 0;
 }
 
 size_t luabox__mem_left(lua_State *L)
@@ -306,6 +322,7 @@ int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
         return -ENOMEM;
     }
     lua_State *L = b->L;
+    memset(lua_getextraspace(L), 0, LUA_EXTRASPACE); /* copied into every new thread */
     /* Generational collection: a rule makes short-lived tables (one per event) that die
      * young, which is what it is for. */
     lua_gc(L, LUA_GCGEN, 0, 0);

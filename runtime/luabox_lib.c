@@ -8,9 +8,11 @@
  * count no real use needs (table.move of 2^63 elements) is refused before any work.
  * Pattern matching counts its steps as it goes (luabox_pattern.c).
  *
- * Two guards close the ways Lua runs code with hooks off: the message handler of xpcall
- * when the error is the budget's own (it is raised from inside the hook), and finalizers
- * (__gc runs with hooks off, also when the state closes): setmetatable refuses __gc. */
+ * Three guards close the ways Lua runs code with hooks off: the message handler of xpcall
+ * when the error is the budget's own (it is raised from inside the hook); finalizers
+ * (__gc runs with hooks off, also when the state closes): setmetatable refuses __gc; and
+ * the to-be-closed variables of a coroutine that died of the budget's error (it keeps
+ * hooks off): coroutine.close and coroutine.wrap leave it unclosed. */
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdbool.h>
@@ -224,7 +226,7 @@ static int guarded_rep(lua_State *L)
     if (isint && n > 0 && (size_t)n <= luabox__mem_left(L) / (l + lsep)) {
         /* The bytes are charged when the result is allocated; what is left is the loop's
          * count. A result over the memory budget fails there, before any loop. */
-        luabox__charge(L, (size_t)n / 4, "string.rep: too many copies");
+        luabox__charge(L, (size_t)n / 16, "string.rep: too many copies");
     }
     return f(L);
 }
@@ -284,6 +286,71 @@ static int guarded_setmetatable(lua_State *L)
     return lua_tocfunction(L, lua_upvalueindex(1))(L);
 }
 
+/* coroutine.close(co) leaves a coroutine the budget stopped as it is: closing it would
+ * run its to-be-closed variables with hooks off. [-1, +1|2, e] */
+static int guarded_close(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    if (co != NULL && luabox__stopped_thread(co)) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "coroutine was stopped by its budget; it is not closed");
+        return 2;
+    }
+    return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+/* The function coroutine.wrap returns: upvalue 1 is the coroutine. Resumes it with the
+ * arguments and returns what it yields or returns; an error ends the coroutine (closing
+ * its to-be-closed variables unless the budget stopped it) and is raised again here,
+ * with this call's position before a string message. [-n, +?, e] */
+static int wrapped(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int nargs = lua_gettop(L);
+    int status = lua_status(co);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        return luaL_error(L, "cannot resume dead coroutine");
+    }
+    if (status == LUA_OK && lua_gettop(co) == 0) {
+        return luaL_error(L, "cannot resume dead coroutine");
+    }
+    if (!lua_checkstack(co, nargs)) {
+        return luaL_error(L, "too many arguments to resume");
+    }
+    lua_xmove(L, co, nargs);
+    int nres;
+    status = lua_resume(co, L, nargs, &nres);
+    if (status == LUA_OK || status == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            return luaL_error(L, "too many results to resume");
+        }
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    if (!luabox__stopped_thread(co)) {
+        status = lua_resetthread(co); /* closes its to-be-closed variables, under the budget */
+    }
+    lua_xmove(co, L, 1);
+    if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
+    return lua_error(L);
+}
+
+/* coroutine.wrap(f) [-1, +1, m] */
+static int guarded_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, wrapped, 1);
+    return 1;
+}
+
 /* Replaces lib.name (the global table when lib is NULL) by fn with upvalues (the
  * original, extra). */
 static void replace(lua_State *L, const char *lib, const char *name, lua_CFunction fn,
@@ -314,6 +381,11 @@ void luabox__guard_libs(lua_State *L)
     }
     replace(L, LUA_STRLIBNAME, "rep", guarded_rep, 0);
     replace(L, NULL, "setmetatable", guarded_setmetatable, 0);
+    replace(L, LUA_COLIBNAME, "close", guarded_close, 0);
+    lua_getglobal(L, LUA_COLIBNAME);
+    lua_pushcfunction(L, guarded_wrap);
+    lua_setfield(L, -2, "wrap");
+    lua_pop(L, 1);
     lua_pushcfunction(L, guarded_xpcall);
     lua_setglobal(L, "xpcall");
 }
