@@ -565,11 +565,8 @@ static void save_rule(rule_t *r)
         r->ran = false;
     }
     r->loaded = false;
-    lua_State *L = sprig_luabox_state(r->cur->box);
     sprig_error_t err;
-    lua_getglobal(L, "state");
-    dump = rules__state_dump(L, &err);
-    lua_pop(L, 1);
+    dump = rules__state_dump(r->cur->box, &err);
     if (dump == NULL) {
         rules__set_error(r, err.msg, true);
     }
@@ -650,10 +647,7 @@ static void load_rule(rule_t *r)
         lua_State *L = sprig_luabox_state(rb->box);
         char *text = NULL;
         if (r->cur != NULL) {
-            lua_State *old = sprig_luabox_state(r->cur->box);
-            lua_getglobal(old, "state");
-            text = rules__state_dump(old, &err);
-            lua_pop(old, 1);
+            text = rules__state_dump(r->cur->box, &err);
         }
         const sprig_point_t *st = rule_point(r, "state");
         if (rules__state_load(rb->box,

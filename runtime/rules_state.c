@@ -141,28 +141,31 @@ static void dump_value(lua_State *L, dbuf_t *b, int idx, int depth, const char *
     adds(L, b, "}");
 }
 
-/* [-1, +1, e]: the serialized form of the value at 1. */
+/* [-0, +1, e]: the serialized form of the global `state`. Reading the global may run the
+ * script's own metamethods of _G: this runs inside a budgeted call for that reason. */
 static int dump_protected(lua_State *L)
 {
+    lua_settop(L, 0);
+    lua_getglobal(L, "state");
     if (!lua_istable(L, 1)) {
         return luaL_error(L, "state must be a table (got %s)", luaL_typename(L, 1));
     }
     dbuf_t b = {.cap = 256, .slot = 2};
-    lua_settop(L, 1);
     b.p = lua_newuserdatauv(L, b.cap, 0);
     dump_value(L, &b, 1, 0, "state");
     lua_pushlstring(L, b.p, b.len);
     return 1;
 }
 
-char *rules__state_dump(lua_State *L, sprig_error_t *err)
+char *rules__state_dump(sprig_luabox_t *box, sprig_error_t *err)
 {
+    lua_State *L = sprig_luabox_state(box);
     lua_pushcfunction(L, dump_protected);
-    lua_pushvalue(L, -2);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        sprig_error_set(err, -EINVAL, "%s",
-                        lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "state: out of memory");
-        lua_pop(L, 1);
+    int rc = sprig_luabox_call(box, 0, 1, err);
+    if (rc != 0) {
+        if (rc == -ENOMEM && strstr(err->msg, "state") == NULL) {
+            sprig_error_set(err, -ENOMEM, "state: out of memory");
+        }
         return NULL;
     }
     char *s = sprig_strdup(lua_tostring(L, -1));

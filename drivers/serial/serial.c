@@ -347,20 +347,24 @@ static void on_line(ser_t *s, char *line)
                     p.value =
                         lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : lua_toboolean(L, -1);
                 }
-                else {
+                else if (lua_type(L, -1) == LUA_TSTRING) {
                     p.text = lua_tostring(L, -1);
                 }
             }
             else if (lua_istable(L, -1)) {
-                lua_getfield(L, -1, "type");
-                lua_getfield(L, -2, "value");
-                lua_getfield(L, -3, "text");
-                lua_getfield(L, -4, "key");
-                p.type = lua_tostring(L, -4);
-                p.value = lua_tonumber(L, -3);
-                p.text = lua_tostring(L, -2);
-                p.key = lua_tostring(L, -1);
-                lua_pop(L, 4); /* the strings stay alive in the table */
+                /* Raw reads: this runs after the parser's call, outside its budget, so no
+                 * metamethod of the returned table may run. Only strings are taken as
+                 * text, so each stays alive in the table after the pops. */
+                static const char *const fields[] = {"type", "value", "text", "key"};
+                for (int f = 0; f < 4; f++) {
+                    lua_pushstring(L, fields[f]);
+                    lua_rawget(L, -2 - f);
+                }
+                p.type = lua_type(L, -4) == LUA_TSTRING ? lua_tostring(L, -4) : NULL;
+                p.value = lua_type(L, -3) == LUA_TNUMBER ? lua_tonumber(L, -3) : 0;
+                p.text = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+                p.key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+                lua_pop(L, 4);
             }
             if (p.type != NULL) {
                 pts[k++] = p;
