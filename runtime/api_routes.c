@@ -778,7 +778,10 @@ static cJSON *schema_type_json(const sprig_schema_type_t *t)
             cJSON_AddItemToObject(po, "values", name_list(p->values));
         }
         cJSON_AddBoolToObject(po, "required", p->required);
-        cJSON_AddStringToObject(po, "owner", p->owner_driver ? "driver" : "any");
+        cJSON_AddStringToObject(po, "owner",
+                                p->owner_driver   ? "driver"
+                                : p->owner_people ? "people"
+                                                  : "any");
         cJSON_AddBoolToObject(po, "local", p->local);
         cJSON_AddStringToObject(po, "keys", keys[p->keys]);
         if (p->map_keys != NULL) {

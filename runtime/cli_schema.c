@@ -260,7 +260,7 @@ static const char *default_text(char *buf, size_t n, const sprig_schema_point_t 
 static const char *flags_text(char *buf, size_t n, const sprig_schema_point_t *p)
 {
     snprintf(buf, n, "%s%s%s%s", p->required ? ",required" : "", p->owner_driver ? ",driver" : "",
-             p->local ? ",local" : "", "");
+             p->owner_people ? ",people" : "", p->local ? ",local" : "");
     return buf[0] != '\0' ? buf + 1 : "-";
 }
 

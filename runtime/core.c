@@ -230,6 +230,19 @@ int core__check_schema(sprig_core_t *c, const sprig_node_t *n, const sprig_point
         if (rc != 0) {
             return rc;
         }
+        /* A rule writes data like a person, but not what configures the system: another
+         * rule's code, a link's connection (DESIGN.md section 7). */
+        const sprig_schema_point_t *sp = sprig_schema_point(t, pts[i].type);
+        const sprig_node_t *by = sp != NULL && sp->owner_people && origin != NULL &&
+                                         origin[0] != '\0'
+                                     ? sprig_tree_node(c->tree, origin)
+                                     : NULL;
+        if (by != NULL && strcmp(sprig_node_type(by), "rule") == 0) {
+            return sprig_error_set(err, -EINVAL,
+                                   "node %s: point \"%s\" is changed by people only, not by "
+                                   "rule \"%s\" (%s)",
+                                   sprig_node_id(n), pts[i].type, origin, t->name);
+        }
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "luabox_internal.h"
 #include "rules_internal.h"
 #include "sprig/alloc.h"
 #include "sprig/err.h"
@@ -287,13 +288,17 @@ static int l_children(lua_State *L)
     const char *type = opt_id(L, 2, "children", "the node type");
     /* The tree lists the newest child first: number them from the end. */
     lua_Integer count = 0;
+    size_t visited = 0;
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
+            /* The walk is C: it counts against the rule's budget like instructions. */
+            luabox__charge(L, visited * 2, "children: too much work");
             lua_createtable(L, (int)count, 0);
         }
         for (sprig_edge_t *e = n != NULL ? sprig_node_children(n) : NULL; e != NULL;
              e = sprig_edge_next_child(e)) {
             sprig_node_t *c = sprig_edge_down(e);
+            visited++;
             if (sprig_edge_tombstone(e) ||
                 (type != NULL && strcmp(type, sprig_node_type(c)) != 0)) {
                 continue;
@@ -386,6 +391,8 @@ static int l_find(lua_State *L)
             lua_pop(L, 1);
         }
     }
+    /* Every node of the tree is looked at, in C: charged against the rule's budget. */
+    luabox__charge(L, sprig_tree_node_count(f.tree) * (4 + 2 * (size_t)f.n), "find: too much work");
     lua_newtable(L);
     sprig_tree_each_node(f.tree, find_one, &f);
     return 1;
@@ -663,6 +670,7 @@ static int l_load(lua_State *L)
                           "text may be loaded");
         return 2;
     }
+    luabox__charge(L, len / 4, "load: too much source");
     if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);

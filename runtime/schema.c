@@ -288,11 +288,15 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
     lua_pop(L, 1);
     lua_getfield(L, -1, "owner");
     const char *owner = lua_tostring(L, -1);
-    if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TSTRING ||
-                              (strcmp(owner, "driver") != 0 && strcmp(owner, "any") != 0))) {
-        fail(L, "type %s: point \"%s\" owner must be \"driver\" or \"any\"", tname, pname);
+    if (!lua_isnil(L, -1) &&
+        (lua_type(L, -1) != LUA_TSTRING ||
+         (strcmp(owner, "driver") != 0 && strcmp(owner, "any") != 0 &&
+          strcmp(owner, "people") != 0))) {
+        fail(L, "type %s: point \"%s\" owner must be \"driver\", \"people\" or \"any\"", tname,
+             pname);
     }
     p->owner_driver = owner != NULL && strcmp(owner, "driver") == 0;
+    p->owner_people = owner != NULL && strcmp(owner, "people") == 0;
     lua_pop(L, 1);
     lua_getfield(L, -1, "default");
     if (!lua_isnil(L, -1)) {

@@ -1,14 +1,18 @@
 -- Rules (DESIGN.md section 7): a rule node holds Lua source; the rule engine runs it on
--- the instance that owns it. A notification is what a rule's notify(text) writes.
+-- the instance that owns it. Its code and switch are owner = "people": a rule may not
+-- change any rule's script, file or disabled. A notification is what a rule's notify(text) writes.
 
 nodetype "rule" {
   description = "A Lua rule: reacts to point changes and timers, writes points",
   parents = { "device", "group" },
   points = {
     description = { kind = "text", description = "What the rule does, for people" },
-    disabled    = { kind = "bool", default = false, description = "Set to stop the rule" },
-    script      = { kind = "text", required = true, description = "Lua source of the rule" },
-    file        = { kind = "text", description = "The file of the rules folder it was imported from" },
+    disabled    = { kind = "bool", default = false, owner = "people",
+                    description = "Set to stop the rule" },
+    script      = { kind = "text", required = true, owner = "people",
+                    description = "Lua source of the rule" },
+    file        = { kind = "text", owner = "people",
+                    description = "The file of the rules folder it was imported from" },
     active      = { kind = "bool", owner = "driver",
                     description = "Set by the rule itself; other rules may chain on it" },
     error       = { kind = "text", owner = "driver",

@@ -1,24 +1,25 @@
 -- sync (DESIGN.md section 5): a link to an upstream over MQTT. Its status points describe
 -- this instance's side of the link only, so they are local: stored and published here,
--- never hashed or synced.
+-- never hashed or synced. Its connection points are owner = "people": no rule changes
+-- where a gateway's data goes.
 
 nodetype "sync" {
   description = "A link to an upstream instance through an MQTT broker",
   parents = { "device", "group" },
   points = {
     description  = { kind = "text", description = "Which upstream this is, for people" },
-    disabled     = { kind = "bool", default = false, description = "Set to disconnect" },
-    uri          = { kind = "text", required = true,
+    disabled     = { kind = "bool", owner = "people", default = false, description = "Set to disconnect" },
+    uri          = { kind = "text", owner = "people", required = true,
                      description = "Broker address: mqtt://host:1883 or mqtts://host:8883" },
-    caFile       = { kind = "text", description = "CA certificate file that signs the broker's (mqtts)" },
-    certFile     = { kind = "text", description = "Client certificate file (mqtts)" },
-    keyFile      = { kind = "text", description = "Client key file (mqtts)" },
-    username     = { kind = "text", description = "User name at the broker" },
-    passwordFile = { kind = "text", description = "File holding the password at the broker" },
-    deviceId     = { kind = "text", description = "Id this device has upstream (default: its root id)" },
-    period       = { kind = "number", min = 0.1, max = 86400, unit = "s", default = 20,
+    caFile       = { kind = "text", owner = "people", description = "CA certificate file that signs the broker's (mqtts)" },
+    certFile     = { kind = "text", owner = "people", description = "Client certificate file (mqtts)" },
+    keyFile      = { kind = "text", owner = "people", description = "Client key file (mqtts)" },
+    username     = { kind = "text", owner = "people", description = "User name at the broker" },
+    passwordFile = { kind = "text", owner = "people", description = "File holding the password at the broker" },
+    deviceId     = { kind = "text", owner = "people", description = "Id this device has upstream (default: its root id)" },
+    period       = { kind = "number", owner = "people", min = 0.1, max = 86400, unit = "s", default = 20,
                      description = "Time between two hash probes" },
-    maxMessage   = { kind = "integer", min = 1024, max = 268435456, unit = "B", default = 4194304,
+    maxMessage   = { kind = "integer", owner = "people", min = 1024, max = 268435456, unit = "B", default = 4194304,
                      description = "Largest message taken from the upstream (larger ones are refused and counted)" },
     state        = { kind = "enum", values = { "connecting", "syncing", "insync", "error" },
                      owner = "driver", ["local"] = true, description = "Where the link stands" },

@@ -305,6 +305,75 @@ static void t_schema_refused_write(void **state)
     assert_int_equal((int)value(f, "temp", "value"), 2);
 }
 
+/* A rule writes data, not the system (DESIGN.md section 7): it may not change any rule's
+ * script, file or disabled (its own neither), nor a sync node's connection. Each refusal
+ * names the node, the point and the rule, and nothing is written. */
+static void t_rule_cannot_change_system(void **state)
+{
+    fx_t *f = *state;
+    sprig_point_t uri = {.type = "uri", .text = "mqtt://127.0.0.1:1883"};
+    sprig_error_t err = {{0}};
+    assert_int_equal(sprig_core_create(f->c, "link", "sync", sprig_core_root_id(f->c), &uri, 1,
+                                       NULL, NULL, &err),
+                     0);
+    add_rule(f, "victim", counter);
+    static const struct {
+        const char *node, *type, *value;
+    } writes[] = {
+        {"victim", "script", "'on({node=\"temp\"}, function() end)'"},
+        {"victim", "file", "'other.lua'"},
+        {"victim", "disabled", "true"},
+        {"attacker", "script", "''"},
+        {"attacker", "disabled", "true"},
+        {"link", "uri", "'mqtt://evil:1883'"},
+        {"link", "deviceId", "'other'"},
+        {"link", "passwordFile", "'/etc/shadow'"},
+        {"link", "disabled", "true"},
+    };
+    for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+        char src[256];
+        snprintf(src, sizeof(src),
+                 "on({node='temp', point='value'}, function()\n"
+                 "  set('%s', '%s', %s)\n"
+                 "end)\n",
+                 writes[i].node, writes[i].type, writes[i].value);
+        if (i == 0) {
+            add_rule(f, "attacker", src);
+        }
+        else {
+            edit_rule(f, "attacker", src);
+        }
+        const char *before = point(f, writes[i].node, writes[i].type) != NULL
+                                 ? point(f, writes[i].node, writes[i].type)->text
+                                 : NULL;
+        char *kept = before != NULL ? strdup(before) : NULL;
+        report(f, (double)i);
+        char want[160];
+        snprintf(want, sizeof(want),
+                 "attacker.lua:2: set: node %s: point \"%s\" is changed by people only, not by "
+                 "rule \"attacker\"",
+                 writes[i].node, writes[i].type);
+        assert_contains(error_of(f, "attacker"), want);
+        const sprig_point_t *now = point(f, writes[i].node, writes[i].type);
+        if (kept != NULL) {
+            assert_non_null(now);
+            assert_string_equal(now->text, kept);
+        }
+        else if (strcmp(writes[i].type, "disabled") == 0) {
+            assert_true(now == NULL || now->value == 0);
+        }
+        else {
+            assert_null(now);
+        }
+        free(kept);
+    }
+    /* The victim still runs its own code. */
+    assert_string_equal(point(f, "victim", "script")->text, counter);
+    /* A person may. */
+    sprig_point_t off = {.type = "disabled", .value = 1};
+    assert_int_equal(sprig_core_write(f->c, "link", &off, 1, NULL, &err), 0);
+}
+
 /* A run error is cleared by the next good run; it does not stop the rule. */
 static void t_run_error_clears(void **state)
 {
@@ -628,6 +697,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_sandbox, setup, teardown),
         cmocka_unit_test_setup_teardown(t_syntax_error_line, setup, teardown),
         cmocka_unit_test_setup_teardown(t_schema_refused_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_rule_cannot_change_system, setup, teardown),
         cmocka_unit_test_setup_teardown(t_run_error_clears, setup, teardown),
         cmocka_unit_test_setup_teardown(t_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(t_state_survives_restart, setup, teardown),

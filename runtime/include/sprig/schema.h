@@ -24,6 +24,7 @@ typedef struct sprig_schema_point {
     const char *name;
     sprig_kind_t kind;
     bool has_min, has_max, has_default, required, owner_driver, local;
+    bool owner_people; /* owner = "people": configures the system; no rule writes it */
     double min, max;
     double default_value;     /* number, integer, bool */
     const char *default_text; /* text, enum; NULL when none */

@@ -1,3 +1,3 @@
--- expect: type a: point "x" owner must be "driver" or "any"
+-- expect: type a: point "x" owner must be "driver", "people" or "any"
 -- line: 3
 nodetype "a" { points = { x = { kind = "number", owner = "rule" } } }
