@@ -566,8 +566,19 @@ static void save_rule(rule_t *r)
     }
     r->loaded = false;
     sprig_error_t err;
-    dump = rules__state_dump(r->cur->box, &err);
-    if (dump == NULL) {
+    int rc = rules__state_dump(r->cur->box, &dump, &err);
+    if (rc == -ETIMEDOUT || rc == -ENOMEM) {
+        /* Reading the state ran the script's own metamethods over the budget: stopped like
+         * a handler would be (sprig_rules_save unloads it). */
+        char text[sizeof(err.msg) + 96];
+        snprintf(text, sizeof(text),
+                 "stopped: %s (saving its state); change the script or set disabled to start "
+                 "it again",
+                 err.msg);
+        r->stopped = true;
+        rules__set_error(r, text, false);
+    }
+    else if (rc != 0) {
         rules__set_error(r, err.msg, true);
     }
     else if (r->saved_state == NULL || strcmp(dump, r->saved_state) != 0) {
@@ -647,7 +658,7 @@ static void load_rule(rule_t *r)
         lua_State *L = sprig_luabox_state(rb->box);
         char *text = NULL;
         if (r->cur != NULL) {
-            text = rules__state_dump(r->cur->box, &err);
+            rules__state_dump(r->cur->box, &text, &err);
         }
         const sprig_point_t *st = rule_point(r, "state");
         if (rules__state_load(rb->box,
@@ -766,6 +777,9 @@ void sprig_rules_save(sprig_rules_t *e)
     for (size_t i = 0; i < e->nrules; i++) {
         if (e->running == NULL) {
             save_rule(e->rules[i]);
+            if (e->rules[i]->stopped) {
+                unload(e->rules[i]);
+            }
         }
     }
 }

@@ -123,11 +123,12 @@ int rules__api_open(rule_box_t *rb, sprig_error_t *err);
 /* Pushes the ev an event handler receives: a token whose fields are read on demand
  * while rb->ev is set (rules_lua.c). */
 void rules__push_event(rule_box_t *rb, const ev_fields_t *f);
-/* Serializes the box's global `state` into a new string (caller frees), inside a call
- * under the box's budgets (reading the global may run the script's metamethods); NULL
- * with err set when it holds what cannot be kept, is over RULE_STATE_MAX bytes, or the
- * budget ran out. Never raises. */
-char *rules__state_dump(sprig_luabox_t *box, sprig_error_t *err);
+/* Serializes the box's global `state` into *out (a new string, caller frees), inside a
+ * call under the box's budgets (reading the global may run the script's metamethods).
+ * 0; -EINVAL when it holds what cannot be kept or is over RULE_STATE_MAX bytes;
+ * -ETIMEDOUT or -ENOMEM when the budget ran out; *out is NULL then, err says why. Never
+ * raises. */
+int rules__state_dump(sprig_luabox_t *box, char **out, sprig_error_t *err);
 /* Parses a dumped state (under the box's budgets) and pushes it as a table (an empty one
  * when text is empty). 0, or -EINVAL with err set (and an empty table pushed). */
 int rules__state_load(sprig_luabox_t *box, const char *text, sprig_error_t *err);

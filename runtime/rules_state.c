@@ -157,23 +157,21 @@ static int dump_protected(lua_State *L)
     return 1;
 }
 
-char *rules__state_dump(sprig_luabox_t *box, sprig_error_t *err)
+int rules__state_dump(sprig_luabox_t *box, char **out, sprig_error_t *err)
 {
     lua_State *L = sprig_luabox_state(box);
+    *out = NULL;
     lua_pushcfunction(L, dump_protected);
     int rc = sprig_luabox_call(box, 0, 1, err);
     if (rc != 0) {
-        if (rc == -ENOMEM && strstr(err->msg, "state") == NULL) {
-            sprig_error_set(err, -ENOMEM, "state: out of memory");
-        }
-        return NULL;
+        return rc;
     }
-    char *s = sprig_strdup(lua_tostring(L, -1));
+    *out = sprig_strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
-    if (s == NULL) {
-        sprig_error_set(err, -ENOMEM, "state: out of memory");
+    if (*out == NULL) {
+        return sprig_error_set(err, -ENOMEM, "state: out of memory");
     }
-    return s;
+    return 0;
 }
 
 int rules__state_load(sprig_luabox_t *box, const char *text, sprig_error_t *err)
