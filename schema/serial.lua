@@ -1,6 +1,6 @@
 -- serial (drivers/serial): an MCU link (COBS frames with CRC and acks) or a device that
 -- prints lines, parsed by a Lua function. Points the MCU or the parser names land on the
--- node itself, so the type is open.
+-- node itself, so the type is open. The parser is code: owner = "people", no rule changes it.
 
 nodetype "serial" {
   description = "A serial port: a microcontroller link, or a device that prints lines",
@@ -18,7 +18,7 @@ nodetype "serial" {
     stopBits      = { kind = "integer", min = 1, max = 2, default = 1, description = "Stop bits" },
     mode          = { kind = "enum", values = { "mcu", "line" }, default = "mcu",
                       description = "mcu: COBS frames with acks; line: each line goes to parser" },
-    parser        = { kind = "text",
+    parser        = { kind = "text", owner = "people",
                       description = "Lua source of the line parser: a function of a line returning points (line mode)" },
     timeout       = { kind = "integer", min = 1, max = 60000, default = 1000, unit = "ms",
                       description = "Time to wait for an ack before a resend (mcu mode)" },

@@ -306,7 +306,8 @@ static void t_schema_refused_write(void **state)
 }
 
 /* A rule writes data, not the system (DESIGN.md section 7): it may not change any rule's
- * script, file or disabled (its own neither), nor a sync node's connection. Each refusal
+ * script, file or disabled (its own neither), a sync node's connection, nor a serial
+ * parser (code). Each refusal
  * names the node, the point and the rule, and nothing is written. */
 static void t_rule_cannot_change_system(void **state)
 {
@@ -314,6 +315,10 @@ static void t_rule_cannot_change_system(void **state)
     sprig_point_t uri = {.type = "uri", .text = "mqtt://127.0.0.1:1883"};
     sprig_error_t err = {{0}};
     assert_int_equal(sprig_core_create(f->c, "link", "sync", sprig_core_root_id(f->c), &uri, 1,
+                                       NULL, NULL, &err),
+                     0);
+    sprig_point_t port = {.type = "port", .text = "/dev/null"};
+    assert_int_equal(sprig_core_create(f->c, "ser", "serial", sprig_core_root_id(f->c), &port, 1,
                                        NULL, NULL, &err),
                      0);
     add_rule(f, "victim", counter);
@@ -329,6 +334,7 @@ static void t_rule_cannot_change_system(void **state)
         {"link", "deviceId", "'other'"},
         {"link", "passwordFile", "'/etc/shadow'"},
         {"link", "disabled", "true"},
+        {"ser", "parser", "'return function() end'"},
     };
     for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
         char src[256];
