@@ -223,7 +223,7 @@ static int guarded_rep(lua_State *L)
         lua_pushliteral(L, "");
         return 1;
     }
-    if (isint && n > 0 && (size_t)n <= luabox__mem_left(L) / (l + lsep)) {
+    if (isint && n > 0 && l + lsep > 0 && (size_t)n <= luabox__mem_left(L) / (l + lsep)) {
         /* The bytes are charged when the result is allocated; what is left is the loop's
          * count. A result over the memory budget fails there, before any loop. */
         luabox__charge(L, (size_t)n / 16, "string.rep: too many copies");

@@ -189,6 +189,8 @@ static const hostile_t hostile[] = {
     {"string.rep of an empty string", "x = string.rep('', math.maxinteger)\nassert(x == '')", 0,
      NULL},
     {"string.rep empty with empty sep", "assert(('').rep('', 1 << 62, '') == '')", 0, NULL},
+    {"string.rep with an empty string and a bad separator (found by fuzz_luabox)",
+     "assert(not pcall(string.rep, '', 3, {}))", 0, NULL},
     {"table.move of 2^63 elements", "\ntable.move({}, 1, math.maxinteger - 1, 2)", -ETIMEDOUT,
      "t.lua:2: table.move: too many elements (over budget)"},
     {"table.move caught by pcall",
