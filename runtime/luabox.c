@@ -339,8 +339,10 @@ int sprig_luabox_open(const sprig_luabox_opts_t *opts, sprig_luabox_t **out)
         luaL_requiref(L, lib->name, lib->func, 1);
         lua_pop(L, 1);
     }
-    static const char *const unsafe[] = {"dofile",  "loadfile",       "load",
-                                         "require", "collectgarbage", NULL};
+    /* print writes to the daemon's stdout (the --json stream), a blocking write of any
+     * size: rules have log(). */
+    static const char *const unsafe[] = {"dofile",         "loadfile", "load", "require",
+                                         "collectgarbage", "print",    NULL};
     for (const char *const *u = unsafe; *u != NULL; u++) {
         lua_pushnil(L);
         lua_setglobal(L, *u);

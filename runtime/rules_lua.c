@@ -647,7 +647,7 @@ static const char prelude[] =
     "os.date = function(f, t) return date(f, t or floor(now())) end\n"
     "local absent = {io = 'no files', debug = 'no debug hooks', package = 'no modules',\n"
     "  require = 'no modules', dofile = 'no files', loadfile = 'no files',\n"
-    "  collectgarbage = 'the memory budget manages it'}\n"
+    "  collectgarbage = 'the memory budget manages it', print = 'use log(...)'}\n"
     "setmetatable(_G, {__index = function(_, k)\n"
     "  if absent[k] then error(k .. ' is not available in a rule (' .. absent[k] .. ')', 2) end\n"
     "end})\n"

@@ -252,7 +252,8 @@ static void t_sandbox(void **state)
         {"debug.sethook(function() end, '', 1)", "debug is not available in a rule"},
         {"dofile('/etc/passwd')", "dofile is not available in a rule"},
         {"package.loadlib('libc.so.6', 'system')", "package is not available in a rule"},
-        {"string.dump(print)", "attempt to call a nil value (field 'dump')"},
+        {"string.dump(tostring)", "attempt to call a nil value (field 'dump')"},
+        {"print('x')", "print is not available in a rule (use log(...))"},
         {"collectgarbage('stop')", "collectgarbage is not available in a rule"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -495,7 +496,7 @@ static void t_state_big(void **state)
 static void t_state_not_keepable(void **state)
 {
     fx_t *f = *state;
-    add_rule(f, "fn", "state.cb = print\n");
+    add_rule(f, "fn", "state.cb = tostring\n");
     sprig_rules_save(f->e);
     assert_contains(error_of(f, "fn"), "state.cb: a function cannot be kept in state");
 }

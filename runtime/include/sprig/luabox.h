@@ -1,10 +1,15 @@
-/* A sandboxed Lua state for code sprig did not write: schema files now, rule scripts and
- * serial line parsers next (DESIGN.md sections 6-8, STYLE.md "Lua inside C"). Only safe
- * libraries (base without dofile, loadfile, load, require and collectgarbage; string
+/* A sandboxed Lua state for code sprig did not write: schema files, rule scripts and
+ * serial line parsers (DESIGN.md sections 6-8, STYLE.md "Lua inside C"). Only safe
+ * libraries (base without dofile, loadfile, load, require, collectgarbage and print; string
  * without dump; table, math, utf8, coroutine; os.time, os.clock and os.date when asked),
- * source text only, an allocation budget through the state's own allocator, and an
- * instruction and time budget per call through a count hook. Once a call's budget is spent the hook
- * raises at every instruction, so the script's own pcall cannot swallow the stop. Loop
+ * source text only, an allocation budget through the state's own allocator, and a budget
+ * of work and time per call. Work is counted in units of about one VM instruction: the
+ * count hook adds the instructions, the library's C functions add what they copy, scan or
+ * move (pattern matching its steps), large allocations add their bytes; the budgets are
+ * checked about every thousand units. Once a call's budget is spent the hook raises at
+ * every instruction, counting C functions raise, and growing allocations fail, so the
+ * script's own pcall cannot swallow the stop; xpcall runs no message handler for it, and
+ * finalizers (__gc), which Lua runs with hooks off, are refused (luabox_lib.c). Loop
  * thread (one box, one thread). */
 #ifndef SPRIG_LUABOX_H
 #define SPRIG_LUABOX_H
@@ -18,10 +23,9 @@ typedef struct sprig_luabox sprig_luabox_t;
 
 typedef struct sprig_luabox_opts {
     size_t mem_max; /* bytes the state may hold; 0: 32 MiB */
-    long insn_max;  /* instructions one call may run; 0: 20 million */
-    unsigned time_max_ms; /* wall time one call may run, checked with the instruction
-                             count (a long C call such as string.rep runs to its end);
-                             0: no limit */
+    long insn_max;  /* units of work one call may do (about instructions); 0: 20 million */
+    unsigned time_max_ms; /* wall time one call may run, checked about every thousand
+                             units of work; 0: no limit */
     bool os_time;   /* give the script os.time, os.clock, os.date */
     void *user;     /* for the embedder's C functions (sprig_luabox_user) */
 } sprig_luabox_opts_t;
