@@ -314,6 +314,7 @@ void luabox__guard_libs(lua_State *L)
     }
     replace(L, LUA_STRLIBNAME, "rep", guarded_rep, 0);
     replace(L, NULL, "setmetatable", guarded_setmetatable, 0);
+    luabox__open_patterns(L);
     lua_pushcfunction(L, guarded_xpcall);
     lua_setglobal(L, "xpcall");
 }
