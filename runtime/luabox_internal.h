@@ -32,4 +32,9 @@ bool luabox__stopped_thread(lua_State *co);
  * was. */
 void luabox__guard_libs(lua_State *L);
 
+/* Replaces string.find, match, gmatch and gsub by the sandbox's own pattern matcher, which
+ * counts its steps (luabox_pattern.c). Expects the string library opened; leaves the stack
+ * as it was. */
+void luabox__open_patterns(lua_State *L);
+
 #endif

@@ -386,6 +386,7 @@ void luabox__guard_libs(lua_State *L)
     lua_pushcfunction(L, guarded_wrap);
     lua_setfield(L, -2, "wrap");
     lua_pop(L, 1);
+    luabox__open_patterns(L);
     lua_pushcfunction(L, guarded_xpcall);
     lua_setglobal(L, "xpcall");
 }
