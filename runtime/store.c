@@ -790,11 +790,13 @@ static void call_waiters(sprig_store_t *s, uint64_t seq, int status, bool early)
 }
 
 /* The store cannot commit: records why (msg, for status and the API's answers) and tells
- * the early waiters at once. A spell of failures starts with the first one. */
-static void set_failing(sprig_store_t *s, sprig_store_state_t state, int code, const char *msg)
+ * the early waiters at once. A spell of failures starts with the first one, at `since`
+ * (wall clock). */
+static void set_failing(sprig_store_t *s, sprig_store_state_t state, int code, const char *msg,
+                        int64_t since)
 {
     if (s->state == SPRIG_STORE_OK) {
-        s->fail_since = sprig_wall_ns();
+        s->fail_since = since;
         s->failures = 0;
     }
     s->state = state;
@@ -829,11 +831,11 @@ static void on_stall(uv_timer_t *t)
         return; /* an early waiter heard of the failure already */
     }
     char msg[160];
-    double secs = (double)(uv_hrtime() - s->inflight_since) / 1e9;
+    uint64_t took = uv_hrtime() - s->inflight_since;
     snprintf(msg, sizeof(msg), "the commit of batch %llu (%zu rows) has not finished after %.1f s",
-             (unsigned long long)s->inflight->seq, s->inflight->len, secs);
+             (unsigned long long)s->inflight->seq, s->inflight->len, (double)took / 1e9);
     sprig_log_warn("database %s: %s; API writes are refused until it ends", s->path, msg);
-    set_failing(s, SPRIG_STORE_STALLED, -ETIMEDOUT, msg);
+    set_failing(s, SPRIG_STORE_STALLED, -ETIMEDOUT, msg, sprig_wall_ns() - (int64_t)took);
 }
 
 /* Loop thread, after a batch was written: account, call waiters, recycle. A batch that
@@ -853,7 +855,7 @@ static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
             s->failed = b;
             s->retry_ms = s->retry_ms != 0 ? s->retry_ms * 2 : 100;
             s->retry_ms = s->retry_ms > 5000 ? 5000 : s->retry_ms;
-            set_failing(s, SPRIG_STORE_FAILING, b->status, why);
+            set_failing(s, SPRIG_STORE_FAILING, b->status, why, sprig_wall_ns());
             s->failures++;
             sprig_log_error("database %s: batch %llu of %zu rows was not written: %s; it is "
                             "kept (%zu rows wait in all) and tried again in %.1f s",
