@@ -586,8 +586,8 @@ void sprig_api_stop(sprig_api_t *api)
                 r->ticket->req = NULL; /* the store still holds it, and frees it */
                 r->ticket = NULL;
             }
-            answer_error(r, 503, "sprig is stopping before this write is on disk: it is not "
-                                 "stored");
+            answer_error(r, 503,
+                         "sprig is stopping before this write is on disk: it is not stored");
             resume(r);
         }
     }

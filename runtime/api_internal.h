@@ -23,8 +23,8 @@ struct sprig_api {
     unsigned port;
     int64_t started_ns;
     bool stopping;
-    bool kicked; /* MHD must run again at once */
-    api_sse_t *streams; /* open /v1/events connections */
+    bool kicked;             /* MHD must run again at once */
+    api_sse_t *streams;      /* open /v1/events connections */
     struct api_req *waiting; /* writes whose answer waits for their batch, until completed */
     sprig_bus_sub_t *sub;
     uint64_t requests, errors;

@@ -283,9 +283,8 @@ static int check_writable(const char *path, sprig_error_t *err)
                                    "database %s: %s%scannot be written (%s): %s mode %04o, "
                                    "owner uid %u, and sprig runs as uid %u",
                                    path, i == 0 ? "" : file, i == 0 ? "" : " ", strerror(e),
-                                   i == 0 ? "the file is" : "it is",
-                                   (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
-                                   (unsigned)geteuid());
+                                   i == 0 ? "the file is" : "it is", (unsigned)(st.st_mode & 07777),
+                                   (unsigned)st.st_uid, (unsigned)geteuid());
         }
         e = errno;
         if (e != ENOENT) {
@@ -987,8 +986,8 @@ int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durab
     return add_waiter(s, batch, cb, arg, false);
 }
 
-int sprig_store_when_durable_or_failing(sprig_store_t *s, uint64_t batch,
-                                        sprig_store_durable_cb cb, void *arg)
+int sprig_store_when_durable_or_failing(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb,
+                                        void *arg)
 {
     return add_waiter(s, batch, cb, arg, true);
 }

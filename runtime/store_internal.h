@@ -73,9 +73,9 @@ struct sprig_store {
     char *path;
     int lock_fd;
     batch_t *open, *inflight, *spare;
-    batch_t *failed;   /* a batch whose commit failed, tried again first */
-    unsigned retry_ms; /* backoff of that retry, 100 ms doubling to 5 s */
-    uv_timer_t *stall; /* fires when the batch in flight takes over SPRIG_STORE_STALL_MS */
+    batch_t *failed;         /* a batch whose commit failed, tried again first */
+    unsigned retry_ms;       /* backoff of that retry, 100 ms doubling to 5 s */
+    uv_timer_t *stall;       /* fires when the batch in flight takes over SPRIG_STORE_STALL_MS */
     uint64_t inflight_since; /* uv_hrtime() when the batch in flight was handed over */
     /* Health (sprig_store_health): state, code, start and count of this spell of failures,
      * and the sentence that says why. Loop thread only. */
