@@ -585,7 +585,9 @@ static int put_row(sprig_store_t *s, const row_t *in)
     s->backlog++;
     s->last_row_batch = b->seq;
     if (s->loop != NULL) {
-        if (b->len >= s->o.batch_max) {
+        /* While a failed batch waits for its retry, the retry's backoff sets the pace: a
+         * full open batch waits behind it rather than hurrying it on. */
+        if (b->len >= s->o.batch_max && s->failed == NULL) {
             try_commit(s);
         }
         else if (b->len == 1 && s->inflight == NULL && s->failed == NULL) {
