@@ -17,6 +17,8 @@
 #include "sprig/util.h"
 
 #define BODY_MAX_DEFAULT (1024 * 1024)
+/* How long a stopping server gives the answers of waiting writes to go out. */
+#define STOP_ANSWER_NS (2ULL * 1000000000)
 
 /* A write's wait for durability. The store holds it until the batch is on disk; if the
  * request is gone by then (server stopped), req is NULL and the ticket just goes. */
@@ -180,7 +182,40 @@ static enum MHD_Result send_error(api_req_t *req, int status, const char *fmt, .
     return send_text(req->conn, status, text);
 }
 
-/* The store's callback for a waiting write: the answer goes out now. */
+/* Replaces a waiting write's answer by an error. */
+static void answer_error(api_req_t *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void answer_error(api_req_t *req, int status, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    api_answer_t ans = {0};
+    api__error(&ans, status, "%s", msg);
+    sprig_free(req->answer);
+    req->answer = render(ans.json);
+    cJSON_Delete(ans.json);
+    req->status = status;
+    req->api->errors++;
+}
+
+static void resume(api_req_t *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        api__kick(req->api);
+    }
+}
+
+/* The store's callback for a waiting write: the answer goes out now. 0: on disk. Else the
+ * store cannot write (failing or stalled, or given up at close): the write was applied in
+ * memory in full (a call is all or nothing) but is not on disk, and the answer says which
+ * of the two it is now: kept to be written once the store recovers, or, when the server
+ * is stopping, not stored. */
 static void on_durable(uint64_t batch, int status, void *arg)
 {
     (void)batch;
@@ -192,15 +227,21 @@ static void on_durable(uint64_t batch, int status, void *arg)
     }
     req->ticket = NULL;
     if (status != 0) {
-        sprig_free(req->answer);
-        req->answer = NULL;
-        req->status = 500;
+        sprig_store_health_t h;
+        sprig_store_health(sprig_core_store(req->api->core), &h);
+        const char *why = h.error != NULL ? h.error : sprig_strerror(status);
+        if (req->api->stopping) {
+            answer_error(req, 503, "%s; sprig is stopping, so this write is not stored", why);
+        }
+        else {
+            answer_error(req, 503,
+                         "%s; this write is applied but not on disk yet: it is kept in memory and "
+                         "written once the database can be written again, unless sprig stops "
+                         "first (no need to send it again)",
+                         why);
+        }
     }
-    if (req->suspended) {
-        req->suspended = false;
-        MHD_resume_connection(req->conn);
-        api__kick(req->api);
-    }
+    resume(req);
 }
 
 /* Answers a routed request: at once, as an event stream, or once its batch is durable. */
@@ -234,13 +275,20 @@ static enum MHD_Result answer(api_req_t *req, api_answer_t *ans)
     req->status = ans->status;
     req->answer = text;
     req->suspended = true;
+    req->wait_next = api->waiting;
+    req->wait_prev = &api->waiting;
+    if (api->waiting != NULL) {
+        api->waiting->wait_prev = &req->wait_next;
+    }
+    api->waiting = req;
     MHD_suspend_connection(req->conn);
-    if (sprig_core_when_durable(api->core, ans->wait_batch, on_durable, t) != 0) {
+    /* Not only once durable: a write must not hang on a store that cannot write. */
+    if (sprig_store_when_durable_or_failing(sprig_core_store(api->core), ans->wait_batch,
+                                            on_durable, t) != 0) {
         req->ticket = NULL;
         sprig_free(t);
-        req->status = 503;
-        req->suspended = false;
-        MHD_resume_connection(req->conn);
+        answer_error(req, 503, "out of memory: the write is applied but its answer is lost");
+        resume(req);
     }
     return MHD_YES;
 }
@@ -388,6 +436,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->ticket != NULL) {
         req->ticket->req = NULL; /* the store still holds it, and frees it */
     }
+    if (req->wait_prev != NULL) {
+        *req->wait_prev = req->wait_next;
+        if (req->wait_next != NULL) {
+            req->wait_next->wait_prev = req->wait_prev;
+        }
+    }
     sprig_free(req->answer);
     sprig_free(req->body);
     sprig_free(req);
@@ -521,9 +575,27 @@ void sprig_api_stop(sprig_api_t *api)
     api->stopping = true;
     sprig_bus_unsubscribe(sprig_core_bus(api->core), api->sub);
     api__events_close_all(api);
-    /* Writes waiting for their batch: commit now, so they get their answer. */
+    /* Writes waiting for their batch: commit now, so they get their answer (200, or 503
+     * when the store cannot write). */
     sprig_store_flush(sprig_core_store(api->core));
-    for (int i = 0; i < 5; i++) {
+    /* Any still waiting gets 503 now: MHD must not stop with a connection suspended (it
+     * aborts the process), and a client must not hang. */
+    for (api_req_t *r = api->waiting; r != NULL; r = r->wait_next) {
+        if (r->suspended) {
+            if (r->ticket != NULL) {
+                r->ticket->req = NULL; /* the store still holds it, and frees it */
+                r->ticket = NULL;
+            }
+            answer_error(r, 503,
+                         "sprig is stopping before this write is on disk: it is not stored");
+            resume(r);
+        }
+    }
+    /* Let MHD send those answers, within a bound. */
+    uint64_t end = uv_hrtime() + STOP_ANSWER_NS;
+    MHD_run(api->mhd);
+    while (api->waiting != NULL && uv_hrtime() < end) {
+        uv_sleep(1);
         MHD_run(api->mhd);
     }
     uv_poll_stop(api->poll);

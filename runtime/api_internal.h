@@ -23,8 +23,9 @@ struct sprig_api {
     unsigned port;
     int64_t started_ns;
     bool stopping;
-    bool kicked; /* MHD must run again at once */
-    api_sse_t *streams; /* open /v1/events connections */
+    bool kicked;             /* MHD must run again at once */
+    api_sse_t *streams;      /* open /v1/events connections */
+    struct api_req *waiting; /* writes whose answer waits for their batch, until completed */
     sprig_bus_sub_t *sub;
     uint64_t requests, errors;
 };
@@ -41,6 +42,7 @@ typedef struct api_req {
     api_ticket_t *ticket;
     int status;
     char *answer;
+    struct api_req *wait_next, **wait_prev; /* in api->waiting while wait_prev != NULL */
 } api_req_t;
 
 /* What a route answers: a status and a JSON body (owned), and for a write the store batch

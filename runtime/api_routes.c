@@ -46,6 +46,23 @@ static void fail(route_ctx_t *r, int code, const sprig_error_t *err)
     api__error(r->ans, api__status(code), "%s", err->msg);
 }
 
+/* While the store cannot write (a commit failed, or has not finished for a second), a
+ * write is refused before any of it is applied: 503 with the store's sentence, so the
+ * caller knows that nothing of it is stored. Writes are taken again once a commit works. */
+static bool store_refuses(route_ctx_t *r)
+{
+    sprig_store_health_t h;
+    sprig_store_health(sprig_core_store(r->core), &h);
+    if (h.state == SPRIG_STORE_OK) {
+        return false;
+    }
+    api__error(r->ans, 503,
+               "%s; this write is refused and nothing of it is stored: send it again once the "
+               "database can be written (GET /v1/status tells)",
+               h.error);
+    return true;
+}
+
 static cJSON *points_json(const sprig_point_t *p)
 {
     cJSON *a = cJSON_CreateArray();
@@ -268,6 +285,23 @@ static int status_sync_one(sprig_node_t *n, void *arg)
     return 0;
 }
 
+/* status's store.state ("ok", "failing": a commit failed and is tried again, "stalled": one
+ * has not finished for a second), and while not ok: error (the store's sentence), since
+ * (when the spell began, RFC 3339) and failures (commits failed since). */
+static void store_health_json(cJSON *st, const sprig_store_t *store)
+{
+    static const char *const states[] = {"ok", "failing", "stalled"};
+    sprig_store_health_t h;
+    char t[40];
+    sprig_store_health(store, &h);
+    cJSON_AddStringToObject(st, "state", states[h.state]);
+    if (h.state != SPRIG_STORE_OK) {
+        cJSON_AddStringToObject(st, "error", h.error);
+        cJSON_AddStringToObject(st, "since", sprig_time_format(h.since, t, sizeof(t)));
+        cJSON_AddNumberToObject(st, "failures", (double)h.failures);
+    }
+}
+
 static void get_status(route_ctx_t *r)
 {
     char hash[17];
@@ -291,6 +325,7 @@ static void get_status(route_ctx_t *r)
     cJSON_AddNumberToObject(st, "historyRows", (double)ss.history_rows);
     cJSON_AddNumberToObject(st, "durableBatch", (double)sprig_store_durable(store));
     cJSON_AddNumberToObject(st, "backlog", (double)sprig_store_backlog(store));
+    store_health_json(st, store);
     cJSON_AddItemToObject(o, "store", st);
     cJSON_AddNumberToObject(w, "accepted", (double)cs.accepted);
     cJSON_AddNumberToObject(w, "stale", (double)cs.stale);
@@ -932,10 +967,17 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
         get_export(&r);
     }
     else if (r.nseg == 2 && is(&r, 1, "import") && post) {
-        post_import(&r);
+        if (!store_refuses(&r)) {
+            post_import(&r);
+        }
     }
-    else if (r.nseg == 2 && is(&r, 1, "nodes") && (get || post)) {
-        get ? get_nodes(&r) : post_nodes(&r);
+    else if (r.nseg == 2 && is(&r, 1, "nodes") && get) {
+        get_nodes(&r);
+    }
+    else if (r.nseg == 2 && is(&r, 1, "nodes") && post) {
+        if (!store_refuses(&r)) {
+            post_nodes(&r);
+        }
     }
     else if (r.nseg >= 3 && r.nseg <= 4 && is(&r, 1, "nodes")) {
         const char *sub = r.nseg == 4 ? r.seg[3] : "";
@@ -957,7 +999,7 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
             return;
         }
         sprig_node_t *n = find_node(&r, r.seg[2]);
-        if (n == NULL) {
+        if (n == NULL || ((post || del) && store_refuses(&r))) {
             return;
         }
         if (r.nseg == 3) {

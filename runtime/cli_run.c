@@ -1,10 +1,14 @@
 /* `sprig run`: the daemon. One libuv loop runs the core, the drivers and the printer of
- * accepted changes; SIGINT or SIGTERM stops it after the last batch is committed. */
+ * accepted changes; SIGINT or SIGTERM stops it after the last batch is committed. It
+ * exits 0 when every accepted row is on disk, 1 when some could not be written at the
+ * stop (each lost batch is logged), 2 when it cannot start (bad usage, or a database it
+ * cannot write). */
 #include <cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -42,6 +46,10 @@ static void run_usage(FILE *f)
           "Runs the daemon: loads the tree from the database, starts a driver for each\n"
           "driver node, and prints every accepted point change, one line each, until\n"
           "SIGINT or SIGTERM (the last batch is committed before it exits).\n"
+          "\n"
+          "It refuses to start (exit 2) on a database it cannot write. While the database\n"
+          "cannot be written (disk full, I/O error) API writes answer 503 and the store\n"
+          "tries again until it can; exit 1 means rows could not be written at the stop.\n"
           "\n"
           "flags:\n"
           "  --db FILE           SQLite database (default sprig.db); created when missing\n"
@@ -501,6 +509,9 @@ int cli_run(int argc, char **argv)
         rules_dir = NULL;
     }
     int code = 2;
+    /* Past a file size limit (ulimit -f) a write then fails with EFBIG, which the store
+     * reports and retries like a full disk, instead of the signal killing the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
     uv_loop_init(&loop);
     r.loop = &loop;
     sprig_core_opts_t co = {.db_path = db, .store = {.commit_ms = (unsigned)commit_ms}};
@@ -583,7 +594,10 @@ done:
         t = sprig_core_tree(r.core);
         uint64_t root_hash = sprig_tree_root_hash(t);
         if (sprig_core_close(r.core) != 0) {
-            code = 2;
+            sprig_log_error("database %s: closed, but rows accepted before the stop could not "
+                            "be written (lost batches above)",
+                            db);
+            code = code == 0 ? 1 : code;
         }
         else if (code == 0) {
             sprig_log_info("database %s: closed, every batch committed, root hash %016" PRIx64, db,

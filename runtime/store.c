@@ -8,10 +8,18 @@
  *
  * Durability: WAL with synchronous=FULL by default, so a batch reported durable survives
  * power loss, not just a crash of the process; each batch costs one fsync, and batches
- * grow while one commits, so the cost stays small under load. */
+ * grow while one commits, so the cost stays small under load.
+ *
+ * Failures: a batch whose commit fails (disk full, I/O error) is kept as s->failed and
+ * tried again, with backoff, before anything queued after it, so no row is dropped and
+ * the order holds; the store is "failing" until a commit works, and "stalled" while one
+ * takes longer than SPRIG_STORE_STALL_MS. Early waiters hear of either at once, so the API
+ * answers within a bound (and refuses new writes meanwhile). Only close gives rows up. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -158,6 +166,51 @@ static int identify(sprig_store_t *s, long long *version_out, sprig_error_t *err
     return 0;
 }
 
+/* The system's errno behind a failed SQLite call (0: none): SQLite's record of it, else,
+ * for an I/O error or a full disk, errno as the call left it (SQLite's unix VFS keeps the
+ * errno of a failed write in the file, not in the connection: a write past RLIMIT_FSIZE
+ * is "disk I/O error" with no system errno, while errno says EFBIG). Read it at once. */
+static int sys_errno(sqlite3 *db, int rc, int errno_now)
+{
+    int e = sqlite3_system_errno(db);
+    if (e == 0 && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL)) {
+        e = errno_now;
+    }
+    return e;
+}
+
+/* The words for a failed SQLite call: SQLite's message and the system's reason behind it
+ * (or the errno the code maps to, when SQLite names none), in buf. */
+static const char *reason(char *buf, size_t n, const char *sqlite_msg, int sys, int code)
+{
+    snprintf(buf, n, "%s (%s)", sqlite_msg, sys != 0 ? strerror(sys) : sprig_strerror(code));
+    return buf;
+}
+
+/* One commit before the store is handed out, so that a read-only mount, a full disk or a
+ * -shm file of another user stop the open rather than the first write: it rewrites the
+ * header's version with the same number. */
+static int probe_write(sprig_store_t *s, sprig_error_t *err)
+{
+    char sql[64], why[320];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SPRIG_STORE_VERSION);
+    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        int e = sys_errno(s->db, rc, errno);
+        rc = store__map_sqlite(rc);
+        reason(why, sizeof(why), sqlite3_errmsg(s->db), e, rc);
+        exec(s, "ROLLBACK");
+        return sprig_error_set(err, rc, "database %s: cannot be written: %s", s->path, why);
+    }
+    return 0;
+}
+
 /* Brings the file from version to SPRIG_STORE_VERSION, one transaction per step. */
 static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
 {
@@ -189,9 +242,76 @@ static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
     return 0;
 }
 
+/* The folder path is in, in buf (n >= PATH_MAX): its full name when it can be found. */
+static const char *folder_of(const char *path, char *buf, size_t n)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    }
+    else {
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    }
+    if (realpath(dir, buf) == NULL) {
+        snprintf(buf, n, "%s", dir);
+    }
+    return buf;
+}
+
+/* A daemon must not start on a database it cannot write: it would take writes it can
+ * never store. SQLite opens such a file read-only without a word (and then makes its -wal
+ * and -shm files with the database's read-only mode), so this looks first: the database
+ * and its -wal, -shm and -lock files must be writable by this process's effective user,
+ * and the folder too for each of them that is missing (SQLite and take_lock make them
+ * there). A read-only file system fails here as well (EROFS). */
+static int check_writable(const char *path, sprig_error_t *err)
+{
+    static const char *const side[] = {"", "-wal", "-shm", "-lock"};
+    char file[PATH_MAX + 8], dir[PATH_MAX];
+    const char *folder = folder_of(path, dir, sizeof(dir));
+    for (size_t i = 0; i < sizeof(side) / sizeof(side[0]); i++) {
+        struct stat st;
+        int e;
+        snprintf(file, sizeof(file), "%s%s", path, side[i]);
+        if (stat(file, &st) == 0) {
+            if (faccessat(AT_FDCWD, file, R_OK | W_OK, AT_EACCESS) == 0) {
+                continue;
+            }
+            e = errno;
+            return sprig_error_set(err, -e,
+                                   "database %s: %s%scannot be written (%s): %s mode %04o, "
+                                   "owner uid %u, and sprig runs as uid %u",
+                                   path, i == 0 ? "" : file, i == 0 ? "" : " ", strerror(e),
+                                   i == 0 ? "the file is" : "it is", (unsigned)(st.st_mode & 07777),
+                                   (unsigned)st.st_uid, (unsigned)geteuid());
+        }
+        e = errno;
+        if (e != ENOENT) {
+            return sprig_error_set(err, -e, "database %s: %s cannot be reached: %s", path, file,
+                                   strerror(e));
+        }
+        if (faccessat(AT_FDCWD, folder, W_OK | X_OK, AT_EACCESS) != 0) {
+            e = errno;
+            if (i == 0) {
+                return sprig_error_set(err, -e,
+                                       "database %s: cannot be created: its folder %s cannot be "
+                                       "written (%s)",
+                                       path, folder, strerror(e));
+            }
+            return sprig_error_set(err, -e,
+                                   "database %s: its folder %s cannot be written (%s), and "
+                                   "%s must be made there",
+                                   path, folder, strerror(e), file);
+        }
+    }
+    return 0;
+}
+
 static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
 {
     char lock[4096];
+    int rc;
     s->lock_fd = -1;
     if (s->o.read_only || strcmp(path, ":memory:") == 0) {
         return 0;
@@ -199,6 +319,9 @@ static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         return sprig_error_set(err, -EISDIR, "database %s: is a directory", path);
+    }
+    if ((rc = check_writable(path, err)) != 0) {
+        return rc;
     }
     snprintf(lock, sizeof(lock), "%s-lock", path);
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -241,6 +364,9 @@ static void release(sprig_store_t *s)
     }
     if (s->timer != NULL) {
         uv_close((uv_handle_t *)s->timer, sprig_free_handle);
+    }
+    if (s->stall != NULL) {
+        uv_close((uv_handle_t *)s->stall, sprig_free_handle);
     }
     batch_free(s->open);
     batch_free(s->spare);
@@ -320,6 +446,9 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     if ((rc = migrate(s, version, err)) != 0) {
         goto fail;
     }
+    if (!s->o.read_only && (rc = probe_write(s, err)) != 0) {
+        goto fail;
+    }
     if (!s->o.read_only) {
         for (int i = 0; i < ST_COUNT; i++) {
             rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
@@ -345,12 +474,17 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     }
     if (loop != NULL) {
         s->timer = sprig_malloc(sizeof(*s->timer));
-        if (s->timer == NULL) {
+        s->stall = sprig_malloc(sizeof(*s->stall));
+        if (s->timer == NULL || s->stall == NULL) {
+            sprig_free(s->timer);
+            sprig_free(s->stall);
+            s->timer = s->stall = NULL;
             rc = sprig_error_set(err, -ENOMEM, "database %s: out of memory", path);
             goto fail;
         }
         uv_timer_init(loop, s->timer);
-        s->timer->data = s;
+        uv_timer_init(loop, s->stall);
+        s->timer->data = s->stall->data = s;
         s->work.data = s;
     }
     *out = s;
@@ -398,6 +532,7 @@ static void batch_reset(batch_t *b)
     }
     b->len = 0;
     b->status = 0;
+    b->sys_errno = 0;
     b->error[0] = '\0';
 }
 
@@ -450,7 +585,9 @@ static int put_row(sprig_store_t *s, const row_t *in)
     s->backlog++;
     s->last_row_batch = b->seq;
     if (s->loop != NULL) {
-        if (b->len >= s->o.batch_max) {
+        /* While a failed batch waits for its retry, the retry's backoff sets the pace: a
+         * full open batch waits behind it rather than hurrying it on. */
+        if (b->len >= s->o.batch_max && s->failed == NULL) {
             try_commit(s);
         }
         else if (b->len == 1 && s->inflight == NULL && s->failed == NULL) {
@@ -527,7 +664,9 @@ int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const char *dow
 static int step(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
+    int e = errno; /* the system's reason for a failed write; the reset must not lose it */
     sqlite3_reset(st);
+    errno = e;
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -616,6 +755,7 @@ static void commit_batch(sprig_store_t *s, batch_t *b)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
+        b->sys_errno = sys_errno(s->db, rc, errno);
         snprintf(b->error, sizeof(b->error), "%s", sqlite3_errmsg(s->db));
         b->status = store__map_sqlite(rc);
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -632,13 +772,14 @@ static void work_cb(uv_work_t *w)
     commit_batch(s, s->inflight);
 }
 
-/* Calls the waiters of batches up to seq with status; later ones keep waiting. */
-static void call_waiters(sprig_store_t *s, uint64_t seq, int status)
+/* Calls the waiters of batches up to seq with status, and the early ones of any batch too
+ * when early (the store just turned failing or stalled); the others keep waiting. */
+static void call_waiters(sprig_store_t *s, uint64_t seq, int status, bool early)
 {
     waiter_t **pp = &s->waiters;
     while (*pp != NULL) {
         waiter_t *w = *pp;
-        if (w->batch <= seq) {
+        if (w->batch <= seq || (early && w->early)) {
             *pp = w->next;
             w->cb(w->batch, status, w->arg);
             sprig_free(w);
@@ -647,6 +788,55 @@ static void call_waiters(sprig_store_t *s, uint64_t seq, int status)
             pp = &w->next;
         }
     }
+}
+
+/* The store cannot commit: records why (msg, for status and the API's answers) and tells
+ * the early waiters at once. A spell of failures starts with the first one, at `since`
+ * (wall clock). */
+static void set_failing(sprig_store_t *s, sprig_store_state_t state, int code, const char *msg,
+                        int64_t since)
+{
+    if (s->state == SPRIG_STORE_OK) {
+        s->fail_since = since;
+        s->failures = 0;
+    }
+    s->state = state;
+    s->fail_code = code;
+    snprintf(s->fail_msg, sizeof(s->fail_msg), "database %s: cannot be written: %s", s->path, msg);
+    call_waiters(s, 0, code, true);
+}
+
+/* A commit succeeded: the spell of failures, if any, is over. */
+static void set_ok(sprig_store_t *s, const batch_t *b)
+{
+    if (s->state == SPRIG_STORE_OK) {
+        return;
+    }
+    double secs = (double)(sprig_wall_ns() - s->fail_since) / 1e9;
+    sprig_log_info("database %s: writing works again after %.1f s and %u failed commits: batch "
+                   "%llu is on disk, the %zu rows queued behind it follow",
+                   s->path, secs, s->failures, (unsigned long long)b->seq, s->backlog - b->len);
+    s->state = SPRIG_STORE_OK;
+    s->fail_code = 0;
+    s->fail_since = 0;
+    s->fail_msg[0] = '\0';
+}
+
+/* The batch in flight has not come back after SPRIG_STORE_STALL_MS: the disk does not
+ * answer (or is very slow). The commit goes on; the store reports itself stalled until it
+ * ends, so callers that must answer within a bound do. */
+static void on_stall(uv_timer_t *t)
+{
+    sprig_store_t *s = t->data;
+    if (s->inflight == NULL || s->state != SPRIG_STORE_OK) {
+        return; /* an early waiter heard of the failure already */
+    }
+    char msg[160];
+    uint64_t took = uv_hrtime() - s->inflight_since;
+    snprintf(msg, sizeof(msg), "the commit of batch %llu (%zu rows) has not finished after %.1f s",
+             (unsigned long long)s->inflight->seq, s->inflight->len, (double)took / 1e9);
+    sprig_log_warn("database %s: %s; API writes are refused until it ends", s->path, msg);
+    set_failing(s, SPRIG_STORE_STALLED, -ETIMEDOUT, msg, sprig_wall_ns() - (int64_t)took);
 }
 
 /* Loop thread, after a batch was written: account, call waiters, recycle. A batch that
@@ -658,21 +848,31 @@ static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
     s->stats.history_rows = b->hist_max - b->hist_min + 1;
     s->stats.history_last_id = b->hist_max;
     if (b->status != 0) {
+        char why[320];
+        reason(why, sizeof(why), b->error[0] != '\0' ? b->error : "not committed", b->sys_errno,
+               b->status);
         s->stats.commit_errors++;
-        sprig_log_error("database %s: batch %llu of %zu rows was not written: %s (%s)%s", s->path,
-                        (unsigned long long)b->seq, b->len, b->error, sprig_strerror(b->status),
-                        final ? "; its rows are lost" : "; will try again");
         if (!final) {
             s->failed = b;
             s->retry_ms = s->retry_ms != 0 ? s->retry_ms * 2 : 100;
             s->retry_ms = s->retry_ms > 5000 ? 5000 : s->retry_ms;
+            set_failing(s, SPRIG_STORE_FAILING, b->status, why, sprig_wall_ns());
+            s->failures++;
+            sprig_log_error("database %s: batch %llu of %zu rows was not written: %s; it is "
+                            "kept (%zu rows wait in all) and tried again in %.1f s",
+                            s->path, (unsigned long long)b->seq, b->len, why, s->backlog,
+                            s->retry_ms / 1000.0);
             if (s->loop != NULL) {
                 uv_timer_start(s->timer, on_timer, s->retry_ms, 0);
             }
             return;
         }
+        sprig_log_error("database %s: batch %llu of %zu rows was not written: %s; closing, so its "
+                        "rows are lost",
+                        s->path, (unsigned long long)b->seq, b->len, why);
     }
     else {
+        set_ok(s, b);
         s->durable = b->seq;
         s->stats.batches++;
         s->stats.rows += b->len;
@@ -688,7 +888,7 @@ static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
     else {
         batch_free(b);
     }
-    call_waiters(s, seq, status);
+    call_waiters(s, seq, status, false);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
@@ -696,6 +896,7 @@ static void after_work_cb(uv_work_t *w, int status)
     sprig_store_t *s = w->data;
     batch_t *b = s->inflight;
     s->inflight = NULL;
+    uv_timer_stop(s->stall);
     if (status != 0 && b->status == 0) {
         b->status = status;
     }
@@ -730,7 +931,10 @@ static void try_commit(sprig_store_t *s)
         /* No worker could be had: write it here rather than lose it. */
         commit_batch(s, s->inflight);
         after_work_cb(&s->work, 0);
+        return;
     }
+    s->inflight_since = uv_hrtime();
+    uv_timer_start(s->stall, on_stall, SPRIG_STORE_STALL_MS, 0);
 }
 
 uint64_t sprig_store_batch(const sprig_store_t *s)
@@ -753,12 +957,17 @@ size_t sprig_store_backlog(const sprig_store_t *s)
     return s->backlog;
 }
 
-int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb, void *arg)
+static int add_waiter(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb, void *arg,
+                      bool early)
 {
     /* A batch that never received a row (the open one while empty) has nothing to wait for. */
     bool empty_open = batch == s->next_seq && (s->open == NULL || s->open->len == 0);
     if (batch <= s->durable || empty_open) {
         cb(batch, 0, arg);
+        return 0;
+    }
+    if (early && s->state != SPRIG_STORE_OK) {
+        cb(batch, s->fail_code, arg);
         return 0;
     }
     waiter_t *w = sprig_malloc(sizeof(*w));
@@ -768,9 +977,30 @@ int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durab
     w->batch = batch;
     w->cb = cb;
     w->arg = arg;
+    w->early = early;
     w->next = s->waiters;
     s->waiters = w;
     return 0;
+}
+
+int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb, void *arg)
+{
+    return add_waiter(s, batch, cb, arg, false);
+}
+
+int sprig_store_when_durable_or_failing(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb,
+                                        void *arg)
+{
+    return add_waiter(s, batch, cb, arg, true);
+}
+
+void sprig_store_health(const sprig_store_t *s, sprig_store_health_t *out)
+{
+    out->state = s->state;
+    out->code = s->fail_code;
+    out->since = s->fail_since;
+    out->failures = s->failures;
+    out->error = s->state != SPRIG_STORE_OK ? s->fail_msg : NULL;
 }
 
 void store__wait_inflight(sprig_store_t *s)

@@ -48,6 +48,7 @@ typedef struct batch {
     size_t len, cap;
     chunk_t *arena;
     int status;                   /* set by the worker */
+    int sys_errno;                /* the system's errno behind a failure (0: none); worker */
     char error[256];              /* set by the worker */
     long long hist_min, hist_max; /* history id range after the commit */
 } batch_t;
@@ -57,6 +58,7 @@ typedef struct waiter {
     uint64_t batch;
     sprig_store_durable_cb cb;
     void *arg;
+    bool early; /* also called when the store turns failing or stalled */
 } waiter_t;
 
 enum { ST_NODE, ST_EDGE, ST_POINT, ST_EDGE_POINT, ST_HIST, ST_SERIES, ST_COUNT };
@@ -71,8 +73,17 @@ struct sprig_store {
     char *path;
     int lock_fd;
     batch_t *open, *inflight, *spare;
-    batch_t *failed;   /* a batch whose commit failed, tried again first */
-    unsigned retry_ms; /* backoff of that retry, 100 ms doubling to 5 s */
+    batch_t *failed;         /* a batch whose commit failed, tried again first */
+    unsigned retry_ms;       /* backoff of that retry, 100 ms doubling to 5 s */
+    uv_timer_t *stall;       /* fires when the batch in flight takes over SPRIG_STORE_STALL_MS */
+    uint64_t inflight_since; /* uv_hrtime() when the batch in flight was handed over */
+    /* Health (sprig_store_health): state, code, start and count of this spell of failures,
+     * and the sentence that says why. Loop thread only. */
+    sprig_store_state_t state;
+    int fail_code;
+    int64_t fail_since;
+    unsigned failures;
+    char fail_msg[512];
     uint64_t next_seq, durable;
     uint64_t last_row_batch; /* batch of the row queued last */
     waiter_t *waiters;

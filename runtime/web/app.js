@@ -11,12 +11,14 @@ import { noteEvent } from "./activity.js";
 
 const $ = (sel) => document.querySelector(sel);
 const DRAW_EVERY = 100; // ms
+const STATUS_EVERY = 5000; // ms: how often the header asks whether the database can be written
 
 let stopEvents = null;
 let buffered = null;  // events that arrived before the snapshot
 let drawTimer = 0;
 let retry = 1000;
 let retryTimer = 0; // the one pending reconnect: never two loops at once
+let statusTimer = 0;
 const fetching = new Set();
 
 function again(ms) {
@@ -72,7 +74,35 @@ async function login(e) {
 function stop() {
   if (stopEvents) stopEvents();
   stopEvents = null;
+  clearTimeout(statusTimer);
   setLive(false);
+}
+
+// The header's store badge, from /v1/status: shown while the daemon cannot write its
+// database (its writes are then refused), with the daemon's sentence on hover.
+function drawStore(status) {
+  const s = (status && status.store) || {};
+  const el = $("#store");
+  const bad = !!s.state && s.state !== "ok";
+  el.hidden = !bad;
+  el.dataset.state = s.state || "ok";
+  el.textContent = bad ? "\u26a0 database " + s.state : "";
+  el.title = bad ? s.error + " (since " + s.since + "); changes are refused until it can be written again" : "";
+}
+
+// Asks again every STATUS_EVERY while the page is live (one timer at most).
+function pollLater() {
+  clearTimeout(statusTimer);
+  if (stopEvents) statusTimer = setTimeout(pollStatus, STATUS_EVERY);
+}
+
+async function pollStatus() {
+  try {
+    drawStore(await api.get("/v1/status"));
+  } catch (e) {
+    // The live stream's state says when the gateway is gone.
+  }
+  pollLater();
 }
 
 async function start() {
@@ -96,6 +126,8 @@ async function start() {
     const root = model.nodes.get(status.root);
     $("#device").textContent = root ? label(root) : status.root;
     $("#device").title = "root node " + status.root + ", sprig " + status.version;
+    drawStore(status);
+    pollLater();
     drawTree();
     drawSync();
     const want = decodeURIComponent(location.hash.slice(1)) || selected() || status.root;

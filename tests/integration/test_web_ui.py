@@ -20,6 +20,10 @@ checks what a user would see:
     Delete, confirmed, removes it from tree, header and API and shows demo-cooler;
   - a value whose quality point turns stale is marked so on its tree badge and its value
     cell, and unmarked when it is good again;
+  - a gateway whose database cannot be written (its file size limit lowered, as in
+    test_store_failure.py): the header's store badge appears by itself, saying "database
+    failing" with the daemon's sentence (the file, "File too large") on hover, and goes
+    once the limit is lifted and the store writes again;
   - a gateway restarted under the open page: it says offline, then is live again by
     itself, with one reconnect loop (counted in the API's request counter);
   - a daemon with --token-file shows the login form; a wrong token is refused with a
@@ -34,6 +38,7 @@ pid at the end, pass or fail.
 """
 import os
 import re
+import resource
 import shutil
 import signal
 import sys
@@ -44,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sprigtest import Harness, TestFailure, check, free_port, main, wait_until  # noqa: E402
 from test_api import Daemon, write_token  # noqa: E402
+from test_store_failure import fill_disk, set_fsize  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -550,6 +556,39 @@ def step_quality(drv, d):
     print("quality: stale shown on the badge and the value cell, and cleared when good")
 
 
+def step_store(drv, h):
+    """The database cannot be written: the header says so (polled every 5 s), with the
+    reason on hover, and stops saying so once writing works again."""
+    db = h.path("store.db")
+    d = Daemon(h, db, "--rules", "off", name="store")
+    root = d.status()["root"]
+    drv.get("http://127.0.0.1:%d/" % d.port)
+    ui_wait(drv, "the page is live", lambda: live_text(drv) == "live")
+    check(not shown(drv, "#store"), "the store badge shows while the store is ok: %r"
+          % text_of(one(drv, "#store")))
+    fill_disk(d)
+    deadline = time.monotonic() + 30
+    for i in range(1000):
+        r = d.post("/v1/nodes/%s/points" % root, [{"type": "n", "value": i}])
+        if r.status == 503:
+            break
+        check(r.status == 200 and time.monotonic() < deadline,
+              "filling the disk: POST answered %r" % r)
+    el = ui_wait(drv, lambda: "the store badge does not show the failure: %r (hidden %r)"
+                 % (text_of(one(drv, "#store")), one(drv, "#store").get_attribute("hidden")),
+                 lambda: shown(drv, "#store") and one(drv, "#store"), timeout=WAIT)
+    title = el.get_attribute("title") or ""
+    check("database failing" in text_of(el) and db in title and "File too large" in title,
+          "the store badge must say the database is failing and why on hover: %r / %r"
+          % (text_of(el), title))
+    print("store: the header says %r (hover: %s)" % (text_of(el), title))
+    set_fsize(d.proc.pid, resource.RLIM_INFINITY)
+    ui_wait(drv, "the store badge stays after the store recovered",
+            lambda: not shown(drv, "#store"))
+    d.stop()
+    print("store: the badge went once the database could be written again")
+
+
 def step_restart(drv, h):
     """The gateway restarts under an open page: the page says offline, then comes back
     live by itself with one reconnect loop (not one more per failed attempt)."""
@@ -636,6 +675,7 @@ def test():
                 step_rule(drv, d, shots)
                 step_nodes(drv, d)
                 step_quality(drv, d)
+                step_store(drv, h)
                 step_restart(drv, h)
                 step_token(drv, h)
             except Exception:

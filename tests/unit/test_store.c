@@ -1,7 +1,9 @@
-/* Unit tests of the SQLite store (store.h): creating and refusing files, the writer lock,
- * rows that survive a reopen exactly, group commit on a libuv loop with its durable
- * callbacks, the bounded history, metadata and the repairs of `store verify --fix`. What is
- * on disk is checked through a separate SQLite connection, as a person with sqlite3 would. */
+/* Unit tests of the SQLite store (store.h): creating and refusing files (one this process
+ * cannot write too), the writer lock, rows that survive a reopen exactly, group commit on a
+ * libuv loop with its durable callbacks, commits that fail or hang (health, early waiters,
+ * retries, nothing lost), the bounded history, metadata and the repairs of `store verify
+ * --fix`. What is on disk is checked through a separate SQLite connection, as a person
+ * with sqlite3 would. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,7 +11,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "sprig/err.h"
 #include "sprig/store.h"
@@ -160,6 +165,54 @@ static void t_second_writer_locked(void **state)
     close_ok(f, s);
     s2 = open_ok(f, NULL, true); /* free again once the first is closed */
     close_ok(f, s2);
+}
+
+/* Opens the 0444 database at arg for writing, as uid/gid 65534 when run as root (mode 0444
+ * does not stop root); in a child of tu_child, so no cmocka asserts: exit 0 when the open
+ * is refused as it must be (-EACCES, the message naming the file and its mode). */
+static int open_unwritable(void *arg)
+{
+    const char *path = arg;
+    if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) {
+        return 10;
+    }
+    sprig_store_t *s = NULL;
+    sprig_error_t err = {{0}};
+    int rc = sprig_store_open(path, NULL, NULL, &s, &err);
+    if (rc == 0) {
+        sprig_store_close(s);
+        return 11;
+    }
+    if (rc != -EACCES) {
+        return 12;
+    }
+    return strstr(err.msg, path) != NULL && strstr(err.msg, "0444") != NULL ? 0 : 13;
+}
+
+static void t_open_refuses_unwritable(void **state)
+{
+    fx_t *f = *state;
+    char wal[PATH_MAX + 8], shm[PATH_MAX + 8], lock[PATH_MAX + 8];
+    struct stat st;
+    close_ok(f, open_ok(f, NULL, false));
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    snprintf(shm, sizeof(shm), "%s-shm", f->path);
+    snprintf(lock, sizeof(lock), "%s-lock", f->path);
+    if (geteuid() == 0) {
+        assert_int_equal(chmod(f->dir, 0755), 0);
+        assert_int_equal(chown(f->dir, 65534, 65534), 0);
+        assert_int_equal(chown(f->path, 65534, 65534), 0);
+        assert_int_equal(chown(lock, 65534, 65534), 0);
+    }
+    assert_int_equal(chmod(f->path, 0444), 0);
+    assert_int_equal(stat(f->path, &st), 0);
+    off_t size = st.st_size;
+    assert_int_equal(tu_child(open_unwritable, f->path, 10000), 0);
+    /* Refused before SQLite touched it: the file as it was, no -wal or -shm made. */
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_true(st.st_size == size);
+    assert_int_not_equal(stat(wal, &st), 0);
+    assert_int_not_equal(stat(shm, &st), 0);
 }
 
 /* --- rows --------------------------------------------------------------------------- */
@@ -432,6 +485,146 @@ static void t_close_commits_queued(void **state)
     assert_int_equal(sql_int(f, "SELECT count(*) FROM points"), 1);
 }
 
+/* --- commits that fail or hang ------------------------------------------------------- */
+
+typedef struct told {
+    int calls, status;
+} told_t;
+
+/* An early waiter's callback: only notes the call (the disk may not be readable then). */
+static void on_told(uint64_t batch, int status, void *arg)
+{
+    (void)batch;
+    told_t *t = arg;
+    t->calls++;
+    t->status = status;
+}
+
+static bool told(void *arg)
+{
+    return ((told_t *)arg)->calls > 0;
+}
+
+/* A commit that fails (here past a file size limit, as on a full disk: EFBIG) keeps its
+ * rows and is tried again; the store is failing meanwhile and says why; early waiters are
+ * told at once (and at once when they come later), the others wait; once writes work
+ * again, everything queued is written in order and the store is ok. */
+static void t_failed_commit_kept_and_retried(void **state)
+{
+    fx_t *f = *state;
+    sprig_store_t *s = open_ok(f, NULL, true);
+    assert_int_equal(sprig_store_put_node(s, "a", "x"), 0);
+    assert_int_equal(sprig_store_flush(s), 0);
+
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    low = old;
+    low.rlim_cur = 1; /* every write past the first byte of a file fails */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+    /* No asserts until the limit is back: a failed one must not leave it low. */
+    int put_b = sprig_store_put_node(s, "b", "x");
+    uint64_t b = sprig_store_last_batch(s);
+    durable_t late = {.f = f, .s = s};
+    told_t early = {0}, early2 = {0};
+    int reg = sprig_store_when_durable(s, b, on_durable, &late);
+    reg |= sprig_store_when_durable_or_failing(s, b, on_told, &early);
+    bool early_in_time = tu_run_until(&f->loop, told, &early, 5000);
+    sprig_store_health_t h1;
+    sprig_store_health(s, &h1);
+    char error1[512] = "";
+    snprintf(error1, sizeof(error1), "%s", h1.error != NULL ? h1.error : "");
+    /* A row queued behind the failed batch; its early waiter is told at once. */
+    int put_c = sprig_store_put_node(s, "c", "x");
+    uint64_t c = sprig_store_last_batch(s);
+    reg |= sprig_store_when_durable_or_failing(s, c, on_told, &early2);
+    int early2_calls = early2.calls;
+    tu_run_for(&f->loop, 400); /* retries at 100, 200 ms: they fail too */
+    sprig_store_health_t h2;
+    sprig_store_health(s, &h2);
+    size_t backlog = sprig_store_backlog(s);
+    int late_calls = late.calls;
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, prev);
+
+    assert_int_equal(put_b, 0);
+    assert_int_equal(put_c, 0);
+    assert_int_equal(reg, 0);
+    assert_true(early_in_time);
+    assert_int_equal(early.calls, 1);
+    assert_int_not_equal(early.status, 0);
+    assert_int_equal(h1.state, SPRIG_STORE_FAILING);
+    assert_int_equal(h1.code, early.status);
+    assert_true(h1.since > 0);
+    assert_non_null(strstr(error1, f->path));
+    assert_non_null(strstr(error1, "cannot be written"));
+    assert_int_equal(early2_calls, 1);
+    assert_int_equal(early2.status, h1.code);
+    assert_int_equal(late_calls, 0); /* not durable: it waits */
+    assert_int_equal(h2.state, SPRIG_STORE_FAILING);
+    assert_true(h2.failures >= 2);
+    assert_true(h2.since == h1.since);
+    assert_int_equal(backlog, 2);
+    assert_true(sprig_store_durable(s) < b);
+    sprig_store_stats_t st;
+    sprig_store_stats(s, &st);
+    assert_true(st.commit_errors >= 2);
+
+    /* Writes work again: the next retry writes b, then c, by itself. */
+    durable_t late_c = {.f = f, .s = s};
+    assert_int_equal(sprig_store_when_durable(s, c, on_durable, &late_c), 0);
+    assert_true(tu_run_until(&f->loop, called, &late_c, 10000));
+    assert_int_equal(late.calls, 1);
+    assert_int_equal(late.status, 0);
+    assert_int_equal(late_c.status, 0);
+    assert_int_equal(late_c.rows_on_disk, 3);
+    sprig_store_health_t h3;
+    sprig_store_health(s, &h3);
+    assert_int_equal(h3.state, SPRIG_STORE_OK);
+    assert_null(h3.error);
+    assert_int_equal(h3.code, 0);
+    assert_int_equal(sprig_store_backlog(s), 0);
+    close_ok(f, s);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM nodes"), 3);
+}
+
+/* A commit that does not come back (another connection holds SQLite's write lock) makes
+ * the store stalled after SPRIG_STORE_STALL_MS: early waiters are told then, the others
+ * wait, and the rows are written once the lock goes. */
+static void t_stalled_commit(void **state)
+{
+    fx_t *f = *state;
+    sprig_store_t *s = open_ok(f, NULL, true);
+    sqlite3 *lock = NULL;
+    assert_int_equal(sqlite3_open(f->path, &lock), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sprig_store_put_node(s, "a", "x"), 0);
+    uint64_t b = sprig_store_last_batch(s);
+    durable_t late = {.f = f, .s = s};
+    told_t early = {0};
+    assert_int_equal(sprig_store_when_durable(s, b, on_durable, &late), 0);
+    assert_int_equal(sprig_store_when_durable_or_failing(s, b, on_told, &early), 0);
+    uint64_t t0 = uv_hrtime();
+    assert_true(tu_run_until(&f->loop, told, &early, 4000));
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    assert_true(ms >= SPRIG_STORE_STALL_MS - 50);
+    assert_int_equal(early.status, -ETIMEDOUT);
+    assert_int_equal(late.calls, 0);
+    sprig_store_health_t h;
+    sprig_store_health(s, &h);
+    assert_int_equal(h.state, SPRIG_STORE_STALLED);
+    assert_non_null(strstr(h.error, f->path));
+    assert_non_null(strstr(h.error, "has not finished"));
+    assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    assert_true(tu_run_until(&f->loop, called, &late, 10000));
+    assert_int_equal(late.status, 0);
+    assert_int_equal(late.rows_on_disk, 1);
+    sprig_store_health(s, &h);
+    assert_int_equal(h.state, SPRIG_STORE_OK);
+    close_ok(f, s);
+}
+
 /* --- history ------------------------------------------------------------------------ */
 
 static void put_values(sprig_store_t *s, int from, int n)
@@ -574,10 +767,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_open_refuses_foreign_sqlite, setup, teardown),
         cmocka_unit_test_setup_teardown(t_open_newer_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(t_second_writer_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_open_refuses_unwritable, setup, teardown),
         cmocka_unit_test_setup_teardown(t_rows_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(t_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(t_batch_max_closes_early, setup, teardown),
         cmocka_unit_test_setup_teardown(t_close_commits_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_failed_commit_kept_and_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_stalled_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history_none, setup, teardown),

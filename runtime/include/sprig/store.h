@@ -43,15 +43,42 @@ typedef struct sprig_store_visitor {
 
 typedef void (*sprig_store_durable_cb)(uint64_t batch, int status, void *arg);
 
+/* A commit that has not finished after this long makes the store stalled (see below). */
+#define SPRIG_STORE_STALL_MS 1000
+
+/* Whether the store can write now. A commit that fails (disk full, I/O error, a file made
+ * read-only under it) makes the store failing until a retry succeeds; one that has not
+ * finished after SPRIG_STORE_STALL_MS makes it stalled until it finishes. Either way the
+ * rows already queued stay queued, in order, and are written once commits work again: the
+ * store never drops a row it took, except at close (sprig_store_close says so). */
+typedef enum { SPRIG_STORE_OK, SPRIG_STORE_FAILING, SPRIG_STORE_STALLED } sprig_store_state_t;
+
+typedef struct sprig_store_health {
+    sprig_store_state_t state;
+    int code;          /* the failure's -errno (-ETIMEDOUT when stalled); 0 when ok */
+    int64_t since;     /* wall clock (ns) of the first failure of this spell; 0 when ok */
+    unsigned failures; /* commits that failed in this spell */
+    /* "database FILE: cannot be written: REASON", REASON being SQLite's and the system's
+     * (or the stall's) words; NULL when ok. Borrowed: valid until control returns to the
+     * loop. */
+    const char *error;
+} sprig_store_health_t;
+
 /* Opens (creating when missing) the database at path and migrates its tables. loop may
  * be NULL for a store that is only loaded, checked or fixed (no group commit then:
- * sprig_store_flush writes synchronously). Returns 0, -ENOMEM, -EIO, SPRIG_ECORRUPT
- * (not a sprig database, or a newer version) or SPRIG_ELOCKED (another process holds it
- * for writing); err names the file and the fault. */
+ * sprig_store_flush writes synchronously). Unless opts->read_only, the database must be
+ * writable: the file, its -wal, -shm and -lock files (or, for those missing, their
+ * folder) must be writable by this process, and a first commit must succeed, else the
+ * open fails with -EACCES, -EROFS, -ENOSPC, -EIO... naming the file and the reason (a
+ * daemon that started anyway would take writes it can never store). Returns 0,
+ * -ENOMEM, -EIO, SPRIG_ECORRUPT (not a sprig database, or a newer version),
+ * SPRIG_ELOCKED (another process holds it for writing) or the codes above; err names the
+ * file and the fault. */
 SPRIG_API int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t *loop,
                                sprig_store_t **out, sprig_error_t *err);
 /* Commits everything queued (waiting for a batch in flight), then closes. NULL is a
- * no-op. Returns 0 or the error of the last commit. */
+ * no-op. Returns 0, or the error of the last commit: a batch that cannot be written even
+ * then is given up (logged as lost, its waiters called with the error). */
 SPRIG_API int sprig_store_close(sprig_store_t *s);
 
 /* Reads every row, nodes first, then edges, points and edge points. A visitor function
@@ -65,8 +92,10 @@ SPRIG_API int sprig_store_meta_set(sprig_store_t *s, const char *key, const char
 
 /* Queue rows into the open batch. Strings are copied. put_point also appends the point
  * to the history. Returns 0 or -ENOMEM. A commit that fails is logged, counted and tried
- * again with backoff (100 ms doubling to 5 s), batches staying in order; only at close
- * is a batch that still fails given up, and its waiters called with the error. */
+ * again with backoff (100 ms doubling to 5 s), batches staying in order (the store is
+ * failing meanwhile: sprig_store_health); only at close is a batch that still fails given
+ * up, and its waiters called with the error. These calls do not refuse rows while the
+ * store is failing: a caller that can refuse its own (the API) checks the health first. */
 SPRIG_API int sprig_store_put_node(sprig_store_t *s, const char *id, const char *type);
 SPRIG_API int sprig_store_put_edge(sprig_store_t *s, const char *up, const char *down);
 SPRIG_API int sprig_store_put_point(sprig_store_t *s, const char *node, const sprig_point_t *p,
@@ -94,6 +123,16 @@ SPRIG_API size_t sprig_store_backlog(const sprig_store_t *s);
  * or -ENOMEM (cb not called). */
 SPRIG_API int sprig_store_when_durable(sprig_store_t *s, uint64_t batch, sprig_store_durable_cb cb,
                                        void *arg);
+/* As sprig_store_when_durable, for a caller that must answer within a bound (the API):
+ * cb also runs as soon as the store turns failing or stalled before batch is on disk, and
+ * before this returns when it already is, with the health's code as status. cb runs once.
+ * A status other than 0 means "not on disk yet": the rows stay queued and are written
+ * when commits work again (unless the store is closed first). Returns 0 or -ENOMEM (cb
+ * not called). */
+SPRIG_API int sprig_store_when_durable_or_failing(sprig_store_t *s, uint64_t batch,
+                                                  sprig_store_durable_cb cb, void *arg);
+/* Fills out with whether commits work now (see sprig_store_health_t). */
+SPRIG_API void sprig_store_health(const sprig_store_t *s, sprig_store_health_t *out);
 /* Commits everything queued now, on the calling thread, after any batch in flight has
  * finished. Returns 0 or -errno (the rows stay queued). For shutdown, stores without a
  * loop, and tests. Not from inside a loop callback while a batch is in flight. */
