@@ -71,7 +71,7 @@ static void small_put(sprig_luabox_t *b, void *p)
     }
 }
 
-static bool grow_spent(sprig_luabox_t *b, size_t grow);
+static void count_work(sprig_luabox_t *b, size_t units);
 static void hook(lua_State *L, lua_Debug *ar);
 
 static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -91,11 +91,14 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (nsize > old && b->mem + (nsize - old) > b->o.mem_max) {
         if (b->in_call) {
             note_line(b); /* a memory error carries no position of its own */
+            /* Lua answers a failed allocation with a full collection, whose work grows
+             * with what the state holds. */
+            count_work(b, b->mem >> 4);
         }
         return NULL; /* Lua raises "not enough memory" */
     }
-    if (nsize > old && b->in_call && grow_spent(b, nsize - old)) {
-        return NULL; /* expired: a memory error, which no message handler sees */
+    if (nsize > old && b->in_call) {
+        count_work(b, (nsize - old) >> 4);
     }
     void *p;
     if (ptr != NULL && old <= SMALL && nsize <= SMALL) {
@@ -180,8 +183,8 @@ static int line_at(lua_State *L, int level)
 }
 
 /* Marks the call expired with its reason. From here on the hook runs at every instruction
- * of L (and of the main thread) and raises, C functions that count raise, and allocations
- * that grow fail: nothing the script catches lets it go on. */
+ * of L (and of the main thread) and raises, and C functions that count raise: nothing the
+ * script catches lets it go on. */
 static void expire(sprig_luabox_t *b, lua_State *L, bool slow, const char *what)
 {
     int line = line_at(L, 0);
@@ -208,14 +211,15 @@ static void expire(sprig_luabox_t *b, lua_State *L, bool slow, const char *what)
 }
 
 /* Allocation counts too (a big string made by one instruction is work the count hook
- * does not see). Lua may not raise here; once expired, growing fails instead. */
-static bool grow_spent(sprig_luabox_t *b, size_t grow)
+ * does not see). Lua may not raise here, so an allocation that spends the budget still
+ * succeeds: the next instruction raises. (Failing it would make Lua run a full collection
+ * for every allocation after, each as long as the heap.) */
+static void count_work(sprig_luabox_t *b, size_t units)
 {
     bool slow;
-    if (!b->expired && over_budget(b, grow >> 4, &slow)) {
+    if (!b->expired && over_budget(b, units, &slow)) {
         expire(b, b->L, slow, NULL);
     }
-    return b->expired;
 }
 
 /* The count hook: adds HOOK_EVERY instructions and checks the budgets; once one is spent

@@ -191,6 +191,14 @@ static const hostile_t hostile[] = {
     {"string.rep empty with empty sep", "assert(('').rep('', 1 << 62, '') == '')", 0, NULL},
     {"string.rep with an empty string and a bad separator (found by fuzz_luabox)",
      "assert(not pcall(string.rep, '', 3, {}))", 0, NULL},
+    {"errors in __close inside a recursing xpcall handler (found by fuzz_luabox)",
+     "local n = 0\nxpcall(function() error('x') end, function(e)\n  while n ~= 7 do\n"
+     "    do local c <close> = setmetatable({}, {__close = function() error('y') end})\n"
+     "      setmetatable({}, {__gc = true})\n    end\n  end\n  return e\nend)",
+     -ETIMEDOUT, "runs too long"},
+    {"memory refused in a loop with a full heap",
+     "local t = {}\nfor i = 1, 3e5 do t[i] = i end\n"
+     "while true do pcall(string.rep, 'x', 1e9) end", -ETIMEDOUT, "t.lua:3: runs too long"},
     {"table.move of 2^63 elements", "\ntable.move({}, 1, math.maxinteger - 1, 2)", -ETIMEDOUT,
      "t.lua:2: table.move: too many elements (over budget)"},
     {"table.move caught by pcall",

@@ -7,8 +7,8 @@
  * count hook adds the instructions, the library's C functions add what they copy, scan or
  * move (pattern matching its steps), large allocations add their bytes; the budgets are
  * checked about every thousand units. Once a call's budget is spent the hook raises at
- * every instruction, counting C functions raise, and growing allocations fail, so the
- * script's own pcall cannot swallow the stop; xpcall runs no message handler for it, and
+ * every instruction and counting C functions raise, so the script's own pcall cannot
+ * swallow the stop; xpcall runs no message handler for it, and
  * finalizers (__gc), which Lua runs with hooks off, are refused (luabox_lib.c). Loop
  * thread (one box, one thread). */
 #ifndef SPRIG_LUABOX_H
