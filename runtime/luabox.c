@@ -93,7 +93,7 @@ static void *box_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             note_line(b); /* a memory error carries no position of its own */
             /* Lua answers a failed allocation with a full collection, whose work grows
              * with what the state holds. */
-            count_work(b, b->mem >> 4);
+            count_work(b, b->mem >> 6);
         }
         return NULL; /* Lua raises "not enough memory" */
     }
@@ -448,10 +448,11 @@ int sprig_luabox_call(sprig_luabox_t *b, int nargs, int nresults, sprig_error_t 
         return 0;
     }
     const char *msg = lua_tostring(L, -1);
-    int code = b->expired ? -ETIMEDOUT : rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
-    if (b->expired) {
-        /* Whatever the script made of it (caught, rethrown, a memory error while
-         * expired), the reason is the budget's. */
+    /* A memory error that ends the call is the reason (its collections may also have
+     * spent the budget); otherwise, whatever the script made of an expired budget (caught,
+     * rethrown), the reason is the budget's. */
+    int code = rc == LUA_ERRMEM ? -ENOMEM : b->expired ? -ETIMEDOUT : -EINVAL;
+    if (code == -ETIMEDOUT) {
         sprig_error_set(err, code, "%s", b->why);
     }
     else if (rc == LUA_ERRMEM) {
