@@ -11,6 +11,10 @@
 
 typedef struct api_sse api_sse_t;
 typedef struct api_ticket api_ticket_t;
+typedef struct api_conn api_conn_t;
+
+/* At most this many connections: then a new one waits in the listen backlog for a slot. */
+#define API_CONN_MAX 256
 
 struct sprig_api {
     sprig_core_t *core;
@@ -27,6 +31,13 @@ struct sprig_api {
     api_sse_t *streams; /* open /v1/events connections */
     sprig_bus_sub_t *sub;
     uint64_t requests, errors;
+    /* Connections (api_conn.c). */
+    api_conn_t *conns; /* every open one */
+    unsigned nconns;
+    unsigned gone;       /* how many of them have a peer that hung up, not yet shut down */
+    int hup_fd;          /* epoll of the connections' hang-ups */
+    uv_poll_t *hup_poll; /* watches hup_fd; freed in its close callback */
+    bool full;           /* MHD was at API_CONN_MAX after a run */
 };
 
 /* One HTTP request, from its first callback to MHD's completion notice. */
@@ -86,5 +97,21 @@ enum MHD_Result api__ui_serve(api_req_t *req, const api_asset_t *a);
 void api__rules_compile(sprig_api_t *api, api_req_t *req, api_answer_t *ans);
 /* Runs MHD soon (after a resume). */
 void api__kick(sprig_api_t *api);
+
+/* Connections (api_conn.c). init makes the hang-up watch (0 or -ENOMEM); fini closes it,
+ * after MHD_stop_daemon (its handle freed in its close callback). */
+int api__conn_init(sprig_api_t *api);
+void api__conn_fini(sprig_api_t *api);
+/* MHD's connection notice (MHD_OPTION_NOTIFY_CONNECTION, cls = the api). */
+void api__conn_notify(void *cls, struct MHD_Connection *conn, void **ctx,
+                      enum MHD_ConnectionNotificationCode toe);
+/* From the request handlers: its head is in (first call); it is whole (about to be
+ * answered); it is over (MHD's completion notice). */
+void api__conn_request_begin(struct MHD_Connection *conn);
+void api__conn_request_whole(struct MHD_Connection *conn);
+void api__conn_request_end(struct MHD_Connection *conn);
+/* After each MHD_run: shuts down connections whose peer has gone, and asks for another run
+ * when MHD has a slot free again after being full. */
+void api__conn_after_run(sprig_api_t *api);
 
 #endif
