@@ -15,7 +15,9 @@
  * the loop. Once its peer has hung up and no request of it is being answered, and MHD has
  * no unread byte of it left, the socket is shut down: MHD sees that at once as a hang-up
  * and closes the connection through its own path. A connection being answered (a write
- * waiting to be durable, an event stream) is left to finish. */
+ * waiting to be durable, an event stream) is left to finish; an event stream whose peer
+ * has gone is ended (MHD does not notice a close while the stream waits for its next
+ * event, suspended). */
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -42,6 +44,7 @@ struct api_conn {
     int fd;
     conn_state_t state;
     bool gone; /* its peer hung up (FIN or reset) */
+    bool told; /* since gone, its event stream (if any) was told to end */
     bool shut; /* shut down here: MHD closes it on its next run */
 };
 
@@ -165,8 +168,8 @@ void api__conn_request_end(struct MHD_Connection *conn)
 }
 
 /* A connection whose peer has gone is shut down once nothing of it is left to do: no request
- * being answered, and no byte MHD has not read yet (MHD reads those first; a whole request
- * sent before a half-close is answered). */
+ * being answered (an event stream is ended), and no byte MHD has not read yet (MHD reads
+ * those first; a whole request sent before a half-close is answered). */
 static void reap(sprig_api_t *api)
 {
     for (api_conn_t *c = api->conns; c != NULL && api->gone > 0; c = c->next) {
@@ -174,6 +177,10 @@ static void reap(sprig_api_t *api)
             continue;
         }
         if (c->state == CONN_ANSWERING) {
+            if (!c->told) {
+                c->told = true;
+                api__events_gone(api, c->conn);
+            }
             continue;
         }
         char b;

@@ -113,5 +113,7 @@ void api__conn_request_end(struct MHD_Connection *conn);
 /* After each MHD_run: shuts down connections whose peer has gone, and asks for another run
  * when MHD has a slot free again after being full. */
 void api__conn_after_run(sprig_api_t *api);
+/* The event stream of conn, if it has one, ends: its peer has gone. */
+void api__events_gone(sprig_api_t *api, struct MHD_Connection *conn);
 
 #endif
