@@ -1,7 +1,7 @@
 /* The HTTP server: libmicrohttpd on the libuv loop (see api.h). This file is the
  * plumbing: the listening address and token, MHD's epoll fd and timeout on the loop, the
  * request body with its size limit, and answering writes once durable. The routes are in
- * api_routes.c, the event streams in api_events.c, the connections' bookkeeping in
+ * api_routes.c, the event streams in api_events.c, connection limits and timeouts in
  * api_conn.c. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -382,9 +382,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)toe;
-    api__conn_request_end(conn);
+    api__conn_request_end(cls, conn);
     api_req_t *req = *con_cls;
     if (req == NULL) {
         return;
@@ -476,9 +475,10 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
     api->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_NOTIFY_CONNECTION,
-        api__conn_notify, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-        api, MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
+        api__conn_notify, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_REQUEST_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)API_CONN_PER_ADDR_MAX, MHD_OPTION_UNESCAPE_CALLBACK, unescape, api,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
     if (api->mhd == NULL) {
         api__conn_fini(api);
         sprig_free(api->token);

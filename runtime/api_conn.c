@@ -1,5 +1,6 @@
-/* The API's TCP connections: noticing a peer that has gone, and running MHD again when
- * it has a slot free after being at API_CONN_MAX (api_internal.h).
+/* The API's TCP connections: how many one address may hold, how long one may take to send
+ * its request, and noticing a peer that has gone. Limits and timeouts are in
+ * api_internal.h (API_CONN_MAX, ...); MHD enforces the counts, this file the rest.
  *
  * Why a peer's hang-up is watched here. libmicrohttpd 0.9.75 in MHD_USE_EPOLL mode
  * registers each connection edge-triggered and, after a read shorter than its buffer,
@@ -16,8 +17,10 @@
  * no unread byte of it left, the socket is shut down: MHD sees that at once as a hang-up
  * and closes the connection through its own path. A connection being answered (a write
  * waiting to be durable, an event stream) is left to finish; an event stream whose peer
- * has gone is ended (MHD does not notice a close while the stream waits for its next
- * event, suspended). */
+ * has gone is ended. The same shutdown ends a connection that has not brought a whole
+ * request head within API_REQUEST_TIMEOUT_S of opening or of its previous answer: MHD's
+ * own timeout only counts silence, so a client trickling a header line every few seconds
+ * would otherwise keep its slot for ever. */
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -43,9 +46,10 @@ struct api_conn {
     struct MHD_Connection *conn;
     int fd;
     conn_state_t state;
-    bool gone; /* its peer hung up (FIN or reset) */
-    bool told; /* since gone, its event stream (if any) was told to end */
-    bool shut; /* shut down here: MHD closes it on its next run */
+    uint64_t idle_since; /* loop time (ms) it became CONN_IDLE */
+    bool gone;           /* its peer hung up (FIN or reset) */
+    bool told;           /* since gone, its event stream (if any) was told to end */
+    bool shut;           /* shut down here: MHD closes it on its next run */
 };
 
 static api_conn_t *conn_of(struct MHD_Connection *conn)
@@ -67,6 +71,18 @@ static void shut(sprig_api_t *api, api_conn_t *c)
     c->shut = true;
     shutdown(c->fd, SHUT_RDWR);
     api__kick(api);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    sprig_api_t *api = t->data;
+    uint64_t now = uv_now(api->loop);
+    for (api_conn_t *c = api->conns; c != NULL; c = c->next) {
+        if (c->state == CONN_IDLE && !c->shut &&
+            now - c->idle_since >= API_REQUEST_TIMEOUT_S * 1000u) {
+            shut(api, c);
+        }
+    }
 }
 
 static void on_hup(uv_poll_t *p, int status, int events)
@@ -112,12 +128,15 @@ void api__conn_notify(void *cls, struct MHD_Connection *conn, void **ctx,
         }
         c->conn = conn;
         c->fd = ci->connect_fd;
+        c->idle_since = uv_now(api->loop);
         c->next = api->conns;
         if (api->conns != NULL) {
             api->conns->prev = c;
         }
         api->conns = c;
-        api->nconns++;
+        if (api->nconns++ == 0) {
+            uv_timer_start(api->sweep, on_sweep, 1000, 1000);
+        }
         *ctx = c;
         return;
     }
@@ -138,7 +157,9 @@ void api__conn_notify(void *cls, struct MHD_Connection *conn, void **ctx,
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
-    api->nconns--;
+    if (--api->nconns == 0) {
+        uv_timer_stop(api->sweep);
+    }
     sprig_free(c);
     *ctx = NULL;
 }
@@ -149,6 +170,8 @@ void api__conn_request_begin(struct MHD_Connection *conn)
     if (c != NULL) {
         c->state = CONN_READING;
     }
+    /* Its body, if any, must keep coming: the short timeout until it is whole. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)API_REQUEST_TIMEOUT_S);
 }
 
 void api__conn_request_whole(struct MHD_Connection *conn)
@@ -157,13 +180,18 @@ void api__conn_request_whole(struct MHD_Connection *conn)
     if (c != NULL) {
         c->state = CONN_ANSWERING;
     }
+    /* Whole: the answer may take its time (a slow reader of a big export). A write waiting
+     * to be durable and an idle event stream are suspended, and MHD times out no suspended
+     * connection. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)API_ANSWER_TIMEOUT_S);
 }
 
-void api__conn_request_end(struct MHD_Connection *conn)
+void api__conn_request_end(sprig_api_t *api, struct MHD_Connection *conn)
 {
     api_conn_t *c = conn_of(conn);
     if (c != NULL) {
         c->state = CONN_IDLE;
+        c->idle_since = uv_now(api->loop);
     }
 }
 
@@ -211,17 +239,21 @@ int api__conn_init(sprig_api_t *api)
 {
     api->hup_fd = epoll_create1(EPOLL_CLOEXEC);
     api->hup_poll = sprig_malloc(sizeof(*api->hup_poll));
-    if (api->hup_fd < 0 || api->hup_poll == NULL ||
+    api->sweep = sprig_malloc(sizeof(*api->sweep));
+    if (api->hup_fd < 0 || api->hup_poll == NULL || api->sweep == NULL ||
         uv_poll_init(api->loop, api->hup_poll, api->hup_fd) != 0) {
         if (api->hup_fd >= 0) {
             close(api->hup_fd);
         }
         sprig_free(api->hup_poll);
+        sprig_free(api->sweep);
         api->hup_poll = NULL;
+        api->sweep = NULL;
         api->hup_fd = -1;
         return -ENOMEM;
     }
-    api->hup_poll->data = api;
+    uv_timer_init(api->loop, api->sweep);
+    api->hup_poll->data = api->sweep->data = api;
     uv_poll_start(api->hup_poll, UV_READABLE, on_hup);
     return 0;
 }
@@ -232,7 +264,9 @@ void api__conn_fini(sprig_api_t *api)
         return;
     }
     uv_close((uv_handle_t *)api->hup_poll, sprig_free_handle);
+    uv_close((uv_handle_t *)api->sweep, sprig_free_handle);
     close(api->hup_fd);
     api->hup_poll = NULL;
+    api->sweep = NULL;
     api->hup_fd = -1;
 }
