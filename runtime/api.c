@@ -473,12 +473,13 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
         flags |= MHD_USE_IPv6;
     }
     api->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_NOTIFY_CONNECTION,
-        api__conn_notify, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_REQUEST_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)API_CONN_PER_ADDR_MAX, MHD_OPTION_UNESCAPE_CALLBACK, unescape, api,
-        MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, api__conn_log, api,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        api, MHD_OPTION_NOTIFY_CONNECTION, api__conn_notify, api, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)API_REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_CONN_PER_ADDR_MAX,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, api, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_END);
     if (api->mhd == NULL) {
         api__conn_fini(api);
         sprig_free(api->token);

@@ -1,6 +1,7 @@
 /* The API's TCP connections: how many one address may hold, how long one may take to send
- * its request, and noticing a peer that has gone. Limits and timeouts are in
- * api_internal.h (API_CONN_MAX, ...); MHD enforces the counts, this file the rest.
+ * its request, noticing a peer that has gone, and MHD's messages about them. Limits and
+ * timeouts are in api_internal.h (API_CONN_MAX, ...); MHD enforces the counts, this file
+ * the rest.
  *
  * Why a peer's hang-up is watched here. libmicrohttpd 0.9.75 in MHD_USE_EPOLL mode
  * registers each connection edge-triggered and, after a read shorter than its buffer,
@@ -22,6 +23,8 @@
  * own timeout only counts silence, so a client trickling a header line every few seconds
  * would otherwise keep its slot for ever. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -233,6 +236,20 @@ void api__conn_after_run(sprig_api_t *api)
         api->full = false;
         api__kick(api);
     }
+}
+
+void api__conn_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    /* A peer decides how often these happen (one per refused or dropped connection): debug
+     * only, so a burst cannot flood the log. */
+    sprig_log_debug("api: %s", msg);
 }
 
 int api__conn_init(sprig_api_t *api)

@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include "sprig/api.h"
@@ -123,6 +124,8 @@ void api__conn_request_end(sprig_api_t *api, struct MHD_Connection *conn);
 /* After each MHD_run: shuts down connections whose peer has gone, and asks for another run
  * when MHD has a slot free again after being full. */
 void api__conn_after_run(sprig_api_t *api);
+/* MHD's log (MHD_OPTION_EXTERNAL_LOGGER): to sprig's log, at debug level. */
+void api__conn_log(void *cls, const char *fmt, va_list ap);
 /* The event stream of conn, if it has one, ends: its peer has gone. */
 void api__events_gone(sprig_api_t *api, struct MHD_Connection *conn);
 
