@@ -85,7 +85,9 @@ static void run_mhd(sprig_api_t *api)
         uv_timer_start(api->timer, on_timer, 0, 0);
     }
     else if (MHD_get_timeout(api->mhd, &ms) == MHD_YES) {
-        uv_timer_start(api->timer, on_timer, ms > 60000 ? 60000 : ms, 0);
+        /* At least once a second: MHD's timeout covers its connections, not its listen
+         * socket, which it only puts back in its epoll set at the start of a run. */
+        uv_timer_start(api->timer, on_timer, ms > 1000 ? 1000 : ms, 0);
     }
     else {
         uv_timer_start(api->timer, on_timer, 1000, 0);
