@@ -1,7 +1,8 @@
 /* The HTTP server: libmicrohttpd on the libuv loop (see api.h). This file is the
  * plumbing: the listening address and token, MHD's epoll fd and timeout on the loop, the
  * request body with its size limit, and answering writes once durable. The routes are in
- * api_routes.c, the event streams in api_events.c. */
+ * api_routes.c, the event streams in api_events.c, connection limits and timeouts in
+ * api_conn.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -80,12 +81,15 @@ static void run_mhd(sprig_api_t *api)
     }
     api->kicked = false;
     MHD_run(api->mhd);
+    api__conn_after_run(api);
     if (api->kicked) {
         /* A handler resumed a connection (or queued an event) during this run. */
         uv_timer_start(api->timer, on_timer, 0, 0);
     }
     else if (MHD_get_timeout(api->mhd, &ms) == MHD_YES) {
-        uv_timer_start(api->timer, on_timer, ms > 60000 ? 60000 : ms, 0);
+        /* At least once a second: MHD's timeout covers its connections, not its listen
+         * socket, which it only puts back in its epoll set at the start of a run. */
+        uv_timer_start(api->timer, on_timer, ms > 1000 ? 1000 : ms, 0);
     }
     else {
         uv_timer_start(api->timer, on_timer, 1000, 0);
@@ -334,6 +338,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->conn = conn;
         *con_cls = req;
         api->requests++;
+        api__conn_request_begin(conn);
         int hosts = 0;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, count_host, &hosts);
         if (url[0] != '/' || (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && hosts != 1)) {
@@ -400,6 +405,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_text(conn, req->status, text);
     }
     req->started = true;
+    api__conn_request_whole(conn);
     if (req->too_large) {
         return send_error(req, 413, "request body is over the limit of %zu bytes", api->body_max);
     }
@@ -426,9 +432,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
     (void)toe;
+    api__conn_request_end(cls, conn);
     api_req_t *req = *con_cls;
     if (req == NULL) {
         return;
@@ -512,8 +517,10 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
     api->loop = sprig_core_loop(core);
     api->body_max = opts->body_max != 0 ? opts->body_max : BODY_MAX_DEFAULT;
     api->started_ns = sprig_wall_ns();
-    if (opts->token != NULL && opts->token[0] != '\0' &&
-        (api->token = sprig_strdup(opts->token)) == NULL) {
+    if ((opts->token != NULL && opts->token[0] != '\0' &&
+         (api->token = sprig_strdup(opts->token)) == NULL) ||
+        api__conn_init(api) != 0) {
+        sprig_free(api->token);
         sprig_free(api);
         return sprig_error_set(err, -ENOMEM, "out of memory");
     }
@@ -522,11 +529,15 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
         flags |= MHD_USE_IPv6;
     }
     api->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_UNESCAPE_CALLBACK, unescape, api,
-        MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, api__conn_log, api,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        api, MHD_OPTION_NOTIFY_CONNECTION, api__conn_notify, api, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)API_REQUEST_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_CONN_PER_ADDR_MAX,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, api, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_END);
     if (api->mhd == NULL) {
+        api__conn_fini(api);
         sprig_free(api->token);
         sprig_free(api);
         return sprig_error_set(err, -EADDRINUSE,
@@ -542,6 +553,7 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
     if (di == NULL || api->poll == NULL || api->timer == NULL ||
         sprig_bus_subscribe(sprig_core_bus(core), NULL, api__events_publish, api, &api->sub) != 0) {
         MHD_stop_daemon(api->mhd);
+        api__conn_fini(api);
         sprig_free(api->poll);
         sprig_free(api->timer);
         sprig_free(api->token);
@@ -601,6 +613,7 @@ void sprig_api_stop(sprig_api_t *api)
     uv_poll_stop(api->poll);
     MHD_stop_daemon(api->mhd);
     api->mhd = NULL;
+    api__conn_fini(api);
     uv_close((uv_handle_t *)api->poll, sprig_free_handle);
     uv_close((uv_handle_t *)api->timer, sprig_free_handle);
     sprig_free(api->token);

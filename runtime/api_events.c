@@ -214,6 +214,16 @@ void api__events_publish(const sprig_event_t *ev, void *arg)
     sprig_free(text);
 }
 
+void api__events_gone(sprig_api_t *api, struct MHD_Connection *conn)
+{
+    for (api_sse_t *s = api->streams; s != NULL; s = s->next) {
+        if (s->conn == conn && !s->ended) {
+            s->ended = true;
+            wake(s);
+        }
+    }
+}
+
 void api__events_close_all(sprig_api_t *api)
 {
     for (api_sse_t *s = api->streams; s != NULL; s = s->next) {

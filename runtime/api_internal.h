@@ -5,12 +5,26 @@
 
 #include <cJSON.h>
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include "sprig/api.h"
 
 typedef struct api_sse api_sse_t;
 typedef struct api_ticket api_ticket_t;
+typedef struct api_conn api_conn_t;
+
+/* Connections (README: How the server limits connections). At API_CONN_MAX a new connection
+ * waits in the listen backlog for a free slot; one from an address that holds
+ * API_CONN_PER_ADDR_MAX already is closed at once. A connection has API_REQUEST_TIMEOUT_S to
+ * bring a whole request head (from opening, or from its previous answer) and may not stay
+ * silent longer than that while sending the body; once the request is whole, its answer may
+ * stay silent for API_ANSWER_TIMEOUT_S (a suspended one, waiting to be durable or for the next
+ * event, never times out). */
+#define API_CONN_MAX 256
+#define API_CONN_PER_ADDR_MAX 64
+#define API_REQUEST_TIMEOUT_S 10
+#define API_ANSWER_TIMEOUT_S 60
 
 struct sprig_api {
     sprig_core_t *core;
@@ -28,6 +42,14 @@ struct sprig_api {
     struct api_req *waiting; /* writes whose answer waits for their batch, until completed */
     sprig_bus_sub_t *sub;
     uint64_t requests, errors;
+    /* Connections (api_conn.c). */
+    api_conn_t *conns; /* every open one */
+    unsigned nconns;
+    unsigned gone;       /* how many of them have a peer that hung up, not yet shut down */
+    int hup_fd;          /* epoll of the connections' hang-ups */
+    uv_poll_t *hup_poll; /* watches hup_fd; freed in its close callback */
+    uv_timer_t *sweep;   /* ends connections past their request timeout; idem */
+    bool full;           /* MHD was at API_CONN_MAX after a run */
 };
 
 /* One HTTP request, from its first callback to MHD's completion notice. */
@@ -88,5 +110,25 @@ enum MHD_Result api__ui_serve(api_req_t *req, const api_asset_t *a);
 void api__rules_compile(sprig_api_t *api, api_req_t *req, api_answer_t *ans);
 /* Runs MHD soon (after a resume). */
 void api__kick(sprig_api_t *api);
+
+/* Connections (api_conn.c). init makes the hang-up watch and the sweep timer (0 or -ENOMEM);
+ * fini closes them, after MHD_stop_daemon (handles freed in their close callbacks). */
+int api__conn_init(sprig_api_t *api);
+void api__conn_fini(sprig_api_t *api);
+/* MHD's connection notice (MHD_OPTION_NOTIFY_CONNECTION, cls = the api). */
+void api__conn_notify(void *cls, struct MHD_Connection *conn, void **ctx,
+                      enum MHD_ConnectionNotificationCode toe);
+/* From the request handlers: its head is in (first call); it is whole (about to be
+ * answered); it is over (MHD's completion notice). */
+void api__conn_request_begin(struct MHD_Connection *conn);
+void api__conn_request_whole(struct MHD_Connection *conn);
+void api__conn_request_end(sprig_api_t *api, struct MHD_Connection *conn);
+/* After each MHD_run: shuts down connections whose peer has gone, and asks for another run
+ * when MHD has a slot free again after being full. */
+void api__conn_after_run(sprig_api_t *api);
+/* MHD's log (MHD_OPTION_EXTERNAL_LOGGER): to sprig's log, at debug level. */
+void api__conn_log(void *cls, const char *fmt, va_list ap);
+/* The event stream of conn, if it has one, ends: its peer has gone. */
+void api__events_gone(sprig_api_t *api, struct MHD_Connection *conn);
 
 #endif
