@@ -825,8 +825,8 @@ static void get_export(route_ctx_t *r)
     ok(r, 200, o, 0);
 }
 
-/* POST /v1/import: sprig_import_json checks the whole document and then applies it, so
- * a bad document changes nothing; the answer waits until the batch is durable. */
+/* POST /v1/import: sprig_import_json applies the whole document as one write, so a bad
+ * document changes nothing; the answer waits until the batch is durable. */
 static void post_import(route_ctx_t *r)
 {
     sprig_error_t err;

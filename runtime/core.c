@@ -363,12 +363,6 @@ int core__check_points(sprig_core_t *c, const char *what, const sprig_point_t *p
     return 0;
 }
 
-int sprig_core_check(sprig_core_t *c, const char *what, const sprig_point_t *pts, size_t n,
-                     sprig_error_t *err)
-{
-    return core__check_points(c, what, pts, n, err);
-}
-
 /* --- applying ----------------------------------------------------------------------- */
 
 /* The point as it will be stored: defaults filled, time from the HLC when not given. */

@@ -69,12 +69,6 @@ SPRIG_API int sprig_core_write_edge(sprig_core_t *c, const char *up, const char 
                                     const sprig_point_t *pts, size_t n, const void *source,
                                     sprig_error_t *err);
 
-/* Checks n points as sprig_core_write would, without writing: for callers that must check
- * a whole document before applying any of it (import). `what` names the node or edge in
- * the message. Returns 0 or the code sprig_core_write would return. */
-SPRIG_API int sprig_core_check(sprig_core_t *c, const char *what, const sprig_point_t *pts,
-                               size_t n, sprig_error_t *err);
-
 /* One change of a list that sprig_core_apply writes as one. Strings and points are
  * borrowed for the call. */
 typedef enum sprig_core_change_kind {
