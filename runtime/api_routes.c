@@ -85,9 +85,11 @@ static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via
 }
 
 /* What is wrong with a JSON text that cJSON would let through (it reads
- * strings as C strings and is lenient with escapes): a \u0000, which would cut a string
- * short; a \u without four hex digits; an unknown escape; a raw control character. NULL
- * when there is nothing. */
+ * strings as C strings, is lenient with escapes and skips every byte up to the space as
+ * whitespace): a \u0000, which would cut a string short; a \u without four hex digits;
+ * an unknown escape; a raw control character, inside a string or between tokens (JSON's
+ * whitespace is space, tab, line feed and carriage return only). NULL when there is
+ * nothing. */
 static const char *string_fault(const char *s, size_t n, size_t *at)
 {
     bool in = false;
@@ -95,6 +97,9 @@ static const char *string_fault(const char *s, size_t n, size_t *at)
         unsigned char c = (unsigned char)s[i];
         *at = i;
         if (!in) {
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+                return "a control character between tokens";
+            }
             /* cJSON also takes "1." and ".5"; JSON wants digits on both sides. */
             if (c == '.' && (i == 0 || !isdigit((unsigned char)s[i - 1]) || i + 1 >= n ||
                              !isdigit((unsigned char)s[i + 1]))) {

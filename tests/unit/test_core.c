@@ -747,6 +747,60 @@ static void durable_after_write(fx_t *f)
     core_close(f);
 }
 
+/* --- error sentences are UTF-8 ------------------------------------------------------- */
+
+/* A sentence quotes values cut to a length ("%.64s"): a cut inside a multi-byte character
+ * used to leave half of it, so the API answered JSON that is not UTF-8 (found by
+ * fuzz_api_json on POST /v1/rules/compile). sprig_error_set mends what it formats. */
+static void t_error_sentences_are_utf8(void **state)
+{
+    fx_t *f = *state;
+    char s1[] = "abc\xff", s2[] = "x\xe2\x82", s3[] = "\xc0\xaf-\xed\xa0\x80",
+         ok[] = "h\xc3\xa9llo \xe2\x80\x94 \xf0\x9f\x8c\xb1";
+    assert_int_equal(sprig_utf8_repair(s1), 1);
+    assert_string_equal(s1, "abc?");
+    assert_int_equal(sprig_utf8_repair(s2), 2);
+    assert_string_equal(s2, "x??");
+    assert_int_equal(sprig_utf8_repair(s3), 5);
+    assert_string_equal(s3, "??" "-???");
+    assert_int_equal(sprig_utf8_repair(ok), 0);
+    assert_string_equal(ok, "h\xc3\xa9llo \xe2\x80\x94 \xf0\x9f\x8c\xb1");
+
+    sprig_error_t err = {{0}};
+    /* Every cut of a text of two-, three- and four-byte characters. */
+    const char *text = "\xc3\xa9\xe2\x80\x94\xf0\x9f\x8c\xb1\xc3\xa9\xe2\x80\x94\xf0\x9f\x8c\xb1";
+    for (int cut = 0; cut <= (int)strlen(text); cut++) {
+        assert_int_equal(sprig_error_set(&err, -EINVAL, "value \"%.*s\" (cut)", cut, text),
+                         -EINVAL);
+        assert_true(sprig_utf8_valid(err.msg, strlen(err.msg)));
+        assert_non_null(strstr(err.msg, "(cut)"));
+    }
+    /* The sentence itself cut at its size, inside a character. */
+    char big[sizeof(err.msg) * 2];
+    size_t k = 0;
+    big[k++] = 'x';
+    while (k + 3 < sizeof(big)) {
+        memcpy(big + k, "\xe2\x80\x94", 3);
+        k += 3;
+    }
+    big[k] = '\0';
+    sprig_error_set(&err, -EINVAL, "%s", big);
+    assert_true(sprig_utf8_valid(err.msg, strlen(err.msg)));
+    /* Through the write path: an id of 70 two-byte characters, quoted cut. */
+    core_open(f);
+    char id[200] = "";
+    for (int i = 0; i < 70; i++) {
+        strcat(id, "\xc3\xa9");
+    }
+    sprig_point_t p = {.type = "value", .value = 1};
+    assert_int_equal(sprig_core_write(f->c, id, &p, 1, NULL, &err), -EINVAL);
+    assert_true(sprig_utf8_valid(err.msg, strlen(err.msg)));
+    assert_int_equal(sprig_core_create(f->c, id, "group", root(f), NULL, 0, NULL, NULL, &err),
+                     -EINVAL);
+    assert_true(sprig_utf8_valid(err.msg, strlen(err.msg)));
+    core_close(f);
+}
+
 /* --- a list of changes as one write (sprig_core_apply) ---------------------------- */
 
 /* A subscriber that applies a list of its own from inside the events of another. */
@@ -858,6 +912,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_move_through_tombstoned_edge, setup, teardown),
         cmocka_unit_test_setup_teardown(t_reopen_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(t_hlc_after_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_error_sentences_are_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(t_apply_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(t_when_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(t_when_durable_full_batch, setup, teardown),
