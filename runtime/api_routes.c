@@ -29,9 +29,12 @@ typedef struct route_ctx {
     api_answer_t *ans;
 } route_ctx_t;
 
+/* A query parameter; a request routed in process (api__route_body) has none. */
 static const char *query(route_ctx_t *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return r->req->conn != NULL
+               ? MHD_lookup_connection_value(r->req->conn, MHD_GET_ARGUMENT_KIND, name)
+               : NULL;
 }
 
 static void ok(route_ctx_t *r, int status, cJSON *json, uint64_t wait_batch)
@@ -463,7 +466,9 @@ static void get_nodes(route_ctx_t *r)
                     .out = cJSON_CreateArray(),
                     .type = query(r, "type"),
                     .deleted = deleted != NULL && strcmp(deleted, "0") != 0};
-    MHD_get_connection_values(r->req->conn, MHD_GET_ARGUMENT_KIND, collect_where, &l);
+    if (r->req->conn != NULL) {
+        MHD_get_connection_values(r->req->conn, MHD_GET_ARGUMENT_KIND, collect_where, &l);
+    }
     if (l.bad != 0) {
         cJSON_Delete(l.out);
         if (l.bad < 0) {
@@ -928,7 +933,12 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
         get_status(&r);
     }
     else if (r.nseg == 2 && is(&r, 1, "events") && get) {
-        api__events_open(api, req, ans);
+        if (req->conn == NULL) {
+            api__error(ans, 400, "GET /v1/events needs a connection to stream on");
+        }
+        else {
+            api__events_open(api, req, ans);
+        }
     }
     else if (r.nseg == 2 && is(&r, 1, "export") && get) {
         get_export(&r);
@@ -984,4 +994,13 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
     if (ans->status == 0 && ans->stream == NULL) {
         api__error(ans, 500, "out of memory");
     }
+}
+
+void api__route_body(sprig_core_t *core, const char *method, const char *url, const char *body,
+                     size_t len, api_answer_t *ans)
+{
+    sprig_api_t api = {.core = core, .loop = sprig_core_loop(core)};
+    api_req_t req = {.api = &api, .body = (char *)body, .len = len, .started = true};
+    memset(ans, 0, sizeof(*ans));
+    api__route(&api, &req, method, url, ans);
 }
