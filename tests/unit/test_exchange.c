@@ -482,6 +482,16 @@ static const refusal_t refusals[] = {
      "{\"root\":\"R\",\"nodes\":[" NINE_GROUPS ",{\"id\":\"b9\",\"type\":\"group\",\"points\":"
      "[{\"type\":\"no spaces\",\"value\":1}]}],\"edges\":[" NINE_EDGES "]}",
      {"nodes[9].points", "point type", "no spaces"}},
+    {"a value that is a string",
+     -EINVAL,
+     "{\"root\":\"R\",\"nodes\":[" NINE_GROUPS ",{\"id\":\"b9\",\"type\":\"group\",\"points\":"
+     "[{\"type\":\"tag\",\"value\":\"12\"}]}],\"edges\":[" NINE_EDGES "]}",
+     {"nodes[9].points[0]", "must be a number", "\"12\""}},
+    {"an edge tombstone of 2",
+     -EINVAL,
+     "{\"root\":\"R\",\"nodes\":[" NINE_GROUPS "],\"edges\":[" NINE_EDGES
+     ",{\"up\":\"R\",\"down\":\"a8\",\"points\":[{\"type\":\"tombstone\",\"tombstone\":2}]}]}",
+     {"edges[9].points[0]", "must be 0 or 1", "not 2"}},
     {"a points list that is not an array",
      -EINVAL,
      "{\"root\":\"R\",\"nodes\":[" NINE_GROUPS "],\"edges\":[" NINE_EDGES
