@@ -372,6 +372,11 @@ static void fill(sprig_core_t *c, const sprig_point_t *in, const char *origin, s
     out->key = in->key != NULL ? in->key : "0";
     out->text = in->text != NULL ? in->text : "";
     out->origin = in->origin != NULL ? in->origin : (origin != NULL ? origin : "");
+    /* One zero: SQLite stores a REAL -0.0 as the integer 0, so a -0 kept in the tree
+     * would hash differently after a restart than before it. */
+    if (out->value == 0) {
+        out->value = 0;
+    }
     if (in->time == 0) {
         out->time = sprig_hlc_now(&c->hlc);
     }
