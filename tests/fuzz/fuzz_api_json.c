@@ -76,6 +76,16 @@ static void create(const char *id, const char *type, const char *parent, const s
 
 /* A new core on an empty scratch database: root { g1 (group) { m1 (modbus) { io1 }, r1
  * (rule) }, sg1 (signalGenerator) }. */
+static void remove_db_files(void)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-lock", "-journal"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char p[PATH_MAX + 16];
+        snprintf(p, sizeof(p), "%s%s", db, suffixes[i]);
+        unlink(p);
+    }
+}
+
 static void open_core(void)
 {
     sprig_core_opts_t o = {.db_path = db, .root_id = "root", .store = {.sync_normal = true}};
@@ -91,12 +101,7 @@ static void open_core(void)
 
 static void open_fixture(void)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-lock", "-journal"};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        char p[PATH_MAX + 16];
-        snprintf(p, sizeof(p), "%s%s", db, suffixes[i]);
-        unlink(p);
-    }
+    remove_db_files();
     open_core();
     create("g1", "group", "root", NULL, 0);
     sprig_point_t mb[] = {{.type = "protocol", .text = "TCP"}, {.type = "uri", .text = "h:1"}};
@@ -144,6 +149,17 @@ static bool same_state(const state_t *a, const state_t *b)
            a->batch == b->batch;
 }
 
+/* At the end of a run (not after a crash, whose files may help): the scratch folder goes. */
+static void cleanup(void)
+{
+    if (core != NULL) {
+        close_core();
+    }
+    remove_db_files();
+    rmdir(dir);
+    sprig_schema_free(schema);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -163,6 +179,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("schema", dirs[0]);
     }
     open_fixture();
+    atexit(cleanup);
     return 0;
 }
 
