@@ -233,6 +233,19 @@ int sprig_tree_begin(sprig_tree_t *t)
 
 static uint64_t prec_hash(const prec_t *r);
 
+/* Closes the journal; a large one gives its memory back (a big import would otherwise
+ * keep it for the life of the process). */
+static void jclose(sprig_tree_t *t)
+{
+    t->journaling = false;
+    t->jlen = 0;
+    if (t->jcap > 4096) {
+        sprig_free(t->journal);
+        t->journal = NULL;
+        t->jcap = 0;
+    }
+}
+
 void sprig_tree_commit(sprig_tree_t *t)
 {
     for (size_t i = 0; t->journaling && i < t->jlen; i++) {
@@ -260,8 +273,7 @@ void sprig_tree_commit(sprig_tree_t *t)
             break;
         }
     }
-    t->journaling = false;
-    t->jlen = 0;
+    jclose(t);
 }
 
 /* Undoes one journal step; the steps after it are undone already. */
@@ -340,8 +352,7 @@ void sprig_tree_rollback(sprig_tree_t *t)
     for (size_t i = t->journaling ? t->jlen : 0; i > 0; i--) {
         undo(t, &t->journal[i - 1]);
     }
-    t->journaling = false;
-    t->jlen = 0;
+    jclose(t);
 }
 
 static bool str_eq(const void *item, const void *key)
