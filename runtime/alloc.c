@@ -1,4 +1,6 @@
 /* The allocator seam: thin wrappers over libc with failure injection for tests. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +44,27 @@ void *sprig_realloc(void *p, size_t n)
 void sprig_free(void *p)
 {
     free(p);
+}
+
+int sprig_grow(void **items, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t n = *cap != 0 ? *cap : 16;
+    while (n < need) {
+        if (n > SIZE_MAX / 2 / size) {
+            return -ENOMEM;
+        }
+        n *= 2;
+    }
+    void *p = sprig_realloc(*items, n * size);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    *items = p;
+    *cap = n;
+    return 0;
 }
 
 void sprig_free_handle(struct uv_handle_s *h)

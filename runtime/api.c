@@ -111,6 +111,7 @@ void api__error(api_answer_t *ans, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    sprig_utf8_repair(msg); /* a value cut with "%.40s" may end inside a character */
     cJSON_Delete(ans->json);
     ans->json = cJSON_CreateObject();
     if (ans->json != NULL) {

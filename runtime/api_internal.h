@@ -79,6 +79,13 @@ typedef struct api_answer {
 /* Routes a complete request; fills the answer (a JSON error for a bad one). */
 void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char *url,
                 api_answer_t *ans);
+/* Routes one request made in process, without a connection or a server: method, url (no
+ * query string) and the len bytes of body (borrowed; body[len] must be NUL), answered in
+ * ans as api__route answers (caller frees ans->json; a write's wait_batch is not waited
+ * for). The route code the server runs, for the fuzz target (tests/fuzz/fuzz_api_json.c);
+ * GET /v1/events, which needs a connection, is refused. Loop thread only. */
+void api__route_body(sprig_core_t *core, const char *method, const char *url, const char *body,
+                     size_t len, api_answer_t *ans);
 /* Parses the request body as strict JSON; NULL with a 400 in ans naming the fault. */
 cJSON *api__body_json(const api_req_t *req, api_answer_t *ans);
 /* Fills ans with {"error": msg} and status. */

@@ -29,9 +29,12 @@ typedef struct route_ctx {
     api_answer_t *ans;
 } route_ctx_t;
 
+/* A query parameter; a request routed in process (api__route_body) has none. */
 static const char *query(route_ctx_t *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return r->req->conn != NULL
+               ? MHD_lookup_connection_value(r->req->conn, MHD_GET_ARGUMENT_KIND, name)
+               : NULL;
 }
 
 static void ok(route_ctx_t *r, int status, cJSON *json, uint64_t wait_batch)
@@ -102,9 +105,11 @@ static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via
 }
 
 /* What is wrong with a JSON text that cJSON would let through (it reads
- * strings as C strings and is lenient with escapes): a \u0000, which would cut a string
- * short; a \u without four hex digits; an unknown escape; a raw control character. NULL
- * when there is nothing. */
+ * strings as C strings, is lenient with escapes and skips every byte up to the space as
+ * whitespace): a \u0000, which would cut a string short; a \u without four hex digits;
+ * an unknown escape; a raw control character, inside a string or between tokens (JSON's
+ * whitespace is space, tab, line feed and carriage return only). NULL when there is
+ * nothing. */
 static const char *string_fault(const char *s, size_t n, size_t *at)
 {
     bool in = false;
@@ -112,6 +117,9 @@ static const char *string_fault(const char *s, size_t n, size_t *at)
         unsigned char c = (unsigned char)s[i];
         *at = i;
         if (!in) {
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+                return "a control character between tokens";
+            }
             /* cJSON also takes "1." and ".5"; JSON wants digits on both sides. */
             if (c == '.' && (i == 0 || !isdigit((unsigned char)s[i - 1]) || i + 1 >= n ||
                              !isdigit((unsigned char)s[i + 1]))) {
@@ -493,7 +501,9 @@ static void get_nodes(route_ctx_t *r)
                     .out = cJSON_CreateArray(),
                     .type = query(r, "type"),
                     .deleted = deleted != NULL && strcmp(deleted, "0") != 0};
-    MHD_get_connection_values(r->req->conn, MHD_GET_ARGUMENT_KIND, collect_where, &l);
+    if (r->req->conn != NULL) {
+        MHD_get_connection_values(r->req->conn, MHD_GET_ARGUMENT_KIND, collect_where, &l);
+    }
     if (l.bad != 0) {
         cJSON_Delete(l.out);
         if (l.bad < 0) {
@@ -863,8 +873,8 @@ static void get_export(route_ctx_t *r)
     ok(r, 200, o, 0);
 }
 
-/* POST /v1/import: sprig_import_json checks the whole document and then applies it, so
- * a bad document changes nothing; the answer waits until the batch is durable. */
+/* POST /v1/import: sprig_import_json applies the whole document as one write, so a bad
+ * document changes nothing; the answer waits until the batch is durable. */
 static void post_import(route_ctx_t *r)
 {
     sprig_error_t err;
@@ -961,7 +971,12 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
         get_status(&r);
     }
     else if (r.nseg == 2 && is(&r, 1, "events") && get) {
-        api__events_open(api, req, ans);
+        if (req->conn == NULL) {
+            api__error(ans, 400, "GET /v1/events needs a connection to stream on");
+        }
+        else {
+            api__events_open(api, req, ans);
+        }
     }
     else if (r.nseg == 2 && is(&r, 1, "export") && get) {
         get_export(&r);
@@ -1024,4 +1039,13 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
     if (ans->status == 0 && ans->stream == NULL) {
         api__error(ans, 500, "out of memory");
     }
+}
+
+void api__route_body(sprig_core_t *core, const char *method, const char *url, const char *body,
+                     size_t len, api_answer_t *ans)
+{
+    sprig_api_t api = {.core = core, .loop = sprig_core_loop(core)};
+    api_req_t req = {.api = &api, .body = (char *)body, .len = len, .started = true};
+    memset(ans, 0, sizeof(*ans));
+    api__route(&api, &req, method, url, ans);
 }

@@ -181,6 +181,7 @@ int sprig_core_close(sprig_core_t *c)
     if (c == NULL) {
         return 0;
     }
+    sprig_free(c->rows);
     int rc = sprig_store_close(c->store);
     sprig_bus_close(c->bus);
     sprig_tree_close(c->tree);
@@ -375,12 +376,6 @@ int core__check_points(sprig_core_t *c, const char *what, const sprig_point_t *p
     return 0;
 }
 
-int sprig_core_check(sprig_core_t *c, const char *what, const sprig_point_t *pts, size_t n,
-                     sprig_error_t *err)
-{
-    return core__check_points(c, what, pts, n, err);
-}
-
 /* --- applying ----------------------------------------------------------------------- */
 
 /* The point as it will be stored: defaults filled, time from the HLC when not given. */
@@ -390,6 +385,11 @@ static void fill(sprig_core_t *c, const sprig_point_t *in, const char *origin, s
     out->key = in->key != NULL ? in->key : "0";
     out->text = in->text != NULL ? in->text : "";
     out->origin = in->origin != NULL ? in->origin : (origin != NULL ? origin : "");
+    /* One zero: SQLite stores a REAL -0.0 as the integer 0, so a -0 kept in the tree
+     * would hash differently after a restart than before it. */
+    if (out->value == 0) {
+        out->value = 0;
+    }
     if (in->time == 0) {
         out->time = sprig_hlc_now(&c->hlc);
     }
@@ -398,18 +398,121 @@ static void fill(sprig_core_t *c, const sprig_point_t *in, const char *origin, s
     }
 }
 
-static void publish(sprig_core_t *c, sprig_node_t *node, sprig_node_t *up,
-                    const sprig_point_t *held, const void *source)
+/* A row for the store, with the event that follows it for a point: queued and published
+ * at once, or held back while sprig_core_apply runs (then p is a copy of the point as
+ * merged, its text owned by the row, as a later change of the list may replace the
+ * tree's). */
+typedef enum { ROW_NODE, ROW_EDGE, ROW_POINT, ROW_EDGE_POINT } row_kind_t;
+
+typedef struct core_row {
+    row_kind_t kind;
+    sprig_node_t *node, *up; /* the node (an edge's child), and an edge's parent */
+    sprig_point_t p;         /* ROW_POINT, ROW_EDGE_POINT: as merged */
+    uint64_t hash;
+    bool history;
+    const void *source;
+} core_row_t;
+
+static void publish(sprig_core_t *c, const core_row_t *r, const sprig_point_t *p)
 {
     sprig_event_t ev = {
-        .node = sprig_node_id(node),
-        .node_type = sprig_node_type(node),
-        .edge_up = up != NULL ? sprig_node_id(up) : NULL,
-        .point = held,
-        .source = source,
+        .node = sprig_node_id(r->node),
+        .node_type = sprig_node_type(r->node),
+        .edge_up = r->kind == ROW_EDGE_POINT ? sprig_node_id(r->up) : NULL,
+        .point = p,
+        .source = r->source,
         .batch = c->last_batch,
     };
     sprig_bus_publish(c->bus, &ev);
+}
+
+/* Queues the row for the store and publishes its point p: the tree's own point when the
+ * row is emitted as it is merged (a subscriber that writes it again changes what later
+ * subscribers read, never frees it under them), the row's copy when it was held back. */
+static int emit(sprig_core_t *c, const core_row_t *r, const sprig_point_t *p)
+{
+    int rc;
+    switch (r->kind) {
+    case ROW_NODE:
+        rc = sprig_store_put_node(c->store, sprig_node_id(r->node), sprig_node_type(r->node));
+        break;
+    case ROW_EDGE:
+        rc = sprig_store_put_edge(c->store, sprig_node_id(r->up), sprig_node_id(r->node));
+        break;
+    case ROW_POINT:
+        /* A point that came in on a link (sync) was sampled elsewhere: its history is
+         * that instance's, uploaded on its own, so it is not appended here twice. A local
+         * point (a counter, a status) has no history. */
+        rc = sprig_store_put_point_ex(c->store, sprig_node_id(r->node), p, r->hash, r->history);
+        break;
+    default:
+        rc = sprig_store_put_edge_point(c->store, sprig_node_id(r->up), sprig_node_id(r->node), p,
+                                        r->hash);
+        break;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    c->last_batch = sprig_store_last_batch(c->store);
+    if (r->kind == ROW_POINT || r->kind == ROW_EDGE_POINT) {
+        publish(c, r, p);
+    }
+    return 0;
+}
+
+static void row_free_text(core_row_t *r)
+{
+    if ((r->kind == ROW_POINT || r->kind == ROW_EDGE_POINT) && r->p.text[0] != '\0') {
+        sprig_free((char *)r->p.text);
+    }
+}
+
+/* Emits r now, with held (the tree's point, NULL for a node or edge row), or holds it
+ * back while sprig_core_apply runs. 0 or -ENOMEM. */
+static int put_row(sprig_core_t *c, core_row_t *r, const sprig_point_t *held)
+{
+    if (!c->applying) {
+        return emit(c, r, held);
+    }
+    if (sprig_grow((void **)&c->rows, &c->caprows, c->nrows + 1, sizeof(*c->rows)) != 0) {
+        return -ENOMEM;
+    }
+    if ((r->kind == ROW_POINT || r->kind == ROW_EDGE_POINT) && r->p.text[0] != '\0' &&
+        (r->p.text = sprig_strdup(r->p.text)) == NULL) {
+        return -ENOMEM;
+    }
+    c->rows[c->nrows++] = *r;
+    return 0;
+}
+
+int core__put_node(sprig_core_t *c, sprig_node_t *node)
+{
+    core_row_t r = {.kind = ROW_NODE, .node = node};
+    return put_row(c, &r, NULL);
+}
+
+int core__put_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down)
+{
+    core_row_t r = {.kind = ROW_EDGE, .node = down, .up = up};
+    return put_row(c, &r, NULL);
+}
+
+/* Stores and publishes held, the tree's point just merged into node (up NULL) or into the
+ * edge up -> node. */
+static int put_point(sprig_core_t *c, sprig_node_t *node, sprig_node_t *up,
+                     const sprig_point_t *held, const void *source)
+{
+    core_row_t r = {
+        .kind = up != NULL ? ROW_EDGE_POINT : ROW_POINT,
+        .node = node,
+        .up = up,
+        .p = *held,
+        .hash = sprig_tree_point_hash(held),
+        .history = up == NULL && source == NULL && !sprig_tree_point_local(held),
+        .source = source,
+    };
+    c->stats.accepted++;
+    return put_row(c, &r, held);
 }
 
 int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *pts, size_t n,
@@ -427,18 +530,9 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
             c->stats.stale++;
             continue;
         }
-        /* A point that came in on a link (sync) was sampled elsewhere: its history is
-         * that instance's, uploaded on its own, so it is not appended here twice. A local
-         * point (a counter, a status) has no history. */
-        rc = sprig_store_put_point_ex(c->store, sprig_node_id(node), held,
-                                      sprig_tree_point_hash(held),
-                                      source == NULL && !sprig_tree_point_local(held));
-        if (rc != 0) {
+        if ((rc = put_point(c, node, NULL, held, source)) != 0) {
             return rc;
         }
-        c->last_batch = sprig_store_last_batch(c->store);
-        c->stats.accepted++;
-        publish(c, node, NULL, held, source);
     }
     return 0;
 }
@@ -452,7 +546,7 @@ int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
         if ((e = sprig_tree_edge_add(c->tree, up, down)) == NULL) {
             return -ENOMEM;
         }
-        if ((rc = sprig_store_put_edge(c->store, sprig_node_id(up), sprig_node_id(down))) != 0) {
+        if ((rc = core__put_edge(c, up, down)) != 0) {
             return rc;
         }
     }
@@ -468,14 +562,9 @@ int core__apply_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down,
             c->stats.stale++;
             continue;
         }
-        rc = sprig_store_put_edge_point(c->store, sprig_node_id(up), sprig_node_id(down), held,
-                                        sprig_tree_point_hash(held));
-        if (rc != 0) {
+        if ((rc = put_point(c, down, up, held, source)) != 0) {
             return rc;
         }
-        c->last_batch = sprig_store_last_batch(c->store);
-        c->stats.accepted++;
-        publish(c, down, up, held, source);
     }
     return 0;
 }
@@ -498,4 +587,89 @@ int sprig_core_write(sprig_core_t *c, const char *node, const sprig_point_t *pts
         return rc;
     }
     return core__apply_node(c, nd, pts, n, NULL, source);
+}
+
+/* --- a list of changes as one write --------------------------------------------------- */
+
+static int apply_one(sprig_core_t *c, const sprig_core_change_t *ch, const void *source,
+                     sprig_error_t *err)
+{
+    switch (ch->kind) {
+    case SPRIG_CHANGE_NODE:
+        return sprig_core_add_node(c, ch->node, ch->type, err);
+    case SPRIG_CHANGE_EDGE:
+        return sprig_core_write_edge(c, ch->up, ch->node, ch->pts, ch->n, source, err);
+    case SPRIG_CHANGE_POINTS:
+        return sprig_core_write(c, ch->node, ch->pts, ch->n, source, err);
+    }
+    return sprig_error_set(err, -EINVAL, "change kind %d is not a node, edge or points",
+                           (int)ch->kind);
+}
+
+/* Hands the rows held back by this apply to the caller (count in *n), who frees them. */
+static core_row_t *take_rows(sprig_core_t *c, size_t *n)
+{
+    core_row_t *rows = c->rows;
+    *n = c->nrows;
+    c->rows = NULL;
+    c->nrows = c->caprows = 0;
+    return rows;
+}
+
+int sprig_core_apply(sprig_core_t *c, const sprig_core_change_t *changes, size_t n,
+                     const void *source, sprig_error_t *err)
+{
+    sprig_error_t scratch;
+    err = err != NULL ? err : &scratch;
+    if (c->applying || sprig_tree_begin(c->tree) != 0) {
+        return sprig_error_set(err, -EBUSY, "a list of changes is being applied already");
+    }
+    sprig_core_stats_t stats = c->stats;
+    int64_t clock = c->hlc.last;
+    int rc = 0;
+    size_t i = 0;
+    c->applying = true;
+    for (; i < n && rc == 0; i++) {
+        rc = apply_one(c, &changes[i], source, err);
+    }
+    c->applying = false;
+    size_t nrows;
+    core_row_t *rows = take_rows(c, &nrows);
+    if (rc != 0) {
+        sprig_tree_rollback(c->tree);
+        for (size_t k = 0; k < nrows; k++) {
+            row_free_text(&rows[k]);
+        }
+        sprig_free(rows);
+        c->stats = stats;
+        c->stats.refused++;
+        c->hlc.last = clock;
+        const char *label = changes[i - 1].label;
+        if (label != NULL) {
+            char msg[sizeof(err->msg)];
+            snprintf(msg, sizeof(msg), "%s", err->msg);
+            sprig_error_set(err, rc, "%s: %s", label, msg);
+        }
+        return rc;
+    }
+    sprig_tree_commit(c->tree);
+    /* The list is in the tree: now the store and the bus, in list order. A subscriber may
+     * write (or apply a list) from its callback: the rows are this call's alone. */
+    size_t k = 0;
+    for (; k < nrows && rc == 0; k++) {
+        rc = emit(c, &rows[k], &rows[k].p);
+    }
+    if (rc != 0) {
+        sprig_log_error("store: %zu of %zu rows of an applied list could not be queued: %s",
+                        nrows - k + 1, nrows, sprig_strerror(rc));
+        sprig_error_set(err, rc,
+                        "the changes were applied, but %zu of %zu store rows could "
+                        "not be queued: %s",
+                        nrows - k + 1, nrows, sprig_strerror(rc));
+    }
+    for (k = 0; k < nrows; k++) {
+        row_free_text(&rows[k]);
+    }
+    sprig_free(rows);
+    return rc;
 }

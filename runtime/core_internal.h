@@ -15,7 +15,17 @@ struct sprig_core {
     sprig_core_stats_t stats;
     const sprig_schema_t *schema;
     char root[SPRIG_ID_MAX + 1];
+    /* While sprig_core_apply runs its list: the rows and events held back until every
+     * change of it is accepted. */
+    bool applying;
+    struct core_row *rows;
+    size_t nrows, caprows;
 };
+
+/* Queues the store row of a new node, or of a new edge up -> down (held back while
+ * sprig_core_apply runs). 0 or -ENOMEM. */
+int core__put_node(sprig_core_t *c, sprig_node_t *node);
+int core__put_edge(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down);
 
 /* Checks n points for a write to `what` (a sentence fragment naming the node or edge):
  * 0, or the error code with err filled. */

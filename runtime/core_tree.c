@@ -164,7 +164,7 @@ int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const c
         pts = all;
     }
     if ((rc = sprig_tree_node_add(c->tree, id, type, &node)) != 0 ||
-        (rc = sprig_store_put_node(c->store, id, type)) != 0) {
+        (rc = core__put_node(c, node)) != 0) {
         free(all);
         return rc;
     }
@@ -205,7 +205,7 @@ int sprig_core_add_node(sprig_core_t *c, const char *id, const char *type, sprig
     }
     int rc = sprig_tree_node_add(c->tree, id, type, &n);
     if (rc == 0) {
-        rc = sprig_store_put_node(c->store, id, type);
+        rc = core__put_node(c, n);
     }
     return rc;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sprig/err.h"
+#include "sprig/util.h"
 
 const char *sprig_strerror(int code)
 {
@@ -31,6 +32,9 @@ int sprig_error_set(sprig_error_t *err, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
         va_end(ap);
+        /* A value quoted with a precision ("%.64s"), or the sentence cut at its size, may
+         * end inside a character: the sentence goes into JSON and logs, so mend it. */
+        sprig_utf8_repair(err->msg);
     }
     return code;
 }

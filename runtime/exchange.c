@@ -1,5 +1,6 @@
-/* The tree as one JSON document (sprig/exchange.h): export walks the tree, import checks
- * the whole document before it applies any of it through the core's write path. */
+/* The tree as one JSON document (sprig/exchange.h): export walks the tree, import reads
+ * and checks the whole document into one list of changes that the core applies all or
+ * nothing (sprig_core_apply), so no refusal, wherever it is found, leaves part of it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -82,14 +83,25 @@ cJSON *sprig_export_json(sprig_core_t *core)
 
 /* --- import ------------------------------------------------------------------------- */
 
+/* A node id of the document, with its place in the "nodes" list. */
+typedef struct doc_id {
+    const char *id;
+    int index;
+} doc_id_t;
+
 /* One import: the core, the document's root id (NULL: none given), the document's node
- * ids sorted (borrowed from the document) and where errors go. */
+ * ids sorted (borrowed from the document), the list of changes being built (each with
+ * its label and its points, owned) and where errors go. */
 typedef struct import {
     sprig_core_t *core;
     sprig_tree_t *tree;
     const char *doc_root;
-    const char **ids;
+    doc_id_t *ids;
     size_t nids;
+    sprig_core_change_t *changes;
+    char (*labels)[32];
+    size_t nchanges;
+    long npoints;
     sprig_error_t *err;
 } import_t;
 
@@ -100,9 +112,27 @@ static const char *map_root(const import_t *im, const char *id)
                                                                  : id;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const doc_id_t *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+static bool in_document(const import_t *im, const char *id)
+{
+    doc_id_t key = {id, -1};
+    size_t lo = 0, hi = im->nids;
+    while (lo < hi) { /* the first entry not below key: ids sort by (id, index) */
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_id(&im->ids[mid], &key) < 0) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return lo < im->nids && strcmp(im->ids[lo].id, id) == 0;
 }
 
 /* Reads the array of points j (NULL: none) into *out, a new array the caller frees with
@@ -140,17 +170,29 @@ static int read_points(const cJSON *j, const char *what, sprig_point_t **out, si
     return 0;
 }
 
-/* Checks item i of one list (pass 0 nodes, 1 edges, 2 node points) without changing
- * anything. Returns 0 or -errno with im->err filled. */
-static int check_item(const import_t *im, int pass, const cJSON *it, int i)
+/* Appends a change to the list, labelled "list[i]" plus suffix; it takes pts. */
+static void add_change(import_t *im, const sprig_core_change_t *ch, const char *list, int i,
+                       const char *suffix)
 {
-    const char *list = pass == 1 ? "edges" : "nodes";
-    const char *fa = pass == 1 ? "up" : "id", *fb = pass == 1 ? "down" : "type";
+    size_t k = im->nchanges++;
+    im->changes[k] = *ch;
+    snprintf(im->labels[k], sizeof(im->labels[k]), "%s[%d]%s", list, i, suffix);
+    im->changes[k].label = im->labels[k];
+    im->npoints += (long)ch->n;
+}
+
+/* Checks item i of "nodes" (edges false) or "edges" without changing anything, and
+ * appends its change: a node, or an edge with its points. A node's points are read into
+ * *pts (n in *npts) for the list's end, after every edge, so that a point owned by a
+ * driver finds the parent that the document links. Returns 0 or -errno with im->err. */
+static int read_item(import_t *im, bool edges, const cJSON *it, int i, sprig_point_t **pts,
+                     size_t *npts)
+{
+    const char *list = edges ? "edges" : "nodes";
+    const char *fa = edges ? "up" : "id", *fb = edges ? "down" : "type";
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(it, fa);
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, fb);
-    sprig_point_t *pts;
-    size_t n;
-    char label[160];
+    char label[48];
     int rc;
     if (!cJSON_IsString(a) || !cJSON_IsString(b)) {
         return sprig_error_set(im->err, -EINVAL, "%s[%d] must have string \"%s\" and \"%s\"", list,
@@ -163,79 +205,74 @@ static int check_item(const import_t *im, int pass, const cJSON *it, int i)
                                    "%s[%d].%s \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]", list,
                                    i, k == 0 ? fa : fb, names[k]);
         }
-        if (pass == 1 && sprig_tree_node(im->tree, map_root(im, names[k])) == NULL &&
-            bsearch(&names[k], im->ids, im->nids, sizeof(*im->ids), cmp_str) == NULL) {
+        if (edges && sprig_tree_node(im->tree, map_root(im, names[k])) == NULL &&
+            !in_document(im, names[k])) {
             return sprig_error_set(im->err, -ENOENT,
                                    "%s[%d].%s names node %s, which is neither in the document "
                                    "nor in this tree",
                                    list, i, k == 0 ? fa : fb, names[k]);
         }
     }
-    if (pass == 0) {
-        sprig_node_t *node = sprig_tree_node(im->tree, map_root(im, names[0]));
-        if (node != NULL && strcmp(sprig_node_type(node), names[1]) != 0 &&
-            node != sprig_tree_root(im->tree)) {
-            return sprig_error_set(im->err, -EEXIST,
-                                   "nodes[%d]: node %s exists here with type %s, not %s", i,
-                                   names[0], sprig_node_type(node), names[1]);
-        }
-        /* A node new here must bring its schema's required points. */
-        const sprig_schema_t *schema = sprig_core_schema(im->core);
-        const sprig_schema_type_t *t =
-            schema != NULL && node == NULL ? sprig_schema_type(schema, names[1]) : NULL;
-        if (t == NULL) {
-            return 0;
-        }
-        snprintf(label, sizeof(label), "nodes[%d].points", i);
-        rc = read_points(cJSON_GetObjectItemCaseSensitive(it, "points"), label, &pts, &n, im->err);
-        if (rc != 0) {
-            return rc;
-        }
-        rc = sprig_schema_check_required(t, names[0], pts, n, im->err);
-        sprig_free(pts);
-        return rc;
-    }
     snprintf(label, sizeof(label), "%s[%d].points", list, i);
-    rc = read_points(cJSON_GetObjectItemCaseSensitive(it, "points"), label, &pts, &n, im->err);
-    if (rc != 0) {
+    if ((rc = read_points(cJSON_GetObjectItemCaseSensitive(it, "points"), label, pts, npts,
+                          im->err)) != 0) {
         return rc;
     }
-    rc = sprig_core_check(im->core, label, pts, n, im->err);
-    sprig_free(pts);
-    return rc;
-}
-
-/* Applies item it, already checked, of one list (pass as for check_item), counting its
- * node in *nn or its points in *np. Returns 0 or the core's code with im->err filled. */
-static int apply_item(const import_t *im, int pass, const cJSON *it, long *nn, long *np)
-{
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "up" : "id");
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(it, pass == 1 ? "down" : "type");
-    const char *id = map_root(im, a->valuestring);
-    sprig_point_t *pts;
-    size_t n;
-    int rc;
-    if (pass == 0) {
-        /* The root exists already, whatever type the document gives it. */
-        if (strcmp(id, sprig_core_root_id(im->core)) != 0 &&
-            (rc = sprig_core_add_node(im->core, id, b->valuestring, im->err)) != 0) {
-            return rc;
-        }
-        (*nn)++;
+    const char *id = map_root(im, names[0]);
+    if (edges) {
+        sprig_core_change_t ch = {.kind = SPRIG_CHANGE_EDGE,
+                                  .up = id,
+                                  .node = map_root(im, names[1]),
+                                  .pts = *pts,
+                                  .n = *npts};
+        add_change(im, &ch, list, i, "");
+        *pts = NULL;
         return 0;
     }
-    rc = read_points(cJSON_GetObjectItemCaseSensitive(it, "points"), "points", &pts, &n, im->err);
-    if (rc != 0) {
-        return rc;
+    sprig_node_t *node = sprig_tree_node(im->tree, id);
+    if (node != NULL && strcmp(sprig_node_type(node), names[1]) != 0 &&
+        node != sprig_tree_root(im->tree)) {
+        return sprig_error_set(im->err, -EEXIST,
+                               "nodes[%d]: node %s exists here with type %s, not %s", i, names[0],
+                               sprig_node_type(node), names[1]);
     }
-    rc = pass == 1 ? sprig_core_write_edge(im->core, id, map_root(im, b->valuestring), pts, n, NULL,
-                                           im->err)
-                   : sprig_core_write(im->core, id, pts, n, NULL, im->err);
-    sprig_free(pts);
-    if (rc == 0) {
-        *np += (long)n;
+    /* A node new here must bring its schema's required points. */
+    const sprig_schema_t *schema = sprig_core_schema(im->core);
+    const sprig_schema_type_t *t =
+        schema != NULL && node == NULL ? sprig_schema_type(schema, names[1]) : NULL;
+    if (t != NULL && (rc = sprig_schema_check_required(t, names[0], *pts, *npts, im->err)) != 0) {
+        char msg[sizeof(im->err->msg)];
+        snprintf(msg, sizeof(msg), "%s", im->err->msg);
+        return sprig_error_set(im->err, rc, "nodes[%d]: %s", i, msg);
     }
-    return rc;
+    /* The root exists already, whatever type the document gives it. */
+    if (strcmp(id, sprig_core_root_id(im->core)) != 0) {
+        sprig_core_change_t ch = {.kind = SPRIG_CHANGE_NODE, .node = id, .type = names[1]};
+        add_change(im, &ch, list, i, "");
+    }
+    return 0;
+}
+
+/* Fills im->ids with the document's node ids, sorted; a node listed twice is refused. */
+static int read_ids(import_t *im, const cJSON *list_nodes)
+{
+    int i = 0;
+    for (const cJSON *it = list_nodes->child; it != NULL; it = it->next, i++) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        if (cJSON_IsString(id)) {
+            im->ids[im->nids++] = (doc_id_t){id->valuestring, i};
+        }
+    }
+    qsort(im->ids, im->nids, sizeof(*im->ids), cmp_id);
+    for (size_t k = 1; k < im->nids; k++) {
+        if (strcmp(im->ids[k].id, im->ids[k - 1].id) == 0) {
+            return sprig_error_set(im->err, -EEXIST,
+                                   "nodes[%d]: node %.64s is listed twice (also nodes[%d]); a "
+                                   "document names each node once",
+                                   im->ids[k].index, im->ids[k].id, im->ids[k - 1].index);
+        }
+    }
+    return 0;
 }
 
 int sprig_import_json(sprig_core_t *core, const cJSON *doc, long *nodes, long *points,
@@ -244,7 +281,6 @@ int sprig_import_json(sprig_core_t *core, const cJSON *doc, long *nodes, long *p
     sprig_error_t scratch;
     import_t im = {
         .core = core, .tree = sprig_core_tree(core), .err = err != NULL ? err : &scratch};
-    long nn = 0, np = 0;
     int rc = 0;
     im.err->msg[0] = '\0';
     if (nodes != NULL) {
@@ -262,35 +298,69 @@ int sprig_import_json(sprig_core_t *core, const cJSON *doc, long *nodes, long *p
                                "body must be {\"root\": id, \"nodes\": [...], \"edges\": [...]}");
     }
     im.doc_root = cJSON_IsString(root) ? root->valuestring : NULL;
-    im.ids = sprig_calloc((size_t)cJSON_GetArraySize(list_nodes) + 1, sizeof(*im.ids));
-    if (im.ids == NULL) {
-        return sprig_error_set(im.err, -ENOMEM, "out of memory");
+    size_t nn = (size_t)cJSON_GetArraySize(list_nodes);
+    size_t ne = list_edges != NULL ? (size_t)cJSON_GetArraySize(list_edges) : 0;
+    /* Each node's points wait in node_pts[i] for the end of the list. */
+    sprig_point_t **node_pts = sprig_calloc(nn + 1, sizeof(*node_pts));
+    size_t *node_npts = sprig_calloc(nn + 1, sizeof(*node_npts));
+    im.ids = sprig_calloc(nn + 1, sizeof(*im.ids));
+    im.changes = sprig_calloc(2 * nn + ne + 1, sizeof(*im.changes));
+    im.labels = sprig_calloc(2 * nn + ne + 1, sizeof(*im.labels));
+    if (node_pts == NULL || node_npts == NULL || im.ids == NULL || im.changes == NULL ||
+        im.labels == NULL) {
+        rc = sprig_error_set(im.err, -ENOMEM, "out of memory");
+        goto done;
     }
-    for (const cJSON *it = list_nodes->child; it != NULL; it = it->next) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsString(id)) {
-            im.ids[im.nids++] = id->valuestring;
+    if ((rc = read_ids(&im, list_nodes)) != 0) {
+        goto done;
+    }
+    int i = 0;
+    for (const cJSON *it = list_nodes->child; it != NULL && rc == 0; it = it->next, i++) {
+        rc = read_item(&im, false, it, i, &node_pts[i], &node_npts[i]);
+    }
+    i = 0;
+    for (const cJSON *it = list_edges != NULL ? list_edges->child : NULL; it != NULL && rc == 0;
+         it = it->next, i++) {
+        sprig_point_t *pts = NULL;
+        size_t n = 0;
+        rc = read_item(&im, true, it, i, &pts, &n);
+        sprig_free(pts);
+    }
+    i = 0;
+    for (const cJSON *it = list_nodes->child; it != NULL && rc == 0; it = it->next, i++) {
+        if (node_npts[i] > 0) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+            sprig_core_change_t ch = {.kind = SPRIG_CHANGE_POINTS,
+                                      .node = map_root(&im, id->valuestring),
+                                      .pts = node_pts[i],
+                                      .n = node_npts[i]};
+            add_change(&im, &ch, "nodes", i, ".points");
         }
     }
-    qsort(im.ids, im.nids, sizeof(*im.ids), cmp_str);
-    /* Steps 0-2 check nodes, edges and node points; steps 3-5 apply them in that order. */
-    for (int step = 0; step < 6 && rc == 0; step++) {
-        int pass = step % 3;
-        const cJSON *list = pass == 1 ? list_edges : list_nodes;
-        int i = 0;
-        for (const cJSON *it = list != NULL ? list->child : NULL; it != NULL && rc == 0;
-             it = it->next, i++) {
-            rc = step < 3 ? check_item(&im, pass, it, i) : apply_item(&im, pass, it, &nn, &np);
-        }
+    if (rc == 0) {
+        rc = sprig_core_apply(core, im.changes, im.nchanges, NULL, im.err);
     }
-    sprig_free(im.ids);
     if (rc == 0) {
         if (nodes != NULL) {
-            *nodes = nn;
+            *nodes = (long)nn;
         }
         if (points != NULL) {
-            *points = np;
+            *points = im.npoints;
         }
     }
+done:
+    for (size_t k = 0; k < im.nchanges; k++) {
+        if (im.changes[k].kind != SPRIG_CHANGE_POINTS) {
+            sprig_free((sprig_point_t *)im.changes[k].pts);
+        }
+    }
+    for (size_t k = 0; node_pts != NULL && k < nn; k++) {
+        sprig_free(node_pts[k]);
+    }
+    sprig_free(node_pts);
+    sprig_free(node_npts);
+    sprig_free(im.ids);
+    sprig_free(im.changes);
+    sprig_free(im.labels);
     return rc;
 }

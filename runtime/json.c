@@ -125,6 +125,15 @@ cJSON *sprig_json_from_point(const sprig_point_t *p)
     return o;
 }
 
+/* j as JSON text for an error message, cut to about 40 bytes, into buf (n bytes). */
+static const char *shown(const cJSON *j, char *buf, size_t n)
+{
+    char *t = cJSON_PrintUnformatted(j);
+    snprintf(buf, n, "%.40s%s", t != NULL ? t : "?", t != NULL && strlen(t) > 40 ? "..." : "");
+    cJSON_free(t);
+    return buf;
+}
+
 /* Field `name` of o as a string, or dflt when absent; -EINVAL when of another type. */
 static int get_string(const cJSON *o, const char *what, const char *name, const char *dflt,
                       const char **out, sprig_error_t *err)
@@ -135,7 +144,9 @@ static int get_string(const cJSON *o, const char *what, const char *name, const 
         return 0;
     }
     if (!cJSON_IsString(f)) {
-        return sprig_error_set(err, -EINVAL, "%s: \"%s\" must be a string", what, name);
+        char v[48];
+        return sprig_error_set(err, -EINVAL, "%s: \"%s\" must be a string, not %s", what, name,
+                               shown(f, v, sizeof(v)));
     }
     *out = f->valuestring;
     return 0;
@@ -145,9 +156,11 @@ int sprig_json_to_point(const cJSON *o, const char *what, sprig_point_t *out, sp
 {
     const char *time = NULL;
     int rc;
+    char shown_buf[48];
     memset(out, 0, sizeof(*out));
     if (!cJSON_IsObject(o)) {
-        return sprig_error_set(err, -EINVAL, "%s must be a JSON object", what);
+        return sprig_error_set(err, -EINVAL, "%s must be a JSON object, not %s", what,
+                               shown(o, shown_buf, sizeof(shown_buf)));
     }
     if ((rc = get_string(o, what, "type", NULL, &out->type, err)) != 0 ||
         (rc = get_string(o, what, "key", NULL, &out->key, err)) != 0 ||
@@ -162,7 +175,8 @@ int sprig_json_to_point(const cJSON *o, const char *what, sprig_point_t *out, sp
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "value");
     if (v != NULL && !cJSON_IsNull(v)) {
         if (!cJSON_IsNumber(v)) {
-            return sprig_error_set(err, -EINVAL, "%s: \"value\" must be a number", what);
+            return sprig_error_set(err, -EINVAL, "%s: \"value\" must be a number, not %s", what,
+                                   shown(v, shown_buf, sizeof(shown_buf)));
         }
         out->value = v->valuedouble;
     }
@@ -175,7 +189,8 @@ int sprig_json_to_point(const cJSON *o, const char *what, sprig_point_t *out, sp
             out->tombstone = (int)tb->valuedouble;
         }
         else {
-            return sprig_error_set(err, -EINVAL, "%s: \"tombstone\" must be 0 or 1", what);
+            return sprig_error_set(err, -EINVAL, "%s: \"tombstone\" must be 0 or 1, not %s", what,
+                                   shown(tb, shown_buf, sizeof(shown_buf)));
         }
     }
     if (time != NULL) {

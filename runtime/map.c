@@ -67,6 +67,33 @@ int tree__map_add(tree__map_t *m, uint64_t h, void *item)
     return 0;
 }
 
+void tree__map_remove(tree__map_t *m, uint64_t h, const void *item)
+{
+    if (m->cap == 0) {
+        return;
+    }
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    for (size_t n = 0; m->items[i] != item; i = (i + 1) & mask, n++) {
+        if (m->items[i] == NULL || n == m->cap) {
+            return;
+        }
+    }
+    /* Backward shift: every item after the hole that may not sit before its home slot
+     * moves into the hole, so later lookups never stop at an empty slot too early. */
+    m->items[i] = NULL;
+    m->len--;
+    for (size_t j = (i + 1) & mask; m->items[j] != NULL; j = (j + 1) & mask) {
+        size_t home = (size_t)m->hashes[j] & mask;
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            m->items[i] = m->items[j];
+            m->hashes[i] = m->hashes[j];
+            m->items[j] = NULL;
+            i = j;
+        }
+    }
+}
+
 void tree__map_free(tree__map_t *m)
 {
     sprig_free(m->items);

@@ -11,7 +11,12 @@
  * would not be. A point change moves own(n) by old XOR new ph, then every ancestor of n
  * through live edges is recomputed exactly once, children before parents (Kahn's order
  * over the ancestor set), so a change costs O(ancestors), O(depth) in a tree, however
- * many paths mirrors make. */
+ * many paths mirrors make.
+ *
+ * The undo journal (sprig_tree_begin) records, before each change, what puts it back: an
+ * added node, edge, point or string to remove, a point's old fields, a node's or edge's
+ * old hashes. Each object is journaled once per journal (its `journaled` flag), so a
+ * rollback restores the values of begin exactly, hashes too, without recomputing any. */
 #include <errno.h>
 #include <string.h>
 
@@ -26,6 +31,7 @@ typedef struct prec {
     sprig_point_t p; /* first member: a sprig_point_t * handed out is a prec_t * */
     uint64_t ph;     /* ph(p), also for a local point */
     bool local;      /* a local point: kept, but its ph is left out of the hashes */
+    bool journaled;  /* already in the open journal */
     struct prec *next;
     const void *owner;
 } prec_t;
@@ -39,6 +45,7 @@ struct sprig_node {
     size_t index; /* creation order, 0-based */
     unsigned mark;
     unsigned pending; /* children still to recompute, during propagate */
+    bool journaled;   /* added or hashes saved in the open journal */
     char id[];
 };
 
@@ -48,7 +55,29 @@ struct sprig_edge {
     uint64_t exor, contrib;
     sprig_edge_t *next_child, *next_parent;
     bool tombstone;
+    bool journaled; /* added or hashes saved in the open journal */
 };
+
+/* One step of the undo journal: what sprig_tree_rollback removes or puts back. */
+typedef enum {
+    J_STRING,     /* item: an interned string (a: its hash) */
+    J_NODE,       /* item: a new node; where: the last node before it */
+    J_EDGE,       /* item: a new edge (the head of its up's and down's lists) */
+    J_NODE_POINT, /* item: a new point of node `where`; tail: that node's last before */
+    J_EDGE_POINT, /* item: a new point of edge `where` (the head of its list) */
+    J_POINT,      /* item: a changed point; old: its fields before (old.p.text owned) */
+    J_NODE_HASH,  /* item: a node; a, b: its own and sub before */
+    J_EDGE_HASH,  /* item: an edge; a, b: its exor and contrib before; tombstone */
+} jkind_t;
+
+typedef struct jent {
+    jkind_t kind;
+    bool tombstone;
+    void *item, *where;
+    struct prec *tail;
+    struct prec old;
+    uint64_t a, b;
+} jent_t;
 
 struct sprig_tree {
     tree__map_t nodes, points, strings;
@@ -62,6 +91,9 @@ struct sprig_tree {
     size_t work_len, work_cap;
     sprig_node_t **ready; /* propagate's nodes whose children are done */
     size_t ready_len, ready_cap;
+    jent_t *journal; /* the undo journal, while `journaling` */
+    size_t jlen, jcap;
+    bool journaling;
 };
 
 static const char empty_text[] = "";
@@ -89,6 +121,7 @@ void sprig_tree_close(sprig_tree_t *t)
     if (t == NULL) {
         return;
     }
+    sprig_tree_commit(t); /* frees the old texts an open journal holds */
     sprig_node_t *n = t->first;
     while (n != NULL) {
         sprig_node_t *next = n->next_all;
@@ -109,6 +142,7 @@ void sprig_tree_close(sprig_tree_t *t)
     tree__map_free(&t->nodes);
     tree__map_free(&t->points);
     tree__map_free(&t->strings);
+    sprig_free(t->journal);
     sprig_free(t->work);
     sprig_free(t->ready);
     sprig_free(t);
@@ -118,6 +152,207 @@ void sprig_tree_set_local_fn(sprig_tree_t *t, sprig_tree_local_fn fn, void *arg)
 {
     t->local_fn = fn;
     t->local_arg = arg;
+}
+
+/* --- the undo journal ----------------------------------------------------------------- */
+
+/* Makes room for k more journal steps, so the change that follows can be journaled
+ * without a failure halfway. 0, or -ENOMEM. A no-op without a journal. */
+static int jreserve(sprig_tree_t *t, size_t k)
+{
+    return t->journaling
+               ? sprig_grow((void **)&t->journal, &t->jcap, t->jlen + k, sizeof(*t->journal))
+               : 0;
+}
+
+/* Adds a step reserved by jreserve. */
+static void jadd(sprig_tree_t *t, const jent_t *e)
+{
+    if (t->journaling) {
+        t->journal[t->jlen++] = *e;
+    }
+}
+
+/* Journals n's hashes before their first change under the journal. */
+static int jsave_node(sprig_tree_t *t, sprig_node_t *n)
+{
+    if (!t->journaling || n->journaled) {
+        return 0;
+    }
+    if (jreserve(t, 1) != 0) {
+        return -ENOMEM;
+    }
+    jadd(t, &(jent_t){.kind = J_NODE_HASH, .item = n, .a = n->own, .b = n->sub});
+    n->journaled = true;
+    return 0;
+}
+
+/* Journals e's hashes and tombstone state before their first change. */
+static int jsave_edge(sprig_tree_t *t, sprig_edge_t *e)
+{
+    if (!t->journaling || e->journaled) {
+        return 0;
+    }
+    if (jreserve(t, 1) != 0) {
+        return -ENOMEM;
+    }
+    jadd(t, &(jent_t){.kind = J_EDGE_HASH,
+                      .item = e,
+                      .a = e->exor,
+                      .b = e->contrib,
+                      .tombstone = e->tombstone});
+    e->journaled = true;
+    return 0;
+}
+
+/* Journals the fields of point r before its first change, taking its text: r is left
+ * with the empty text until it is filled again. */
+static int jsave_point(sprig_tree_t *t, prec_t *r)
+{
+    if (!t->journaling || r->journaled) {
+        return 0;
+    }
+    if (jreserve(t, 1) != 0) {
+        return -ENOMEM;
+    }
+    jadd(t, &(jent_t){.kind = J_POINT, .item = r, .old = *r});
+    r->journaled = true;
+    r->p.text = empty_text;
+    return 0;
+}
+
+int sprig_tree_begin(sprig_tree_t *t)
+{
+    if (t->journaling) {
+        return -EBUSY;
+    }
+    t->journaling = true;
+    t->jlen = 0;
+    return 0;
+}
+
+static uint64_t prec_hash(const prec_t *r);
+
+/* Closes the journal; a large one gives its memory back (a big import would otherwise
+ * keep it for the life of the process). */
+static void jclose(sprig_tree_t *t)
+{
+    t->journaling = false;
+    t->jlen = 0;
+    if (t->jcap > 4096) {
+        sprig_free(t->journal);
+        t->journal = NULL;
+        t->jcap = 0;
+    }
+}
+
+void sprig_tree_commit(sprig_tree_t *t)
+{
+    for (size_t i = 0; t->journaling && i < t->jlen; i++) {
+        jent_t *e = &t->journal[i];
+        switch (e->kind) {
+        case J_NODE:
+        case J_NODE_HASH:
+            ((sprig_node_t *)e->item)->journaled = false;
+            break;
+        case J_EDGE:
+        case J_EDGE_HASH:
+            ((sprig_edge_t *)e->item)->journaled = false;
+            break;
+        case J_POINT:
+            if (e->old.p.text != empty_text) {
+                sprig_free((char *)e->old.p.text);
+            }
+            ((prec_t *)e->item)->journaled = false;
+            break;
+        case J_NODE_POINT:
+        case J_EDGE_POINT:
+            ((prec_t *)e->item)->journaled = false;
+            break;
+        case J_STRING:
+            break;
+        }
+    }
+    jclose(t);
+}
+
+/* Undoes one journal step; the steps after it are undone already. */
+static void undo(sprig_tree_t *t, jent_t *e)
+{
+    prec_t *r = e->item;
+    sprig_node_t *n = e->item;
+    sprig_edge_t *ed = e->item;
+    switch (e->kind) {
+    case J_STRING:
+        tree__map_remove(&t->strings, e->a, e->item);
+        sprig_free(e->item);
+        break;
+    case J_NODE:
+        tree__map_remove(&t->nodes, tree__hash_bytes(n->id, strlen(n->id)), n);
+        t->last = e->where;
+        if (t->last != NULL) {
+            t->last->next_all = NULL;
+        }
+        else {
+            t->first = NULL;
+        }
+        t->node_count--;
+        sprig_free(n);
+        break;
+    case J_EDGE:
+        ed->up->children = ed->next_child;
+        ed->down->parents = ed->next_parent;
+        free_points(ed->points);
+        sprig_free(ed);
+        break;
+    case J_NODE_POINT:
+        n = e->where;
+        tree__map_remove(&t->points, prec_hash(r), r);
+        n->points_tail = e->tail;
+        if (e->tail != NULL) {
+            e->tail->next = NULL;
+        }
+        else {
+            n->points = NULL;
+        }
+        t->point_count--;
+        r->next = NULL;
+        free_points(r);
+        break;
+    case J_EDGE_POINT:
+        ((sprig_edge_t *)e->where)->points = r->next;
+        r->next = NULL;
+        free_points(r);
+        break;
+    case J_POINT:
+        if (r->p.text != empty_text) {
+            sprig_free((char *)r->p.text);
+        }
+        r->p = e->old.p;
+        r->ph = e->old.ph;
+        r->local = e->old.local;
+        r->journaled = false;
+        break;
+    case J_NODE_HASH:
+        n->own = e->a;
+        n->sub = e->b;
+        n->journaled = false;
+        break;
+    case J_EDGE_HASH:
+        ed->exor = e->a;
+        ed->contrib = e->b;
+        ed->tombstone = e->tombstone;
+        ed->journaled = false;
+        break;
+    }
+}
+
+void sprig_tree_rollback(sprig_tree_t *t)
+{
+    for (size_t i = t->journaling ? t->jlen : 0; i > 0; i--) {
+        undo(t, &t->journal[i - 1]);
+    }
+    jclose(t);
 }
 
 static bool str_eq(const void *item, const void *key)
@@ -132,11 +367,15 @@ const char *sprig_tree_intern(sprig_tree_t *t, const char *s)
     if (found != NULL) {
         return found;
     }
+    if (jreserve(t, 1) != 0) {
+        return NULL;
+    }
     char *copy = sprig_strdup(s);
     if (copy == NULL || tree__map_add(&t->strings, h, copy) != 0) {
         sprig_free(copy);
         return NULL;
     }
+    jadd(t, &(jent_t){.kind = J_STRING, .item = copy, .a = h});
     return copy;
 }
 
@@ -167,10 +406,12 @@ int sprig_tree_node_add(sprig_tree_t *t, const char *id, const char *type, sprig
     }
     memcpy(n->id, id, len + 1);
     n->type = sprig_tree_intern(t, type);
-    if (n->type == NULL || tree__map_add(&t->nodes, h, n) != 0) {
+    if (n->type == NULL || jreserve(t, 1) != 0 || tree__map_add(&t->nodes, h, n) != 0) {
         sprig_free(n);
         return -ENOMEM;
     }
+    jadd(t, &(jent_t){.kind = J_NODE, .item = n, .where = t->last});
+    n->journaled = t->journaling;
     n->index = t->node_count++;
     if (t->last != NULL) {
         t->last->next_all = n;
@@ -343,6 +584,9 @@ static int propagate(sprig_tree_t *t, sprig_node_t *from)
             if (e->tombstone) {
                 continue;
             }
+            if (jsave_node(t, e->up) != 0 || jsave_edge(t, e) != 0) {
+                return -ENOMEM;
+            }
             uint64_t c = edge_contrib(e);
             e->up->sub ^= e->contrib ^ c;
             e->contrib = c;
@@ -360,10 +604,15 @@ sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up, sprig_node_
     if (e != NULL) {
         return e;
     }
+    if (jsave_node(t, up) != 0 || jreserve(t, 1) != 0) {
+        return NULL;
+    }
     e = sprig_calloc(1, sizeof(*e));
     if (e == NULL) {
         return NULL;
     }
+    jadd(t, &(jent_t){.kind = J_EDGE, .item = e});
+    e->journaled = t->journaling;
     e->up = up;
     e->down = down;
     e->next_child = up->children;
@@ -373,7 +622,11 @@ sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up, sprig_node_
     if (!t->deferred) {
         e->contrib = edge_contrib(e);
         up->sub ^= e->contrib;
-        propagate(t, up);
+        /* Under a journal a failure is reported, so the caller rolls the change back;
+         * without one the edge stays, as it always has. */
+        if (propagate(t, up) != 0 && t->journaling) {
+            return NULL;
+        }
     }
     return e;
 }
@@ -444,6 +697,12 @@ static prec_t *prec_find(sprig_tree_t *t, const void *owner, bool in_map, prec_t
     return NULL;
 }
 
+static uint64_t prec_hash(const prec_t *r)
+{
+    pkey_t k = {r->owner, r->p.type, r->p.key};
+    return pkey_hash(&k);
+}
+
 static prec_t *prec_new(const pkey_t *k)
 {
     prec_t *r = sprig_calloc(1, sizeof(*r));
@@ -471,16 +730,22 @@ int sprig_tree_point_merge(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t
         }
         return 0;
     }
+    if ((rc = jsave_node(t, n)) != 0 || (!fresh && (rc = jsave_point(t, r)) != 0)) {
+        return rc;
+    }
     if (fresh) {
         r = prec_new(&k);
         if (r == NULL) {
             return -ENOMEM;
         }
-        if ((rc = prec_fill(t, r, p)) != 0 ||
+        /* prec_fill may intern (a journal step of its own): reserve after it. */
+        if ((rc = prec_fill(t, r, p)) != 0 || (rc = jreserve(t, 1)) != 0 ||
             (rc = tree__map_add(&t->points, pkey_hash(&k), r)) != 0) {
             free_points(r);
             return rc;
         }
+        jadd(t, &(jent_t){.kind = J_NODE_POINT, .item = r, .where = n, .tail = n->points_tail});
+        r->journaled = t->journaling;
         if (n->points_tail != NULL) {
             n->points_tail->next = r;
         }
@@ -530,15 +795,21 @@ int sprig_tree_edge_point_merge(sprig_tree_t *t, sprig_edge_t *e, const sprig_po
         }
         return 0;
     }
+    if ((rc = jsave_edge(t, e)) != 0 || (rc = jsave_node(t, e->up)) != 0 ||
+        (r != NULL && (rc = jsave_point(t, r)) != 0)) {
+        return rc;
+    }
     if (r == NULL) {
         r = prec_new(&k);
         if (r == NULL) {
             return -ENOMEM;
         }
-        if ((rc = prec_fill(t, r, p)) != 0) {
+        if ((rc = prec_fill(t, r, p)) != 0 || (rc = jreserve(t, 1)) != 0) {
             free_points(r);
             return rc;
         }
+        jadd(t, &(jent_t){.kind = J_EDGE_POINT, .item = r, .where = e});
+        r->journaled = t->journaling;
         r->next = e->points;
         e->points = r;
     }

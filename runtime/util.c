@@ -24,53 +24,75 @@ bool sprig_id_valid(const char *s)
     return n > 0;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (at most n bytes), or 0 when the
+ * bytes there are not one (a NUL, a stray or missing continuation byte, an overlong
+ * form, a surrogate, a code point past U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c == 0) {
+        return 0;
+    }
+    if (c < 0x80) {
+        return 1;
+    }
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        cp = c & 0x1F;
+    }
+    else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        cp = c & 0x0F;
+    }
+    else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        cp = c & 0x07;
+    }
+    else {
+        return 0;
+    }
+    if (len > n) {
+        return 0;
+    }
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return len;
+}
+
 bool sprig_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c == 0) {
+    for (size_t i = 0, len; i < n; i += len) {
+        if ((len = utf8_seq(s + i, n - i)) == 0) {
             return false;
         }
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        }
-        else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        }
-        else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        }
-        else {
-            return false;
-        }
-        if (i + len > n) {
-            return false;
-        }
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return false;
-        }
-        i += len;
     }
     return true;
+}
+
+size_t sprig_utf8_repair(char *str)
+{
+    unsigned char *s = (unsigned char *)str;
+    size_t n = strlen(str), fixed = 0;
+    for (size_t i = 0, len; i < n; i += len) {
+        if ((len = utf8_seq(s + i, n - i)) == 0) {
+            s[i] = '?';
+            len = 1;
+            fixed++;
+        }
+    }
+    return fixed;
 }
 
 int sprig_uuid4(char out[37])

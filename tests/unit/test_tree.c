@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sprig/alloc.h"
 #include "sprig/hash.h"
 #include "sprig/merge.h"
 #include "sprig/tree.h"
@@ -1105,6 +1106,219 @@ static void t_hash_defer_rebuild_matches(void **state)
     sprig_tree_close(def.t);
 }
 
+/* --- the undo journal ------------------------------------------------------------- */
+
+/* Everything the public accessors show of a tree, in a canonical text: every node in
+ * creation order with its type, hashes and points (in list order, with their kept ph and
+ * local flag), its child edges and its parent edges in list order with their state,
+ * contrib and points, and the counts. Two trees print the same iff they look the same. */
+typedef struct dump {
+    char *buf;
+    size_t len, cap;
+} dump_t;
+
+static void dump_add(dump_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void dump_add(dump_t *d, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    MUST(n >= 0 && (size_t)n < sizeof(line));
+    if (d->len + (size_t)n + 1 > d->cap) {
+        size_t cap = d->cap != 0 ? d->cap : 4096;
+        while (cap < d->len + (size_t)n + 1) {
+            cap *= 2;
+        }
+        d->buf = realloc(d->buf, cap);
+        MUST(d->buf != NULL);
+        d->cap = cap;
+    }
+    memcpy(d->buf + d->len, line, (size_t)n + 1);
+    d->len += (size_t)n;
+}
+
+static void dump_points(dump_t *d, const sprig_point_t *p)
+{
+    for (; p != NULL; p = sprig_point_next(p)) {
+        uint64_t bits;
+        memcpy(&bits, &p->value, sizeof(bits));
+        dump_add(d,
+                 "  pt %s/%s t=%lld v=%016llx tomb=%d o=%s ph=%016llx local=%d text=%.40s(%zu)\n",
+                 p->type, p->key, (long long)p->time, (unsigned long long)bits, p->tombstone,
+                 p->origin, (unsigned long long)sprig_tree_point_hash(p),
+                 (int)sprig_tree_point_local(p), p->text, strlen(p->text));
+    }
+}
+
+static int dump_node(sprig_node_t *n, void *arg)
+{
+    dump_t *d = arg;
+    dump_add(d, "node %s %s own=%016llx sub=%016llx\n", sprig_node_id(n), sprig_node_type(n),
+             (unsigned long long)sprig_node_own_hash(n), (unsigned long long)sprig_node_hash(n));
+    dump_points(d, sprig_node_points(n));
+    for (sprig_edge_t *e = sprig_node_children(n); e != NULL; e = sprig_edge_next_child(e)) {
+        dump_add(d, " child %s dead=%d contrib=%016llx\n", sprig_node_id(sprig_edge_down(e)),
+                 (int)sprig_edge_tombstone(e), (unsigned long long)sprig_edge_contrib(e));
+        dump_points(d, sprig_edge_points(e));
+    }
+    for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
+        dump_add(d, " parent %s\n", sprig_node_id(sprig_edge_up(e)));
+    }
+    return 0;
+}
+
+static char *dump_tree(sprig_tree_t *t)
+{
+    dump_t d = {0};
+    dump_add(&d, "nodes=%zu points=%zu root=%016llx\n", sprig_tree_node_count(t),
+             sprig_tree_point_count(t), (unsigned long long)sprig_tree_root_hash(t));
+    sprig_tree_each_node(t, dump_node, &d);
+    return d.buf;
+}
+
+/* Rounds of random changes under a journal, each rolled back or committed at random: a
+ * rolled-back round leaves the tree exactly as it was (the dump, the ids it added no
+ * longer found), a committed one keeps its changes with consistent hashes, and the tree
+ * goes on working either way. */
+static int journal_run(void *arg)
+{
+    (void)arg;
+    enum { ROUNDS = 600 };
+    static model_t m;
+    long rolled = 0, committed = 0;
+    model_init(&m, 0xC0FFEE1234ULL, false, true);
+    for (int i = 0; i < 200; i++) {
+        model_step(&m);
+    }
+    for (int round = 0; round < ROUNDS; round++) {
+        char *before = dump_tree(m.t);
+        size_t n = m.n;
+        MUST(sprig_tree_begin(m.t) == 0);
+        MUST(sprig_tree_begin(m.t) == -EBUSY);
+        int steps = 1 + (int)pick(&m, 25);
+        for (int i = 0; i < steps; i++) {
+            model_step(&m);
+        }
+        /* Strings only an undone change used are forgotten too (ASan sees any use). */
+        char fresh[32];
+        snprintf(fresh, sizeof(fresh), "fresh-%d", round);
+        MUST(sprig_tree_intern(m.t, fresh) != NULL);
+        if (rnd(&m) % 2 == 0) {
+            sprig_tree_rollback(m.t);
+            char *after = dump_tree(m.t);
+            if (strcmp(before, after) != 0) {
+                fprintf(stderr,
+                        "round %d: rollback left a different tree\n--- before\n%s\n"
+                        "--- after\n%s\n",
+                        round, before, after);
+                MUST(false);
+            }
+            free(after);
+            for (size_t k = n; k < m.n; k++) {
+                char id[32];
+                snprintf(id, sizeof(id), "n%zu", k);
+                MUST(sprig_tree_node(m.t, id) == NULL);
+            }
+            m.n = n;
+            rolled++;
+        }
+        else {
+            sprig_tree_commit(m.t);
+            committed++;
+        }
+        free(before);
+        MUST(sprig_tree_hash_check(m.t, NULL, NULL) == 0);
+        if (round % 50 == 49) {
+            ref_check(&m);
+        }
+    }
+    MUST(rolled > 200 && committed > 200);
+    MUST(m.n > 300);
+    sprig_tree_close(m.t);
+    return 0;
+}
+
+static void t_journal_random_rounds(void **state)
+{
+    (void)state;
+    assert_int_equal(run_child(journal_run, NULL, 60000), 0);
+}
+
+/* Every change under a journal that runs out of memory at its k-th allocation, for each
+ * k until it succeeds: the rollback after the failure restores the tree exactly. */
+static void t_journal_rollback_after_enomem(void **state)
+{
+    (void)state;
+    static model_t m;
+    model_init(&m, 77, false, true);
+    for (int i = 0; i < 300; i++) {
+        model_step(&m);
+    }
+    sprig_node_t *deep = m.nodes[m.n - 1], *root = m.nodes[0];
+    char text[100];
+    memset(text, 'x', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    for (int what = 0; what < 4; what++) {
+        int done = 0;
+        for (long k = 0; k < 200 && !done; k++) {
+            char *before = dump_tree(m.t);
+            assert_int_equal(sprig_tree_begin(m.t), 0);
+            sprig_alloc_fail_after(k);
+            int rc = 0;
+            sprig_node_t *fresh = NULL;
+            sprig_point_t p =
+                pt("brand-new-type", "brand-new-key", ++m.clock, 1, text, "brand-new-origin", 0);
+            switch (what) {
+            case 0: /* a new node with an edge and points */
+                rc = sprig_tree_node_add(m.t, "nomem-node", "nomem-type", &fresh);
+                if (rc == 0) {
+                    sprig_edge_t *e = sprig_tree_edge_add(m.t, deep, fresh);
+                    rc = e == NULL ? -ENOMEM : sprig_tree_edge_point_put(m.t, e, &p);
+                }
+                if (rc >= 0) {
+                    rc = sprig_tree_point_put(m.t, fresh, &p);
+                }
+                break;
+            case 1: /* a new point deep down */
+                rc = sprig_tree_point_put(m.t, deep, &p);
+                break;
+            case 2: { /* a changed point of the root, then of a deep node */
+                sprig_point_t q = pt("value", "0", ++m.clock, 5, text, "", 0);
+                rc = sprig_tree_point_put(m.t, root, &q);
+                if (rc >= 0) {
+                    rc = sprig_tree_point_put(m.t, deep, &q);
+                }
+                break;
+            }
+            default: { /* a deleted edge */
+                sprig_edge_t *e = sprig_node_parents(deep);
+                sprig_point_t q = edge_tomb(++m.clock, 1);
+                rc = sprig_tree_edge_point_put(m.t, e, &q);
+                break;
+            }
+            }
+            sprig_alloc_fail_after(-1);
+            sprig_tree_rollback(m.t);
+            char *after = dump_tree(m.t);
+            if (strcmp(before, after) != 0) {
+                fail_msg("change %d failing at allocation %ld (rc %d): the rollback left a "
+                         "different tree",
+                         what, k, rc);
+            }
+            assert_null(sprig_tree_node(m.t, "nomem-node"));
+            assert_int_equal(sprig_tree_hash_check(m.t, NULL, NULL), 0);
+            done = rc >= 0;
+            free(before);
+            free(after);
+        }
+        assert_true(done);
+    }
+    sprig_tree_close(m.t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1124,6 +1338,8 @@ int main(void)
         cmocka_unit_test(t_cycle_through_tombstoned_edge),
         cmocka_unit_test(t_hash_random_ops),
         cmocka_unit_test(t_mirror_ladder),
+        cmocka_unit_test(t_journal_random_rounds),
+        cmocka_unit_test(t_journal_rollback_after_enomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

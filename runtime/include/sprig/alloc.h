@@ -14,6 +14,11 @@ SPRIG_API void sprig_free(void *p);
 SPRIG_API char *sprig_strdup(const char *s);
 SPRIG_API char *sprig_strndup(const char *s, size_t n);
 
+/* Makes room for at least `need` items of `size` bytes in the array *items of capacity
+ * *cap (doubling, from 16), so every growing array grows the same way. Returns 0, or
+ * -ENOMEM with *items and *cap as they were. */
+SPRIG_API int sprig_grow(void **items, size_t *cap, size_t need, size_t size);
+
 /* A libuv close callback for a handle allocated with sprig_malloc: frees it
  * (uv_close(h, sprig_free_handle)). */
 struct uv_handle_s;

@@ -69,11 +69,38 @@ SPRIG_API int sprig_core_write_edge(sprig_core_t *c, const char *up, const char 
                                     const sprig_point_t *pts, size_t n, const void *source,
                                     sprig_error_t *err);
 
-/* Checks n points as sprig_core_write would, without writing: for callers that must check
- * a whole document before applying any of it (import). `what` names the node or edge in
- * the message. Returns 0 or the code sprig_core_write would return. */
-SPRIG_API int sprig_core_check(sprig_core_t *c, const char *what, const sprig_point_t *pts,
-                               size_t n, sprig_error_t *err);
+/* One change of a list that sprig_core_apply writes as one. Strings and points are
+ * borrowed for the call. */
+typedef enum sprig_core_change_kind {
+    SPRIG_CHANGE_NODE,   /* sprig_core_add_node(node, type) */
+    SPRIG_CHANGE_EDGE,   /* sprig_core_write_edge(up, node, pts, n) */
+    SPRIG_CHANGE_POINTS, /* sprig_core_write(node, pts, n) */
+} sprig_core_change_kind_t;
+
+typedef struct sprig_core_change {
+    sprig_core_change_kind_t kind;
+    const char *node; /* the node; for an edge, its child (down) */
+    const char *type; /* NODE: the node's type */
+    const char *up;   /* EDGE: the parent */
+    const sprig_point_t *pts;
+    size_t n;
+    const char *label; /* names the change in an error ("edges[3]"); NULL: none */
+} sprig_core_change_t;
+
+/* Writes a list of n changes as one write, all or nothing: each change is checked as its
+ * function above checks it, against the tree as the changes before it in the list left
+ * it (an edge may join nodes the list adds; a point owned by a driver may be written by a
+ * parent the list links). When one is refused, the changes before it are undone: the
+ * tree, its hashes, the HLC and the counts are as before the call (one refused write is
+ * counted), and nothing was queued for the store or published. When all are accepted,
+ * their rows are queued and their points published in list order, each point as it was
+ * merged. Returns 0, or the refused change's code (-EINVAL, -ENOENT, -EEXIST,
+ * SPRIG_ECYCLE, SPRIG_EDRIFT, -ENOMEM) with err naming it by its label, the item, the
+ * rule and the value; -ENOMEM after all were accepted leaves the tree whole and the
+ * store short of the rows that could not be queued (logged). Not from inside another
+ * sprig_core_apply (-EBUSY). */
+SPRIG_API int sprig_core_apply(sprig_core_t *c, const sprig_core_change_t *changes, size_t n,
+                               const void *source, sprig_error_t *err);
 
 /* Creates a node of type under parent, with its first points, in one step; origin (NULL:
  * a person) is the origin of the new edge and of each point that names none. id NULL

@@ -115,6 +115,18 @@ SPRIG_API const sprig_point_t *sprig_edge_points(const sprig_edge_t *e);
 SPRIG_API sprig_edge_t *sprig_edge_next_child(const sprig_edge_t *e);  /* sibling under up */
 SPRIG_API sprig_edge_t *sprig_edge_next_parent(const sprig_edge_t *e); /* other parents */
 
+/* Undo. Between sprig_tree_begin and sprig_tree_commit or sprig_tree_rollback, every
+ * change is journaled: rollback removes each node, edge, point and interned string added
+ * since begin, gives each changed point its old fields back and each node and edge its
+ * old hashes, so the tree is as it was at begin (root hash included) and every pointer it
+ * handed out since begin is dangling. It never allocates and cannot fail. commit keeps the
+ * changes and drops the journal. One journal at a time: begin returns -EBUSY while one is
+ * open, else 0. Hash maintenance (defer, rebuild) must not run while one is open. The
+ * core's sprig_core_apply uses this to make a list of writes all or nothing. */
+SPRIG_API int sprig_tree_begin(sprig_tree_t *t);
+SPRIG_API void sprig_tree_commit(sprig_tree_t *t);
+SPRIG_API void sprig_tree_rollback(sprig_tree_t *t);
+
 /* Hash maintenance. While deferred, puts do not update hashes (bulk load at start);
  * sprig_tree_hash_rebuild then computes all of them from scratch and resumes. */
 SPRIG_API void sprig_tree_hash_defer(sprig_tree_t *t);

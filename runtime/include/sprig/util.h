@@ -9,6 +9,10 @@
 SPRIG_API bool sprig_id_valid(const char *s);
 /* True when the n bytes at s are well-formed UTF-8 with no NUL. */
 SPRIG_API bool sprig_utf8_valid(const char *s, size_t n);
+/* Makes the string s well-formed UTF-8 in place: each byte that does not belong to a
+ * well-formed sequence (as a cut with "%.40s" leaves at the end of a piece) becomes '?'.
+ * Returns the number of bytes replaced. For sentences built from pieces of input. */
+SPRIG_API size_t sprig_utf8_repair(char *s);
 /* Writes a random UUIDv4 as 36 characters plus NUL into out; returns 0 or -errno. */
 SPRIG_API int sprig_uuid4(char out[37]);
 /* Wall-clock time in nanoseconds since the Unix epoch. */
