@@ -169,21 +169,28 @@ static char *render(cJSON *json)
     return copy;
 }
 
+/* The JSON text of an error answer (caller frees; NULL when out of memory). */
+static char *error_text(int status, const char *fmt, va_list ap)
+{
+    char msg[768];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    api_answer_t ans = {0};
+    api__error(&ans, status, "%s", msg);
+    char *text = render(ans.json);
+    cJSON_Delete(ans.json);
+    return text;
+}
+
 static enum MHD_Result send_error(api_req_t *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static enum MHD_Result send_error(api_req_t *req, int status, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    char *text = error_text(status, fmt, ap);
     va_end(ap);
-    api_answer_t ans = {0};
-    api__error(&ans, status, "%s", msg);
     req->api->errors++;
-    char *text = render(ans.json);
-    cJSON_Delete(ans.json);
     return send_text(req->conn, status, text);
 }
 
@@ -193,16 +200,11 @@ static void answer_error(api_req_t *req, int status, const char *fmt, ...)
 
 static void answer_error(api_req_t *req, int status, const char *fmt, ...)
 {
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    api_answer_t ans = {0};
-    api__error(&ans, status, "%s", msg);
     sprig_free(req->answer);
-    req->answer = render(ans.json);
-    cJSON_Delete(ans.json);
+    req->answer = error_text(status, fmt, ap);
+    va_end(ap);
     req->status = status;
     req->api->errors++;
 }

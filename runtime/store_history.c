@@ -14,7 +14,7 @@
 /* Reads the history's id range and how far it is indexed. 0 or -errno. */
 int store__history_range(sprig_store_t *s)
 {
-    long long indexed;
+    long long indexed = 0;
     int rc = store__query_int(
         s->db, "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'history'), 0)",
         &s->hist_max);
@@ -27,11 +27,14 @@ int store__history_range(sprig_store_t *s)
                               " WHERE key = 'history_indexed'), 0)",
                               &indexed);
     }
+    if (rc != 0) {
+        return rc; /* the range stays as it was */
+    }
     if (s->hist_min == 0) {
         s->hist_min = s->hist_max + 1; /* empty */
     }
     s->hist_indexed = indexed;
-    return rc;
+    return 0;
 }
 
 /* Adds the rows appended since the last pass to history_idx, sorted by series so each
