@@ -1,8 +1,8 @@
 /* The HTTP server: libmicrohttpd on the libuv loop (see api.h). This file is the
  * plumbing: the listening address and token, MHD's epoll fd and timeout on the loop, the
  * request body with its size limit, and answering writes once durable. The routes are in
- * api_routes.c, the event streams in api_events.c, connection limits and timeouts in
- * api_conn.c. */
+ * api_routes.c and api_nodes.c, the event streams in api_events.c, connection limits and
+ * timeouts in api_conn.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>

@@ -94,6 +94,37 @@ void api__error(api_answer_t *ans, int status, const char *fmt, ...)
 /* Maps a write path code to an HTTP status. */
 int api__status(int code);
 
+/* The routes (api_routes.c: the table, status, history, schema, export and import;
+ * api_nodes.c: the nodes). A request being routed: its path's segments, and the answer
+ * its route fills. */
+#define MAX_SEGMENTS 6
+typedef struct route_ctx {
+    sprig_api_t *api;
+    api_req_t *req;
+    sprig_core_t *core;
+    sprig_tree_t *tree;
+    const char *seg[MAX_SEGMENTS];
+    int nseg;
+    api_answer_t *ans;
+} route_ctx_t;
+/* A query parameter; a request routed in process (api__route_body) has none. */
+const char *api__query(route_ctx_t *r, const char *name);
+/* Answers status and json (owned); a write names the batch to wait for (0: none). */
+void api__ok(route_ctx_t *r, int status, cJSON *json, uint64_t wait_batch);
+/* Answers err's sentence with the HTTP status of code (api__status). */
+void api__fail(route_ctx_t *r, int code, const sprig_error_t *err);
+/* The request's body as strict JSON (api__body_json); NULL with the 400 answered. */
+cJSON *api__parse_body(route_ctx_t *r);
+/* The node routes (api_nodes.c): GET and POST /v1/nodes; GET and DELETE /v1/nodes/{id};
+ * GET /v1/nodes/{id}/children; POST /v1/nodes/{id}/points and /v1/nodes/{id}/parents. */
+void api__get_nodes(route_ctx_t *r);
+void api__post_nodes(route_ctx_t *r);
+void api__get_node(route_ctx_t *r, sprig_node_t *n);
+void api__get_children(route_ctx_t *r, sprig_node_t *n);
+void api__delete_node(route_ctx_t *r, sprig_node_t *n);
+void api__post_points(route_ctx_t *r, sprig_node_t *n);
+void api__post_parents(route_ctx_t *r, sprig_node_t *n);
+
 /* Server-sent events (api_events.c). */
 int api__events_open(sprig_api_t *api, api_req_t *req, api_answer_t *ans);
 struct MHD_Response *api__events_response(sprig_api_t *api, api_sse_t *s);

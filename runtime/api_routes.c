@@ -1,10 +1,11 @@
-/* The API's routes (DESIGN.md section 9): nodes, points, parents, status, export and
- * import. Each takes the parsed request and fills an answer; writes go through the core's
- * one write path and name the batch to wait for, so they answer once durable. */
+/* The API's route table and its routes (DESIGN.md section 9) for status, history, schema,
+ * export and import, with what every route uses (answers, query parameters, the body's
+ * strict JSON check, node lookup); the node routes are in api_nodes.c. Each takes the
+ * parsed request and fills an answer; writes go through the core's one write path and
+ * name the batch to wait for, so they answer once durable. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,35 +17,23 @@
 #include "sprig/util.h"
 
 #define SPRIG_VERSION "0.1.0"
-#define MAX_SEGMENTS 6
-#define MAX_POINTS 100000
-
-typedef struct route_ctx {
-    sprig_api_t *api;
-    api_req_t *req;
-    sprig_core_t *core;
-    sprig_tree_t *tree;
-    const char *seg[MAX_SEGMENTS];
-    int nseg;
-    api_answer_t *ans;
-} route_ctx_t;
 
 /* A query parameter; a request routed in process (api__route_body) has none. */
-static const char *query(route_ctx_t *r, const char *name)
+const char *api__query(route_ctx_t *r, const char *name)
 {
     return r->req->conn != NULL
                ? MHD_lookup_connection_value(r->req->conn, MHD_GET_ARGUMENT_KIND, name)
                : NULL;
 }
 
-static void ok(route_ctx_t *r, int status, cJSON *json, uint64_t wait_batch)
+void api__ok(route_ctx_t *r, int status, cJSON *json, uint64_t wait_batch)
 {
     r->ans->status = status;
     r->ans->json = json;
     r->ans->wait_batch = wait_batch;
 }
 
-static void fail(route_ctx_t *r, int code, const sprig_error_t *err)
+void api__fail(route_ctx_t *r, int code, const sprig_error_t *err)
 {
     api__error(r->ans, api__status(code), "%s", err->msg);
 }
@@ -64,44 +53,6 @@ static bool store_refuses(route_ctx_t *r)
                "database can be written (GET /v1/status tells)",
                h.error);
     return true;
-}
-
-static cJSON *points_json(const sprig_point_t *p)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (; a != NULL && p != NULL; p = sprig_point_next(p)) {
-        cJSON_AddItemToArray(a, sprig_json_from_point(p));
-    }
-    return a;
-}
-
-/* {"id","type","parent","hash","points","edgePoints"}: `via` is the edge it is shown
- * under (NULL: its first live parent). */
-static cJSON *node_json(route_ctx_t *r, const sprig_node_t *n, sprig_edge_t *via)
-{
-    char hash[17];
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL) {
-        return NULL;
-    }
-    sprig_edge_t *e = via != NULL ? via : sprig_node_live_parent(n);
-    snprintf(hash, sizeof(hash), "%016" PRIx64, sprig_node_hash(n));
-    cJSON_AddStringToObject(o, "id", sprig_node_id(n));
-    cJSON_AddStringToObject(o, "type", sprig_node_type(n));
-    cJSON_AddStringToObject(o, "parent", e != NULL ? sprig_node_id(sprig_edge_up(e)) : "");
-    cJSON_AddStringToObject(o, "hash", hash);
-    cJSON *parents = cJSON_AddArrayToObject(o, "parents"); /* every live parent (mirrors) */
-    for (sprig_edge_t *pe = sprig_node_parents(n); pe != NULL; pe = sprig_edge_next_parent(pe)) {
-        if (!sprig_edge_tombstone(pe)) {
-            cJSON_AddItemToArray(parents, cJSON_CreateString(sprig_node_id(sprig_edge_up(pe))));
-        }
-    }
-    cJSON_AddItemToObject(o, "points", points_json(sprig_node_points(n)));
-    cJSON_AddItemToObject(o, "edgePoints", points_json(e != NULL ? sprig_edge_points(e) : NULL));
-    if (e == NULL && n != sprig_tree_root(r->tree)) {
-        cJSON_AddBoolToObject(o, "deleted", 1);
-    }
-    return o;
 }
 
 /* What is wrong with a JSON text that cJSON would let through (it reads
@@ -184,45 +135,9 @@ cJSON *api__body_json(const api_req_t *req, api_answer_t *ans)
     return j;
 }
 
-static cJSON *body_json(route_ctx_t *r)
+cJSON *api__parse_body(route_ctx_t *r)
 {
     return api__body_json(r->req, r->ans);
-}
-
-/* Reads an array of points from j into a new array (strings borrowed from j). */
-static sprig_point_t *points_from(route_ctx_t *r, const cJSON *j, const char *what, size_t *n)
-{
-    sprig_error_t err;
-    char label[96];
-    *n = 0;
-    if (j == NULL) {
-        return calloc(1, sizeof(sprig_point_t)); /* no points: an empty, freeable array */
-    }
-    if (!cJSON_IsArray(j)) {
-        api__error(r->ans, 400, "%s must be an array of points", what);
-        return NULL;
-    }
-    int count = cJSON_GetArraySize(j);
-    if (count > MAX_POINTS) {
-        api__error(r->ans, 413, "%s has %d points, over the limit of %d", what, count, MAX_POINTS);
-        return NULL;
-    }
-    sprig_point_t *pts = calloc((size_t)count + 1, sizeof(*pts));
-    if (pts == NULL) {
-        api__error(r->ans, 503, "out of memory");
-        return NULL;
-    }
-    int i = 0;
-    for (const cJSON *p = j->child; p != NULL; p = p->next, i++) {
-        snprintf(label, sizeof(label), "%s[%d]", what, i);
-        if (sprig_json_to_point(p, label, &pts[i], &err) != 0) {
-            api__error(r->ans, 400, "%s", err.msg);
-            free(pts);
-            return NULL;
-        }
-    }
-    *n = (size_t)count;
-    return pts;
 }
 
 static sprig_node_t *find_node(route_ctx_t *r, const char *id)
@@ -231,7 +146,7 @@ static sprig_node_t *find_node(route_ctx_t *r, const char *id)
     if (!sprig_id_valid(id)) {
         sprig_error_set(&err, -EINVAL, "node id \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]",
                         id);
-        fail(r, -EINVAL, &err);
+        api__fail(r, -EINVAL, &err);
         return NULL;
     }
     sprig_node_t *n = sprig_tree_node(r->tree, id);
@@ -346,331 +261,7 @@ static void get_status(route_ctx_t *r)
     if (sync.list != NULL) {
         sprig_tree_each_node(r->tree, status_sync_one, &sync);
     }
-    ok(r, 200, o, 0);
-}
-
-/* One condition of ?where=POINT OP VALUE (POINT may be TYPE[KEY]). */
-typedef struct cond {
-    char type[SPRIG_ID_MAX + 1], key[SPRIG_ID_MAX + 1];
-    enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE } op;
-    bool numeric;
-    double number;
-    char text[256];
-} cond_t;
-
-#define MAX_WHERE 8
-
-typedef struct list_ctx {
-    route_ctx_t *r;
-    cJSON *out;
-    const char *type;
-    bool deleted;
-    cond_t where[MAX_WHERE];
-    int nwhere;
-    int bad; /* -1: too many; 0 ok; else index + 1 of a condition that does not parse */
-    const char *bad_text;
-} list_ctx_t;
-
-/* Parses "POINT OP VALUE"; 0 or -1. */
-static int parse_cond(const char *s, cond_t *c)
-{
-    static const char *const ops[] = {"!=", "<=", ">=", "=", "<", ">"};
-    static const int codes[] = {OP_NE, OP_LE, OP_GE, OP_EQ, OP_LT, OP_GT};
-    size_t i = 0, k = 0;
-    memset(c, 0, sizeof(*c));
-    while (s[i] == ' ') {
-        i++;
-    }
-    while (s[i] != '\0' && strchr(" =!<>[", s[i]) == NULL && k < SPRIG_ID_MAX) {
-        c->type[k++] = s[i++];
-    }
-    snprintf(c->key, sizeof(c->key), "0");
-    if (s[i] == '[') {
-        const char *end = strchr(s + i, ']');
-        if (end == NULL || (size_t)(end - s - i - 1) > SPRIG_ID_MAX) {
-            return -1;
-        }
-        snprintf(c->key, sizeof(c->key), "%.*s", (int)(end - s - i - 1), s + i + 1);
-        i = (size_t)(end - s) + 1;
-    }
-    while (s[i] == ' ') {
-        i++;
-    }
-    int op = -1;
-    for (int o = 0; o < 6 && op < 0; o++) {
-        if (strncmp(s + i, ops[o], strlen(ops[o])) == 0) {
-            op = o;
-            i += strlen(ops[o]);
-        }
-    }
-    while (s[i] == ' ') {
-        i++;
-    }
-    if (op < 0 || !sprig_id_valid(c->type) || !sprig_id_valid(c->key) || s[i] == '\0') {
-        return -1;
-    }
-    c->op = codes[op];
-    const char *v = s + i;
-    size_t len = strlen(v);
-    while (len > 0 && v[len - 1] == ' ') {
-        len--;
-    }
-    if (len >= 2 && (v[0] == '"' || v[0] == '\'') && v[len - 1] == v[0]) {
-        snprintf(c->text, sizeof(c->text), "%.*s", (int)(len - 2), v + 1);
-        return 0;
-    }
-    snprintf(c->text, sizeof(c->text), "%.*s", (int)len, v);
-    char *end;
-    c->number = strtod(c->text, &end);
-    c->numeric = end != c->text && *end == '\0' && isfinite(c->number);
-    return 0;
-}
-
-static bool cond_holds(const cond_t *c, const sprig_point_t *p)
-{
-    if (p == NULL || p->tombstone) {
-        return c->op == OP_NE; /* an absent point differs from anything */
-    }
-    int cmp;
-    if (c->numeric) {
-        cmp = p->value < c->number ? -1 : (p->value > c->number ? 1 : 0);
-    }
-    else {
-        cmp = strcmp(p->text, c->text);
-    }
-    switch (c->op) {
-    case OP_EQ:
-        return cmp == 0;
-    case OP_NE:
-        return cmp != 0;
-    case OP_LT:
-        return cmp < 0;
-    case OP_LE:
-        return cmp <= 0;
-    case OP_GT:
-        return cmp > 0;
-    default:
-        return cmp >= 0;
-    }
-}
-
-static enum MHD_Result collect_where(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
-{
-    (void)kind;
-    list_ctx_t *l = cls;
-    if (strcmp(key, "where") != 0 || l->bad != 0) {
-        return MHD_YES;
-    }
-    if (l->nwhere == MAX_WHERE) {
-        l->bad = -1;
-        return MHD_YES;
-    }
-    if (value == NULL || parse_cond(value, &l->where[l->nwhere]) != 0) {
-        l->bad = l->nwhere + 1;
-        l->bad_text = value != NULL ? value : "";
-        return MHD_YES;
-    }
-    l->nwhere++;
-    return MHD_YES;
-}
-
-static int list_one(sprig_node_t *n, void *arg)
-{
-    list_ctx_t *l = arg;
-    for (int i = 0; i < l->nwhere; i++) {
-        const cond_t *c = &l->where[i];
-        if (!cond_holds(c, sprig_tree_point(l->r->tree, n, c->type, c->key))) {
-            return 0;
-        }
-    }
-    if (l->type != NULL && strcmp(sprig_node_type(n), l->type) != 0) {
-        return 0;
-    }
-    if (!l->deleted && sprig_node_live_parent(n) == NULL && n != sprig_tree_root(l->r->tree)) {
-        return 0;
-    }
-    cJSON_AddItemToArray(l->out, node_json(l->r, n, NULL));
-    return 0;
-}
-
-static void get_nodes(route_ctx_t *r)
-{
-    const char *deleted = query(r, "deleted");
-    list_ctx_t l = {.r = r,
-                    .out = cJSON_CreateArray(),
-                    .type = query(r, "type"),
-                    .deleted = deleted != NULL && strcmp(deleted, "0") != 0};
-    if (r->req->conn != NULL) {
-        MHD_get_connection_values(r->req->conn, MHD_GET_ARGUMENT_KIND, collect_where, &l);
-    }
-    if (l.bad != 0) {
-        cJSON_Delete(l.out);
-        if (l.bad < 0) {
-            api__error(r->ans, 400, "at most %d where conditions", MAX_WHERE);
-        }
-        else {
-            api__error(r->ans, 400,
-                       "where \"%.100s\" is not POINT OP VALUE (POINT a point type, optionally "
-                       "TYPE[KEY]; OP one of = != < <= > >=)",
-                       l.bad_text);
-        }
-        return;
-    }
-    if (l.type != NULL && !sprig_id_valid(l.type)) {
-        cJSON_Delete(l.out);
-        api__error(r->ans, 400, "type \"%.64s\" is not 1-64 bytes of [A-Za-z0-9._:-]", l.type);
-        return;
-    }
-    sprig_tree_each_node(r->tree, list_one, &l);
-    ok(r, 200, l.out, 0);
-}
-
-static void post_nodes(route_ctx_t *r)
-{
-    cJSON *j = body_json(r);
-    sprig_error_t err;
-    char id[SPRIG_ID_MAX + 1];
-    if (j == NULL) {
-        return;
-    }
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-    const cJSON *parent = cJSON_GetObjectItemCaseSensitive(j, "parent");
-    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(j, "id");
-    if (!cJSON_IsObject(j) || !cJSON_IsString(type) || !cJSON_IsString(parent) ||
-        (jid != NULL && !cJSON_IsNull(jid) && !cJSON_IsString(jid))) {
-        api__error(r->ans, 400,
-                   "body must be {\"type\": string, \"parent\": string, \"id\"?: string, "
-                   "\"points\"?: [...]}");
-        cJSON_Delete(j);
-        return;
-    }
-    size_t n;
-    sprig_point_t *pts =
-        points_from(r, cJSON_GetObjectItemCaseSensitive(j, "points"), "points", &n);
-    if (pts != NULL) {
-        int rc = sprig_core_create(r->core, cJSON_IsString(jid) ? jid->valuestring : NULL,
-                                   type->valuestring, parent->valuestring, pts, n, NULL, id, &err);
-        if (rc != 0) {
-            fail(r, rc, &err);
-        }
-        else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "id", id);
-            ok(r, 201, o, sprig_core_batch(r->core));
-        }
-        free(pts);
-    }
-    cJSON_Delete(j);
-}
-
-static void get_node(route_ctx_t *r, sprig_node_t *n)
-{
-    ok(r, 200, node_json(r, n, NULL), 0);
-}
-
-static void get_children(route_ctx_t *r, sprig_node_t *n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (sprig_edge_t *e = sprig_node_children(n); e != NULL; e = sprig_edge_next_child(e)) {
-        if (!sprig_edge_tombstone(e)) {
-            cJSON_AddItemToArray(a, node_json(r, sprig_edge_down(e), e));
-        }
-    }
-    ok(r, 200, a, 0);
-}
-
-static void delete_node(route_ctx_t *r, sprig_node_t *n)
-{
-    sprig_error_t err;
-    const char *parent = query(r, "parent");
-    if (parent == NULL) {
-        sprig_edge_t *e = sprig_node_live_parent(n);
-        if (e == NULL) {
-            api__error(r->ans, 400, "node %s has no parent to be deleted from", sprig_node_id(n));
-            return;
-        }
-        parent = sprig_node_id(sprig_edge_up(e));
-    }
-    int rc = sprig_core_delete(r->core, sprig_node_id(n), parent, NULL, &err);
-    if (rc != 0) {
-        fail(r, rc, &err);
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", sprig_node_id(n));
-    cJSON_AddStringToObject(o, "parent", parent);
-    ok(r, 200, o, sprig_core_batch(r->core));
-}
-
-static void post_points(route_ctx_t *r, sprig_node_t *n)
-{
-    cJSON *j = body_json(r);
-    sprig_error_t err;
-    size_t count;
-    if (j == NULL) {
-        return;
-    }
-    sprig_point_t *pts = points_from(r, j, "points", &count);
-    if (pts != NULL) {
-        sprig_core_stats_t before, after;
-        sprig_core_stats(r->core, &before);
-        int rc = sprig_core_write(r->core, sprig_node_id(n), pts, count, NULL, &err);
-        sprig_core_stats(r->core, &after);
-        if (rc != 0) {
-            fail(r, rc, &err);
-        }
-        else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "accepted", (double)(after.accepted - before.accepted));
-            cJSON_AddNumberToObject(o, "stale", (double)(after.stale - before.stale));
-            ok(r, 200, o, sprig_core_batch(r->core));
-        }
-        free(pts);
-    }
-    cJSON_Delete(j);
-}
-
-static void post_parents(route_ctx_t *r, sprig_node_t *n)
-{
-    cJSON *j = body_json(r);
-    sprig_error_t err;
-    if (j == NULL) {
-        return;
-    }
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
-    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j, "from");
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(j, "to");
-    int rc = 0;
-    if (!cJSON_IsString(op) || !cJSON_IsString(to)) {
-        api__error(r->ans, 400,
-                   "body must be {\"op\": \"move\" or \"mirror\", \"from\": id, "
-                   "\"to\": id}");
-    }
-    else if (strcmp(op->valuestring, "move") == 0) {
-        if (!cJSON_IsString(from)) {
-            api__error(r->ans, 400, "op \"move\" needs \"from\": the parent to move from");
-        }
-        else if ((rc = sprig_core_move(r->core, sprig_node_id(n), from->valuestring,
-                                       to->valuestring, NULL, &err)) != 0) {
-            fail(r, rc, &err);
-        }
-        else {
-            ok(r, 200, cJSON_CreateObject(), sprig_core_batch(r->core));
-        }
-    }
-    else if (strcmp(op->valuestring, "mirror") == 0) {
-        if ((rc = sprig_core_mirror(r->core, sprig_node_id(n), to->valuestring, NULL, &err)) != 0) {
-            fail(r, rc, &err);
-        }
-        else {
-            ok(r, 200, cJSON_CreateObject(), sprig_core_batch(r->core));
-        }
-    }
-    else {
-        api__error(r->ans, 400, "op \"%.32s\" is not \"move\" or \"mirror\"", op->valuestring);
-    }
-    cJSON_Delete(j);
+    api__ok(r, 200, o, 0);
 }
 
 typedef struct page {
@@ -690,7 +281,7 @@ static int page_add(const sprig_point_t *p, int64_t id, void *arg)
 /* Reads an optional RFC 3339 query parameter; fills a 400 and returns -1 when bad. */
 static int query_time(route_ctx_t *r, const char *name, int64_t *out)
 {
-    const char *v = query(r, name);
+    const char *v = api__query(r, name);
     sprig_error_t err;
     if (v == NULL) {
         return 0;
@@ -705,8 +296,9 @@ static int query_time(route_ctx_t *r, const char *name, int64_t *out)
 /* GET /v1/nodes/{id}/history: one page of a point series, with the cursor of the next. */
 static void get_history(route_ctx_t *r, sprig_node_t *n)
 {
-    const char *type = query(r, "type"), *key = query(r, "key"), *after = query(r, "after");
-    const char *limit = query(r, "limit"), *order = query(r, "order");
+    const char *type = api__query(r, "type"), *key = api__query(r, "key"),
+               *after = api__query(r, "after");
+    const char *limit = api__query(r, "limit"), *order = api__query(r, "order");
     sprig_store_history_query_t q = {
         .node = sprig_node_id(n), .type = type, .key = key != NULL ? key : "0", .limit = 1000};
     if (type == NULL || !sprig_id_valid(type) || !sprig_id_valid(q.key)) {
@@ -748,12 +340,12 @@ static void get_history(route_ctx_t *r, sprig_node_t *n)
         q.after_id = id;
     }
     page_t pg = {cJSON_CreateArray(), 0, 0};
-    if (query(r, "to") != NULL && q.to <= 0) {
+    if (api__query(r, "to") != NULL && q.to <= 0) {
         /* A window that ends at (or before) the epoch holds nothing. */
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "samples", pg.samples);
         cJSON_AddStringToObject(o, "next", "");
-        ok(r, 200, o, 0);
+        api__ok(r, 200, o, 0);
         return;
     }
     long got = sprig_store_history(sprig_core_store(r->core), &q, page_add, &pg);
@@ -770,7 +362,7 @@ static void get_history(route_ctx_t *r, sprig_node_t *n)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "samples", pg.samples);
     cJSON_AddStringToObject(o, "next", next);
-    ok(r, 200, o, 0);
+    api__ok(r, 200, o, 0);
 }
 
 static cJSON *name_list(const char *const *list)
@@ -852,14 +444,14 @@ static void get_schema(route_ctx_t *r, const char *type)
             api__error(r->ans, 404, "node type %.64s is not declared by any schema", type);
             return;
         }
-        ok(r, 200, schema_type_json(t), 0);
+        api__ok(r, 200, schema_type_json(t), 0);
         return;
     }
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; s != NULL && sprig_schema_type_at(s, i) != NULL; i++) {
         cJSON_AddItemToArray(a, schema_type_json(sprig_schema_type_at(s, i)));
     }
-    ok(r, 200, a, 0);
+    api__ok(r, 200, a, 0);
 }
 
 /* GET /v1/export: the whole tree as one document (sprig/exchange.h). */
@@ -870,7 +462,7 @@ static void get_export(route_ctx_t *r)
         api__error(r->ans, api__status(-ENOMEM), "out of memory");
         return;
     }
-    ok(r, 200, o, 0);
+    api__ok(r, 200, o, 0);
 }
 
 /* POST /v1/import: sprig_import_json applies the whole document as one write, so a bad
@@ -879,20 +471,20 @@ static void post_import(route_ctx_t *r)
 {
     sprig_error_t err;
     long nn = 0, np = 0;
-    cJSON *j = body_json(r);
+    cJSON *j = api__parse_body(r);
     if (j == NULL) {
         return;
     }
     int rc = sprig_import_json(r->core, j, &nn, &np, &err);
     cJSON_Delete(j);
     if (rc != 0) {
-        fail(r, rc, &err);
+        api__fail(r, rc, &err);
         return;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "nodes", (double)nn);
     cJSON_AddNumberToObject(o, "points", (double)np);
-    ok(r, 200, o, sprig_core_batch(r->core));
+    api__ok(r, 200, o, sprig_core_batch(r->core));
 }
 
 /* --- the table ---------------------------------------------------------------------- */
@@ -987,11 +579,11 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
         }
     }
     else if (r.nseg == 2 && is(&r, 1, "nodes") && get) {
-        get_nodes(&r);
+        api__get_nodes(&r);
     }
     else if (r.nseg == 2 && is(&r, 1, "nodes") && post) {
         if (!store_refuses(&r)) {
-            post_nodes(&r);
+            api__post_nodes(&r);
         }
     }
     else if (r.nseg >= 3 && r.nseg <= 4 && is(&r, 1, "nodes")) {
@@ -1018,19 +610,19 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
             return;
         }
         if (r.nseg == 3) {
-            get ? get_node(&r, n) : delete_node(&r, n);
+            get ? api__get_node(&r, n) : api__delete_node(&r, n);
         }
         else if (strcmp(sub, "children") == 0) {
-            get_children(&r, n);
+            api__get_children(&r, n);
         }
         else if (strcmp(sub, "history") == 0) {
             get_history(&r, n);
         }
         else if (strcmp(sub, "points") == 0) {
-            post_points(&r, n);
+            api__post_points(&r, n);
         }
         else {
-            post_parents(&r, n);
+            api__post_parents(&r, n);
         }
     }
     else {

@@ -17,9 +17,7 @@
  * answers within a bound (and refuses new writes meanwhile). Only close gives rows up. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -242,72 +240,6 @@ static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
     return 0;
 }
 
-/* The folder path is in, in buf (n >= PATH_MAX): its full name when it can be found. */
-static const char *folder_of(const char *path, char *buf, size_t n)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) {
-        snprintf(dir, sizeof(dir), ".");
-    }
-    else {
-        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    }
-    if (realpath(dir, buf) == NULL) {
-        snprintf(buf, n, "%s", dir);
-    }
-    return buf;
-}
-
-/* A daemon must not start on a database it cannot write: it would take writes it can
- * never store. SQLite opens such a file read-only without a word (and then makes its -wal
- * and -shm files with the database's read-only mode), so this looks first: the database
- * and its -wal, -shm and -lock files must be writable by this process's effective user,
- * and the folder too for each of them that is missing (SQLite and take_lock make them
- * there). A read-only file system fails here as well (EROFS). */
-static int check_writable(const char *path, sprig_error_t *err)
-{
-    static const char *const side[] = {"", "-wal", "-shm", "-lock"};
-    char file[PATH_MAX + 8], dir[PATH_MAX];
-    const char *folder = folder_of(path, dir, sizeof(dir));
-    for (size_t i = 0; i < sizeof(side) / sizeof(side[0]); i++) {
-        struct stat st;
-        int e;
-        snprintf(file, sizeof(file), "%s%s", path, side[i]);
-        if (stat(file, &st) == 0) {
-            if (faccessat(AT_FDCWD, file, R_OK | W_OK, AT_EACCESS) == 0) {
-                continue;
-            }
-            e = errno;
-            return sprig_error_set(err, -e,
-                                   "database %s: %s%scannot be written (%s): %s mode %04o, "
-                                   "owner uid %u, and sprig runs as uid %u",
-                                   path, i == 0 ? "" : file, i == 0 ? "" : " ", strerror(e),
-                                   i == 0 ? "the file is" : "it is", (unsigned)(st.st_mode & 07777),
-                                   (unsigned)st.st_uid, (unsigned)geteuid());
-        }
-        e = errno;
-        if (e != ENOENT) {
-            return sprig_error_set(err, -e, "database %s: %s cannot be reached: %s", path, file,
-                                   strerror(e));
-        }
-        if (faccessat(AT_FDCWD, folder, W_OK | X_OK, AT_EACCESS) != 0) {
-            e = errno;
-            if (i == 0) {
-                return sprig_error_set(err, -e,
-                                       "database %s: cannot be created: its folder %s cannot be "
-                                       "written (%s)",
-                                       path, folder, strerror(e));
-            }
-            return sprig_error_set(err, -e,
-                                   "database %s: its folder %s cannot be written (%s), and "
-                                   "%s must be made there",
-                                   path, folder, strerror(e), file);
-        }
-    }
-    return 0;
-}
-
 static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
 {
     char lock[4096];
@@ -320,7 +252,7 @@ static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         return sprig_error_set(err, -EISDIR, "database %s: is a directory", path);
     }
-    if ((rc = check_writable(path, err)) != 0) {
+    if ((rc = store__check_writable(path, err)) != 0) {
         return rc;
     }
     snprintf(lock, sizeof(lock), "%s-lock", path);
@@ -774,7 +706,7 @@ static void work_cb(uv_work_t *w)
 
 /* Calls the waiters of batches up to seq with status, and the early ones of any batch too
  * when early (the store just turned failing or stalled); the others keep waiting. */
-static void call_waiters(sprig_store_t *s, uint64_t seq, int status, bool early)
+void store__call_waiters(sprig_store_t *s, uint64_t seq, int status, bool early)
 {
     waiter_t **pp = &s->waiters;
     while (*pp != NULL) {
@@ -788,55 +720,6 @@ static void call_waiters(sprig_store_t *s, uint64_t seq, int status, bool early)
             pp = &w->next;
         }
     }
-}
-
-/* The store cannot commit: records why (msg, for status and the API's answers) and tells
- * the early waiters at once. A spell of failures starts with the first one, at `since`
- * (wall clock). */
-static void set_failing(sprig_store_t *s, sprig_store_state_t state, int code, const char *msg,
-                        int64_t since)
-{
-    if (s->state == SPRIG_STORE_OK) {
-        s->fail_since = since;
-        s->failures = 0;
-    }
-    s->state = state;
-    s->fail_code = code;
-    snprintf(s->fail_msg, sizeof(s->fail_msg), "database %s: cannot be written: %s", s->path, msg);
-    call_waiters(s, 0, code, true);
-}
-
-/* A commit succeeded: the spell of failures, if any, is over. */
-static void set_ok(sprig_store_t *s, const batch_t *b)
-{
-    if (s->state == SPRIG_STORE_OK) {
-        return;
-    }
-    double secs = (double)(sprig_wall_ns() - s->fail_since) / 1e9;
-    sprig_log_info("database %s: writing works again after %.1f s and %u failed commits: batch "
-                   "%llu is on disk, the %zu rows queued behind it follow",
-                   s->path, secs, s->failures, (unsigned long long)b->seq, s->backlog - b->len);
-    s->state = SPRIG_STORE_OK;
-    s->fail_code = 0;
-    s->fail_since = 0;
-    s->fail_msg[0] = '\0';
-}
-
-/* The batch in flight has not come back after SPRIG_STORE_STALL_MS: the disk does not
- * answer (or is very slow). The commit goes on; the store reports itself stalled until it
- * ends, so callers that must answer within a bound do. */
-static void on_stall(uv_timer_t *t)
-{
-    sprig_store_t *s = t->data;
-    if (s->inflight == NULL || s->state != SPRIG_STORE_OK) {
-        return; /* an early waiter heard of the failure already */
-    }
-    char msg[160];
-    uint64_t took = uv_hrtime() - s->inflight_since;
-    snprintf(msg, sizeof(msg), "the commit of batch %llu (%zu rows) has not finished after %.1f s",
-             (unsigned long long)s->inflight->seq, s->inflight->len, (double)took / 1e9);
-    sprig_log_warn("database %s: %s; API writes are refused until it ends", s->path, msg);
-    set_failing(s, SPRIG_STORE_STALLED, -ETIMEDOUT, msg, sprig_wall_ns() - (int64_t)took);
 }
 
 /* Loop thread, after a batch was written: account, call waiters, recycle. A batch that
@@ -856,7 +739,7 @@ static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
             s->failed = b;
             s->retry_ms = s->retry_ms != 0 ? s->retry_ms * 2 : 100;
             s->retry_ms = s->retry_ms > 5000 ? 5000 : s->retry_ms;
-            set_failing(s, SPRIG_STORE_FAILING, b->status, why, sprig_wall_ns());
+            store__set_failing(s, SPRIG_STORE_FAILING, b->status, why, sprig_wall_ns());
             s->failures++;
             sprig_log_error("database %s: batch %llu of %zu rows was not written: %s; it is "
                             "kept (%zu rows wait in all) and tried again in %.1f s",
@@ -872,7 +755,7 @@ static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
                         s->path, (unsigned long long)b->seq, b->len, why);
     }
     else {
-        set_ok(s, b);
+        store__set_ok(s, b);
         s->durable = b->seq;
         s->stats.batches++;
         s->stats.rows += b->len;
@@ -888,7 +771,7 @@ static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
     else {
         batch_free(b);
     }
-    call_waiters(s, seq, status, false);
+    store__call_waiters(s, seq, status, false);
 }
 
 static void after_work_cb(uv_work_t *w, int status)
@@ -934,7 +817,7 @@ static void try_commit(sprig_store_t *s)
         return;
     }
     s->inflight_since = uv_hrtime();
-    uv_timer_start(s->stall, on_stall, SPRIG_STORE_STALL_MS, 0);
+    uv_timer_start(s->stall, store__on_stall, SPRIG_STORE_STALL_MS, 0);
 }
 
 uint64_t sprig_store_batch(const sprig_store_t *s)
@@ -992,15 +875,6 @@ int sprig_store_when_durable_or_failing(sprig_store_t *s, uint64_t batch, sprig_
                                         void *arg)
 {
     return add_waiter(s, batch, cb, arg, true);
-}
-
-void sprig_store_health(const sprig_store_t *s, sprig_store_health_t *out)
-{
-    out->state = s->state;
-    out->code = s->fail_code;
-    out->since = s->fail_since;
-    out->failures = s->failures;
-    out->error = s->state != SPRIG_STORE_OK ? s->fail_msg : NULL;
 }
 
 void store__wait_inflight(sprig_store_t *s)

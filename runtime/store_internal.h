@@ -125,5 +125,19 @@ int store__history_range(sprig_store_t *s);
  * Return SQLite codes. */
 int store__history_trim(sprig_store_t *s, int64_t now);
 int store__history_index(sprig_store_t *s, int64_t now);
+/* Calls the waiters of batches up to seq with status, and the early ones of any batch too
+ * when early; the others keep waiting. Loop thread. */
+void store__call_waiters(sprig_store_t *s, uint64_t seq, int status, bool early);
+
+/* Health (store_health.c). Before the open: 0 when the database, its -wal, -shm and -lock
+ * files and, for each that is missing, their folder can be written by this process, else
+ * -errno with err naming the file and the reason. Loop thread, for the rest: a commit
+ * failed or stalled (set_failing: its state, code, sentence and when the spell began), or
+ * worked (set_ok); on_stall is the stall timer's callback. */
+int store__check_writable(const char *path, sprig_error_t *err);
+void store__set_failing(sprig_store_t *s, sprig_store_state_t state, int code, const char *msg,
+                        int64_t since);
+void store__set_ok(sprig_store_t *s, const batch_t *b);
+void store__on_stall(uv_timer_t *t);
 
 #endif

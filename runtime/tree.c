@@ -11,12 +11,7 @@
  * would not be. A point change moves own(n) by old XOR new ph, then every ancestor of n
  * through live edges is recomputed exactly once, children before parents (Kahn's order
  * over the ancestor set), so a change costs O(ancestors), O(depth) in a tree, however
- * many paths mirrors make.
- *
- * The undo journal (sprig_tree_begin) records, before each change, what puts it back: an
- * added node, edge, point or string to remove, a point's old fields, a node's or edge's
- * old hashes. Each object is journaled once per journal (its `journaled` flag), so a
- * rollback restores the values of begin exactly, hashes too, without recomputing any. */
+ * many paths mirrors make. */
 #include <errno.h>
 #include <string.h>
 
@@ -26,77 +21,9 @@
 #include "sprig/merge.h"
 #include "sprig/tree.h"
 #include "map.h"
+#include "tree_internal.h"
 
-typedef struct prec {
-    sprig_point_t p; /* first member: a sprig_point_t * handed out is a prec_t * */
-    uint64_t ph;     /* ph(p), also for a local point */
-    bool local;      /* a local point: kept, but its ph is left out of the hashes */
-    bool journaled;  /* already in the open journal */
-    struct prec *next;
-    const void *owner;
-} prec_t;
-
-struct sprig_node {
-    const char *type; /* interned */
-    uint64_t own, sub;
-    prec_t *points, *points_tail;
-    sprig_edge_t *children, *parents;
-    sprig_node_t *next_all;
-    size_t index; /* creation order, 0-based */
-    unsigned mark;
-    unsigned pending; /* children still to recompute, during propagate */
-    bool journaled;   /* added or hashes saved in the open journal */
-    char id[];
-};
-
-struct sprig_edge {
-    sprig_node_t *up, *down;
-    prec_t *points;
-    uint64_t exor, contrib;
-    sprig_edge_t *next_child, *next_parent;
-    bool tombstone;
-    bool journaled; /* added or hashes saved in the open journal */
-};
-
-/* One step of the undo journal: what sprig_tree_rollback removes or puts back. */
-typedef enum {
-    J_STRING,     /* item: an interned string (a: its hash) */
-    J_NODE,       /* item: a new node; where: the last node before it */
-    J_EDGE,       /* item: a new edge (the head of its up's and down's lists) */
-    J_NODE_POINT, /* item: a new point of node `where`; tail: that node's last before */
-    J_EDGE_POINT, /* item: a new point of edge `where` (the head of its list) */
-    J_POINT,      /* item: a changed point; old: its fields before (old.p.text owned) */
-    J_NODE_HASH,  /* item: a node; a, b: its own and sub before */
-    J_EDGE_HASH,  /* item: an edge; a, b: its exor and contrib before; tombstone */
-} jkind_t;
-
-typedef struct jent {
-    jkind_t kind;
-    bool tombstone;
-    void *item, *where;
-    struct prec *tail;
-    struct prec old;
-    uint64_t a, b;
-} jent_t;
-
-struct sprig_tree {
-    tree__map_t nodes, points, strings;
-    sprig_node_t *first, *last, *root;
-    size_t node_count, point_count;
-    sprig_tree_local_fn local_fn;
-    void *local_arg;
-    bool deferred;
-    unsigned mark;
-    sprig_node_t **work; /* worklist of hash propagation and walks */
-    size_t work_len, work_cap;
-    sprig_node_t **ready; /* propagate's nodes whose children are done */
-    size_t ready_len, ready_cap;
-    jent_t *journal; /* the undo journal, while `journaling` */
-    size_t jlen, jcap;
-    bool journaling;
-};
-
-static const char empty_text[] = "";
+const char tree__empty_text[] = "";
 
 int sprig_tree_open(sprig_tree_t **out)
 {
@@ -104,11 +31,11 @@ int sprig_tree_open(sprig_tree_t **out)
     return *out != NULL ? 0 : -ENOMEM;
 }
 
-static void free_points(prec_t *r)
+void tree__free_points(prec_t *r)
 {
     while (r != NULL) {
         prec_t *next = r->next;
-        if (r->p.text != empty_text) {
+        if (r->p.text != tree__empty_text) {
             sprig_free((char *)r->p.text);
         }
         sprig_free(r);
@@ -128,11 +55,11 @@ void sprig_tree_close(sprig_tree_t *t)
         sprig_edge_t *e = n->children;
         while (e != NULL) {
             sprig_edge_t *en = e->next_child;
-            free_points(e->points);
+            tree__free_points(e->points);
             sprig_free(e);
             e = en;
         }
-        free_points(n->points);
+        tree__free_points(n->points);
         sprig_free(n);
         n = next;
     }
@@ -217,142 +144,8 @@ static int jsave_point(sprig_tree_t *t, prec_t *r)
     }
     jadd(t, &(jent_t){.kind = J_POINT, .item = r, .old = *r});
     r->journaled = true;
-    r->p.text = empty_text;
+    r->p.text = tree__empty_text;
     return 0;
-}
-
-int sprig_tree_begin(sprig_tree_t *t)
-{
-    if (t->journaling) {
-        return -EBUSY;
-    }
-    t->journaling = true;
-    t->jlen = 0;
-    return 0;
-}
-
-static uint64_t prec_hash(const prec_t *r);
-
-/* Closes the journal; a large one gives its memory back (a big import would otherwise
- * keep it for the life of the process). */
-static void jclose(sprig_tree_t *t)
-{
-    t->journaling = false;
-    t->jlen = 0;
-    if (t->jcap > 4096) {
-        sprig_free(t->journal);
-        t->journal = NULL;
-        t->jcap = 0;
-    }
-}
-
-void sprig_tree_commit(sprig_tree_t *t)
-{
-    for (size_t i = 0; t->journaling && i < t->jlen; i++) {
-        jent_t *e = &t->journal[i];
-        switch (e->kind) {
-        case J_NODE:
-        case J_NODE_HASH:
-            ((sprig_node_t *)e->item)->journaled = false;
-            break;
-        case J_EDGE:
-        case J_EDGE_HASH:
-            ((sprig_edge_t *)e->item)->journaled = false;
-            break;
-        case J_POINT:
-            if (e->old.p.text != empty_text) {
-                sprig_free((char *)e->old.p.text);
-            }
-            ((prec_t *)e->item)->journaled = false;
-            break;
-        case J_NODE_POINT:
-        case J_EDGE_POINT:
-            ((prec_t *)e->item)->journaled = false;
-            break;
-        case J_STRING:
-            break;
-        }
-    }
-    jclose(t);
-}
-
-/* Undoes one journal step; the steps after it are undone already. */
-static void undo(sprig_tree_t *t, jent_t *e)
-{
-    prec_t *r = e->item;
-    sprig_node_t *n = e->item;
-    sprig_edge_t *ed = e->item;
-    switch (e->kind) {
-    case J_STRING:
-        tree__map_remove(&t->strings, e->a, e->item);
-        sprig_free(e->item);
-        break;
-    case J_NODE:
-        tree__map_remove(&t->nodes, tree__hash_bytes(n->id, strlen(n->id)), n);
-        t->last = e->where;
-        if (t->last != NULL) {
-            t->last->next_all = NULL;
-        }
-        else {
-            t->first = NULL;
-        }
-        t->node_count--;
-        sprig_free(n);
-        break;
-    case J_EDGE:
-        ed->up->children = ed->next_child;
-        ed->down->parents = ed->next_parent;
-        free_points(ed->points);
-        sprig_free(ed);
-        break;
-    case J_NODE_POINT:
-        n = e->where;
-        tree__map_remove(&t->points, prec_hash(r), r);
-        n->points_tail = e->tail;
-        if (e->tail != NULL) {
-            e->tail->next = NULL;
-        }
-        else {
-            n->points = NULL;
-        }
-        t->point_count--;
-        r->next = NULL;
-        free_points(r);
-        break;
-    case J_EDGE_POINT:
-        ((sprig_edge_t *)e->where)->points = r->next;
-        r->next = NULL;
-        free_points(r);
-        break;
-    case J_POINT:
-        if (r->p.text != empty_text) {
-            sprig_free((char *)r->p.text);
-        }
-        r->p = e->old.p;
-        r->ph = e->old.ph;
-        r->local = e->old.local;
-        r->journaled = false;
-        break;
-    case J_NODE_HASH:
-        n->own = e->a;
-        n->sub = e->b;
-        n->journaled = false;
-        break;
-    case J_EDGE_HASH:
-        ed->exor = e->a;
-        ed->contrib = e->b;
-        ed->tombstone = e->tombstone;
-        ed->journaled = false;
-        break;
-    }
-}
-
-void sprig_tree_rollback(sprig_tree_t *t)
-{
-    for (size_t i = t->journaling ? t->jlen : 0; i > 0; i--) {
-        undo(t, &t->journal[i - 1]);
-    }
-    jclose(t);
 }
 
 static bool str_eq(const void *item, const void *key)
@@ -652,7 +445,7 @@ static bool prec_eq(const void *item, const void *key)
 static int prec_fill(sprig_tree_t *t, prec_t *r, const sprig_point_t *p)
 {
     const char *origin = sprig_tree_intern(t, p->origin != NULL ? p->origin : "");
-    const char *text = empty_text;
+    const char *text = tree__empty_text;
     if (origin == NULL) {
         return -ENOMEM;
     }
@@ -662,7 +455,7 @@ static int prec_fill(sprig_tree_t *t, prec_t *r, const sprig_point_t *p)
             return -ENOMEM;
         }
     }
-    if (r->p.text != NULL && r->p.text != empty_text) {
+    if (r->p.text != NULL && r->p.text != tree__empty_text) {
         sprig_free((char *)r->p.text);
     }
     r->p.time = p->time;
@@ -697,7 +490,7 @@ static prec_t *prec_find(sprig_tree_t *t, const void *owner, bool in_map, prec_t
     return NULL;
 }
 
-static uint64_t prec_hash(const prec_t *r)
+uint64_t tree__prec_hash(const prec_t *r)
 {
     pkey_t k = {r->owner, r->p.type, r->p.key};
     return pkey_hash(&k);
@@ -741,7 +534,7 @@ int sprig_tree_point_merge(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t
         /* prec_fill may intern (a journal step of its own): reserve after it. */
         if ((rc = prec_fill(t, r, p)) != 0 || (rc = jreserve(t, 1)) != 0 ||
             (rc = tree__map_add(&t->points, pkey_hash(&k), r)) != 0) {
-            free_points(r);
+            tree__free_points(r);
             return rc;
         }
         jadd(t, &(jent_t){.kind = J_NODE_POINT, .item = r, .where = n, .tail = n->points_tail});
@@ -805,7 +598,7 @@ int sprig_tree_edge_point_merge(sprig_tree_t *t, sprig_edge_t *e, const sprig_po
             return -ENOMEM;
         }
         if ((rc = prec_fill(t, r, p)) != 0 || (rc = jreserve(t, 1)) != 0) {
-            free_points(r);
+            tree__free_points(r);
             return rc;
         }
         jadd(t, &(jent_t){.kind = J_EDGE_POINT, .item = r, .where = e});
