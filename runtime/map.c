@@ -1,4 +1,4 @@
-/* The tree's hash map: see tree_internal.h. Load factor at most 1/2. */
+/* The tree's hash map: see map.h. Load factor at most 1/2. */
 #include <errno.h>
 
 #define XXH_INLINE_ALL
