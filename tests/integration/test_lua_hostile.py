@@ -36,14 +36,14 @@ BACKTRACK = '".-.-.-.-.-.-b"'
 
 # name: (statement, what the error must say; None: the statement must succeed)
 CASES = {
-    "pat_find": ("string.find(%s, %s)" % (BIG, BACKTRACK), "pattern too complex (over budget)"),
+    "pat_find": ("string.find(%s, %s)" % (BIG, BACKTRACK), "pattern too complex (over"),
     "pat_gsub": ("string.gsub(%s, %s, 'x')" % (BIG, BACKTRACK),
-                 "pattern too complex (over budget)"),
+                 "pattern too complex (over"),
     "pat_gmatch": ("for m in string.gmatch(%s, %s) do end" % (BIG, BACKTRACK),
-                   "pattern too complex (over budget)"),
-    "pat_match": ("string.match(%s, %s)" % (BIG, BACKTRACK), "pattern too complex (over budget)"),
+                   "pattern too complex (over"),
+    "pat_match": ("string.match(%s, %s)" % (BIG, BACKTRACK), "pattern too complex (over"),
     "pat_balance": ('string.find(string.rep("(", 20000), "%b()")',
-                    "pattern too complex (over budget)"),
+                    "pattern too complex (over"),
     # A plain find is linear now (and counted): only a loop of them runs long.
     "pat_plain": ('local a, b = string.rep("a", 1000000), string.rep("a", 500000) .. "b" '
                   'while true do string.find(a, b, 1, true) end', "(over"),

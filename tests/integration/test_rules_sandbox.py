@@ -41,7 +41,10 @@ def rules(pwned):
                        'state.n = (state.n or 0) + 1; set("demo-cooler", "seen", state.n) end)\n',
         "spin.lua": ON_TEMP % "while true do end",
         "spin2.lua": ON_TEMP % "while true do pcall(function() while true do end end) end",
-        "bomb.lua": ON_TEMP % 'local t = {} while true do t[#t+1] = string.rep("x", 1 << 16) end',
+        # 1 MiB per step in 16-byte copies: out of memory in 16 steps, also in a
+        # sanitizer build (one-byte copies there ran into the 100 ms budget first).
+        "bomb.lua": ON_TEMP % ('local t = {} while true do '
+                               't[#t+1] = string.rep("0123456789abcdef", 1 << 16) end'),
         "escape_os.lua": 'os.execute("touch %s")\n' % pwned,
         "escape_io.lua": 'io.open("/etc/passwd")\n',
         "escape_require.lua": 'require("os")\n',
