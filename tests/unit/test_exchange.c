@@ -57,19 +57,6 @@ static void on_event(const sprig_event_t *ev, void *arg)
     ((fx_t *)arg)->events++;
 }
 
-static const char *source_path(char *out, const char *rel)
-{
-    char here[PATH_MAX];
-    snprintf(here, sizeof(here), "%s", __FILE__);
-    char *slash = strrchr(here, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-    }
-    int w = snprintf(out, PATH_MAX, "%s/../../%s", slash != NULL ? here : ".", rel);
-    assert_true(w > 0 && w < PATH_MAX);
-    return out;
-}
-
 static void core_open(fx_t *f)
 {
     sprig_core_opts_t o = {.db_path = f->path, .root_id = "root"};
@@ -112,7 +99,7 @@ static int setup(void **state)
     tu_path(f->path, f->dir, "exchange.db");
     assert_int_equal(uv_loop_init(&f->loop), 0);
     char shipped[PATH_MAX];
-    const char *dirs[1] = {source_path(shipped, "schema")};
+    const char *dirs[1] = {tu_source_path(shipped, "schema")};
     assert_int_equal(sprig_schema_load(dirs, 1, &f->schema, NULL, NULL), 0);
     f->rng = 0x5EED5EED12345ULL;
     core_open(f);

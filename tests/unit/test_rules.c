@@ -40,19 +40,6 @@ static void fx_log(const char *rule, int warn, const char *msg, void *arg)
     ((fx_t *)arg)->logs++;
 }
 
-static const char *source_path(char *out, const char *rel)
-{
-    char here[PATH_MAX];
-    snprintf(here, sizeof(here), "%s", __FILE__);
-    char *slash = strrchr(here, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-    }
-    int w = snprintf(out, PATH_MAX, "%s/../../%s", slash != NULL ? here : ".", rel);
-    assert_true(w > 0 && w < PATH_MAX);
-    return out;
-}
-
 static void start_engine(fx_t *f)
 {
     sprig_rules_opts_t o = {.clock = fx_clock,
@@ -90,7 +77,7 @@ static int setup(void **state)
     sprig_error_t err = {{0}};
     assert_int_equal(sprig_core_open(&f->loop, &o, &f->c, &err), 0);
     char shipped[PATH_MAX];
-    const char *dirs[1] = {source_path(shipped, "schema")};
+    const char *dirs[1] = {tu_source_path(shipped, "schema")};
     assert_int_equal(sprig_schema_load(dirs, 1, &f->schema, NULL, NULL), 0);
     sprig_core_set_schema(f->c, f->schema);
     create(f, "plant", "group", NULL);

@@ -48,22 +48,6 @@ static void print_msgs(const msgs_t *m)
 }
 
 /* <source>/<rel>, from this file's path (<source>/tests/unit/test_schema.c). */
-static const char *source_path(char *out, const char *rel)
-{
-    char here[PATH_MAX];
-    snprintf(here, sizeof(here), "%s", __FILE__);
-    char *slash = strrchr(here, '/');
-    if (slash == NULL) {
-        snprintf(here, sizeof(here), ".");
-    }
-    else {
-        *slash = '\0';
-    }
-    int w = snprintf(out, PATH_MAX, "%s/../../%s", here, rel);
-    assert_true(w > 0 && w < PATH_MAX);
-    return out;
-}
-
 static void write_file(const char *dir, const char *name, const char *text)
 {
     char p[PATH_MAX];
@@ -77,7 +61,7 @@ static void write_file(const char *dir, const char *name, const char *text)
 static sprig_schema_t *load(const char *extra, int errors, msgs_t *m)
 {
     char shipped[PATH_MAX];
-    const char *dirs[2] = {source_path(shipped, "schema"), extra};
+    const char *dirs[2] = {tu_source_path(shipped, "schema"), extra};
     sprig_schema_t *s = (sprig_schema_t *)1;
     memset(m, 0, sizeof(*m));
     int rc = sprig_schema_load(dirs, extra != NULL ? 2 : 1, &s, collect, m);
@@ -869,7 +853,7 @@ static void test_load_errors(void **state)
     assert_string_equal(m.msg[1], want);
     /* report may be NULL. */
     char shipped[PATH_MAX];
-    const char *dirs[2] = {source_path(shipped, "schema"), dir};
+    const char *dirs[2] = {tu_source_path(shipped, "schema"), dir};
     assert_int_equal(sprig_schema_load(dirs, 2, &s, NULL, NULL), 2);
     assert_null(s);
     tu_rmdir(dir);
@@ -907,7 +891,7 @@ static int load_in_child(const char *dir, msgs_t *m, double *secs)
         close(fds[0]);
         alarm(CORPUS_TIME_LIMIT);
         char shipped[PATH_MAX];
-        const char *dirs[2] = {source_path(shipped, "schema"), dir};
+        const char *dirs[2] = {tu_source_path(shipped, "schema"), dir};
         msgs_t *cm = calloc(1, sizeof(*cm));
         sprig_schema_t *s = NULL;
         int rc = cm != NULL ? sprig_schema_load(dirs, 2, &s, collect, cm) : -ENOMEM;
@@ -975,7 +959,7 @@ static void test_corpus_bad(void **state)
 {
     (void)state;
     char corpus[PATH_MAX];
-    source_path(corpus, "tests/schema_corpus/bad");
+    tu_source_path(corpus, "tests/schema_corpus/bad");
     char *names[200];
     size_t n = lua_files(corpus, names, 200);
     assert_true(n >= 32);
@@ -1043,7 +1027,7 @@ static void test_corpus_good(void **state)
     (void)state;
     char corpus[PATH_MAX];
     msgs_t m;
-    sprig_schema_t *s = load(source_path(corpus, "tests/schema_corpus/good"), 0, &m);
+    sprig_schema_t *s = load(tu_source_path(corpus, "tests/schema_corpus/good"), 0, &m);
     const sprig_schema_type_t *t = sprig_schema_type(s, "pumpIo");
     assert_non_null(t);
     assert_string_equal(t->extends, "modbusIo");

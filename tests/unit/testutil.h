@@ -56,6 +56,24 @@ static inline char *tu_path(char *out, const char *dir, const char *name)
     return out;
 }
 
+/* The path of rel, relative to the top of the source tree, into out (PATH_MAX bytes),
+ * found from where this header is (tests/unit/); returns out, empty when it does not
+ * fit. */
+static inline const char *tu_source_path(char *out, const char *rel)
+{
+    char here[PATH_MAX];
+    snprintf(here, sizeof(here), "%s", __FILE__);
+    char *slash = strrchr(here, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+    int n = snprintf(out, PATH_MAX, "%s/../../%s", slash != NULL ? here : ".", rel);
+    if (n < 0 || n >= PATH_MAX) {
+        out[0] = '\0';
+    }
+    return out;
+}
+
 typedef struct tu_wait {
     bool (*cond)(void *arg);
     void *arg;
