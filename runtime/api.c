@@ -38,8 +38,9 @@ static int hexval(char c)
 }
 
 /* Percent-decoding of the path and query, in place, as MHD's own does, except that %00
- * becomes DEL (0x7f): decoded to NUL it would silently cut an id short ("a%00junk" naming
- * node "a"), while DEL is outside every id's charset, so such a request is refused. */
+ * stays as it is: decoded to NUL it would silently cut an id short ("a%00junk" naming
+ * node "a"), while '%' is outside every id's charset, so such a request is refused with
+ * the id as it was sent. */
 static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
     (void)cls;
@@ -47,9 +48,9 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     char *w = s;
     for (const char *r = s; *r != '\0'; r++) {
         int hi, lo;
-        if (*r == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
-            char ch = (char)(hi * 16 + lo);
-            *w++ = ch != '\0' ? ch : '\x7f';
+        if (*r == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+            hi * 16 + lo != 0) {
+            *w++ = (char)(hi * 16 + lo);
             r += 2;
         }
         else {
@@ -111,7 +112,7 @@ void api__error(api_answer_t *ans, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    sprig_utf8_repair(msg); /* a value cut with "%.40s" may end inside a character */
+    sprig_utf8_escape(msg, sizeof(msg)); /* bytes a client sent, a value cut with "%.40s" */
     cJSON_Delete(ans->json);
     ans->json = cJSON_CreateObject();
     if (ans->json != NULL) {

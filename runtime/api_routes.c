@@ -329,7 +329,9 @@ static void get_history(route_ctx_t *r, sprig_node_t *n)
         char *dot = NULL, *end = NULL;
         errno = 0;
         long long t = strtoll(after, &dot, 10), id = 0;
-        if (errno == 0 && dot != after && *dot == '.' && isdigit((unsigned char)dot[1])) {
+        /* Digits, a dot, digits: strtoll alone would also take spaces and signs. */
+        if (isdigit((unsigned char)after[0]) && errno == 0 && dot != after && *dot == '.' &&
+            isdigit((unsigned char)dot[1])) {
             id = strtoll(dot + 1, &end, 10);
         }
         if (errno != 0 || end == NULL || *end != '\0' || id < 1 || t < 0) {

@@ -34,7 +34,7 @@ int sprig_error_set(sprig_error_t *err, int code, const char *fmt, ...)
         va_end(ap);
         /* A value quoted with a precision ("%.64s"), or the sentence cut at its size, may
          * end inside a character: the sentence goes into JSON and logs, so mend it. */
-        sprig_utf8_repair(err->msg);
+        sprig_utf8_escape(err->msg, sizeof(err->msg));
     }
     return code;
 }

@@ -91,8 +91,12 @@ int sprig_json_time_parse(const char *text, int64_t *out, sprig_error_t *err)
                     .tm_min = mi,
                     .tm_sec = sec};
     int64_t secs = (int64_t)timegm(&tm) - offset;
-    if (secs < 0 || secs > INT64_MAX / 1000000000LL - 1) {
-        return sprig_error_set(err, -EINVAL, "time \"%.64s\" is before 1970 or after 2262", text);
+    /* The last time an int64 of ns holds is 2262-04-11T23:47:16.854775807Z. */
+    if (secs < 0 || secs > INT64_MAX / 1000000000LL ||
+        (secs == INT64_MAX / 1000000000LL && frac > INT64_MAX % 1000000000LL)) {
+        return sprig_error_set(err, -EINVAL, "time \"%.64s\" is before 1970 or after "
+                               "2262-04-11T23:47:16.854775807Z",
+                               text);
     }
     *out = secs * 1000000000LL + frac;
     return 0;

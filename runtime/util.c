@@ -81,18 +81,38 @@ bool sprig_utf8_valid(const char *str, size_t n)
     return true;
 }
 
-size_t sprig_utf8_repair(char *str)
+size_t sprig_utf8_escape(char *str, size_t cap)
 {
-    unsigned char *s = (unsigned char *)str;
-    size_t n = strlen(str), fixed = 0;
-    for (size_t i = 0, len; i < n; i += len) {
-        if ((len = utf8_seq(s + i, n - i)) == 0) {
-            s[i] = '?';
-            len = 1;
-            fixed++;
-        }
+    char in[1024];
+    size_t n = strlen(str);
+    if (cap == 0 || n >= sizeof(in)) {
+        return 0;
     }
-    return fixed;
+    memcpy(in, str, n + 1);
+    const unsigned char *s = (const unsigned char *)in;
+    size_t w = 0, escaped = 0;
+    for (size_t i = 0, len; i < n; i += len) {
+        len = utf8_seq(s + i, n - i);
+        bool control = len == 1 && (s[i] < 0x20 || s[i] == 0x7f) && s[i] != '\n' &&
+                       s[i] != '\t';
+        if (len == 0 || control) {
+            if (w + 4 >= cap) {
+                break;
+            }
+            snprintf(str + w, 5, "\\x%02x", s[i]);
+            w += 4;
+            len = 1;
+            escaped++;
+            continue;
+        }
+        if (w + len >= cap) {
+            break; /* cut at a character's end */
+        }
+        memcpy(str + w, s + i, len);
+        w += len;
+    }
+    str[w] = '\0';
+    return escaped;
 }
 
 int sprig_uuid4(char out[37])

@@ -361,12 +361,12 @@ def test_errors(d, root, problems):
               "0x10"):
         bad.append(({"type": "value", "limit": v}, "limit %r" % v))
     for v in ("abc", "", "1.", ".1", "1", "1.0", "1.-2", "1.2.3", "1.2x", "x1.2", "1,2",
-              "1.2 ", "1:2", "1.2.", "1..2"):
+              "1.2 ", "1:2", "1.2.", "1..2", " 1.2", "+1.2", "\t1.2", "1. 2", "1.+2"):
         bad.append(({"type": "value", "after": v}, "after %r" % v))
     for v in ("yesterday", "", "2026-01-01", "2026-01-01T00:00:00", "2026-02-30T00:00:00Z",
               "2026-01-01T25:00:00Z", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567890Z",
               "1969-12-31T23:59:59Z", "2026-01-01T00:00:00Zjunk", "2026-01-01T00:00:00+1:00",
-              "1700000000"):
+              "1700000000", "2262-04-11T23:47:16.854775808Z", "2262-04-11T23:47:17Z"):
         for name in ("from", "to"):
             bad.append(({"type": "value", name: v}, "%s %r" % (name, v)))
     for q, what in bad:
@@ -397,6 +397,12 @@ def test_errors(d, root, problems):
     r = d.get(url(type="value", to="1970-01-01T00:00:00.000000001Z"))
     check(r.status == 200 and r.json() == {"samples": [], "next": ""},
           "to one nanosecond after the epoch: expected an empty page, got %r" % r)
+    # The largest time the format holds (int64 ns) is a time like any other.
+    last = "2262-04-11T23:47:16.854775807Z"
+    r = d.get(url(type="value", to=last))
+    check(r.status == 200 and len(r.json()["samples"]) > 0,
+          "to=%s (the last time an int64 of ns holds): expected 200 with samples, got %r"
+          % (last, r))
     for m in ("POST", "DELETE", "PUT"):
         r = d.req(m, PATH + "?type=value", b"[]" if m in ("POST", "PUT") else None)
         if r.status != 405:

@@ -673,6 +673,21 @@ def risky_probes(run, d, root):
         r = http_request(d.port, "GET", "/v1/nodes/" + nid)
         if r.status != 404:
             run.fail("after refused requests node %s exists: %r" % (nid, r))
+    # An error that quotes what was sent shows bytes that are not UTF-8 or are control
+    # characters as \xNN (the body stays UTF-8 JSON), and %00 as it was sent.
+    for p, shown in (("/v1/nodes/%FF%FE", '"\\xff\\xfe"'), ("/v1/nodes/a%00b", '"a%00b"'),
+                     ("/v1/nodes/a%01b%7F", '"a\\x01b\\x7f"'),
+                     ("/v1/nodes/caf%C3%A9%C3", '"caf\u00e9\\xc3"')):
+        r = http_request(d.port, "GET", p)
+        run.count += 1
+        try:
+            sentence = json.loads(r.body.decode("utf-8"))["error"]
+        except (UnicodeDecodeError, ValueError, KeyError):
+            run.fail("GET %s: the error body is not UTF-8 JSON: %r" % (p, r.body))
+            continue
+        if r.status != 400 or shown not in sentence:
+            run.fail("GET %s: expected 400 quoting %s, got %d %r" % (p, shown, r.status,
+                                                                    sentence))
 
 
 def token_mode(h, results):

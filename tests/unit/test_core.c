@@ -751,19 +751,26 @@ static void durable_after_write(fx_t *f)
 
 /* A sentence quotes values cut to a length ("%.64s"): a cut inside a multi-byte character
  * used to leave half of it, so the API answered JSON that is not UTF-8 (found by
- * fuzz_api_json on POST /v1/rules/compile). sprig_error_set mends what it formats. */
+ * fuzz_api_json on POST /v1/rules/compile). sprig_error_set escapes such bytes as \xNN. */
 static void t_error_sentences_are_utf8(void **state)
 {
     fx_t *f = *state;
-    char s1[] = "abc\xff", s2[] = "x\xe2\x82", s3[] = "\xc0\xaf-\xed\xa0\x80",
-         ok[] = "h\xc3\xa9llo \xe2\x80\x94 \xf0\x9f\x8c\xb1";
-    assert_int_equal(sprig_utf8_repair(s1), 1);
-    assert_string_equal(s1, "abc?");
-    assert_int_equal(sprig_utf8_repair(s2), 2);
-    assert_string_equal(s2, "x??");
-    assert_int_equal(sprig_utf8_repair(s3), 5);
-    assert_string_equal(s3, "??" "-???");
-    assert_int_equal(sprig_utf8_repair(ok), 0);
+    char s1[64] = "abc\xff", s2[64] = "x\xe2\x82", s3[64] = "\xc0\xaf-\xed\xa0\x80",
+         s4[64] = "a\x01" "b\x7f\tc\n", s5[8] = "ab\xff\xfe",
+         ok[64] = "h\xc3\xa9llo \xe2\x80\x94 \xf0\x9f\x8c\xb1";
+    assert_int_equal(sprig_utf8_escape(s1, sizeof(s1)), 1);
+    assert_string_equal(s1, "abc\\xff");
+    assert_int_equal(sprig_utf8_escape(s2, sizeof(s2)), 2);
+    assert_string_equal(s2, "x\\xe2\\x82");
+    assert_int_equal(sprig_utf8_escape(s3, sizeof(s3)), 5);
+    assert_string_equal(s3, "\\xc0\\xaf-\\xed\\xa0\\x80");
+    /* Control bytes are shown too (a NUL cannot be in a C string), newline and tab kept. */
+    assert_int_equal(sprig_utf8_escape(s4, sizeof(s4)), 2);
+    assert_string_equal(s4, "a\\x01b\\x7f\tc\n");
+    /* What no longer fits is cut whole, never inside an escape. */
+    assert_int_equal(sprig_utf8_escape(s5, sizeof(s5)), 1);
+    assert_string_equal(s5, "ab\\xff");
+    assert_int_equal(sprig_utf8_escape(ok, sizeof(ok)), 0);
     assert_string_equal(ok, "h\xc3\xa9llo \xe2\x80\x94 \xf0\x9f\x8c\xb1");
 
     sprig_error_t err = {{0}};
