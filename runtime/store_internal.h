@@ -51,6 +51,7 @@ typedef struct batch {
     int sys_errno;                /* the system's errno behind a failure (0: none); worker */
     char error[256];              /* set by the worker */
     long long hist_min, hist_max; /* history id range after the commit */
+    int cache_kib;                /* the page cache this commit wants (store__cache_kib) */
 } batch_t;
 
 typedef struct waiter {
@@ -65,6 +66,7 @@ enum { ST_NODE, ST_EDGE, ST_POINT, ST_EDGE_POINT, ST_HIST, ST_SERIES, ST_COUNT }
 
 struct sprig_store {
     sqlite3 *db;
+    int cache_kib; /* the page cache size set on db; worker while a batch is in flight */
     sqlite3_stmt *st[ST_COUNT];
     uv_loop_t *loop;
     uv_timer_t *timer; /* freed in its close callback */
