@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sprig/alloc.h"
 #include "sprig/err.h"
@@ -611,6 +612,24 @@ static int cmp_types(const void *a, const void *b)
     return strcmp((*(type_rec_t *const *)a)->t.name, (*(type_rec_t *const *)b)->t.name);
 }
 
+/* True when dirs[i] is a folder already among dirs[0..i-1], by identity (device and inode),
+ * not by name: the shipped folder given again as `./schema/`, through a symlink or by an
+ * absolute path is loaded once, not declared twice. A folder that cannot be found is never
+ * a repeat, so its error is reported. */
+static bool seen_before(const char *const *dirs, size_t i)
+{
+    struct stat a, b;
+    if (stat(dirs[i], &a) != 0 || !S_ISDIR(a.st_mode)) {
+        return false;
+    }
+    for (size_t k = 0; k < i; k++) {
+        if (stat(dirs[k], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int sprig_schema_load(const char *const *dirs, size_t ndirs, sprig_schema_t **out,
                       void (*rep)(const char *msg, void *arg), void *arg)
 {
@@ -620,7 +639,9 @@ int sprig_schema_load(const char *const *dirs, size_t ndirs, sprig_schema_t **ou
         return -ENOMEM;
     }
     for (size_t i = 0; i < ndirs; i++) {
-        run_dir(&l, dirs[i]);
+        if (!seen_before(dirs, i)) {
+            run_dir(&l, dirs[i]);
+        }
     }
     for (size_t i = 0; i < l.s->n; i++) {
         type_rec_t *tr = l.s->types[i];

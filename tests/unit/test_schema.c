@@ -859,6 +859,82 @@ static void test_load_errors(void **state)
     tu_rmdir(dir);
 }
 
+/* Loads dirs; returns the number of errors and the schema's type count (0 on errors). */
+static int load_dirs(const char *const *dirs, size_t n, size_t *ntypes, msgs_t *m)
+{
+    sprig_schema_t *s = NULL;
+    memset(m, 0, sizeof(*m));
+    int rc = sprig_schema_load(dirs, n, &s, collect, m);
+    *ntypes = 0;
+    while (s != NULL && sprig_schema_type_at(s, *ntypes) != NULL) {
+        (*ntypes)++;
+    }
+    sprig_schema_free(s);
+    return rc;
+}
+
+/* A folder given twice, or given again under another path (with a trailing slash, through
+ * "..", through a symlink), is loaded once; a copy of a folder is another folder, whose
+ * types are declared twice. */
+static void test_same_folder_once(void **state)
+{
+    (void)state;
+    char shipped[PATH_MAX], slash[PATH_MAX], dotdot[PATH_MAX], links[PATH_MAX], link[PATH_MAX];
+    char mine[PATH_MAX], copy[PATH_MAX], mine_link[PATH_MAX];
+    msgs_t m;
+    size_t n_shipped, n;
+    tu_source_path(shipped, "schema");
+    snprintf(slash, sizeof(slash), "%s/", shipped);
+    tu_source_path(dotdot, "tests/../schema");
+    assert_int_equal(tu_tmpdir(links), 0);
+    assert_int_equal(symlink(shipped, tu_path(link, links, "shipped-link")), 0);
+
+    const char *alone[] = {shipped};
+    assert_int_equal(load_dirs(alone, 1, &n_shipped, &m), 0);
+    assert_true(n_shipped >= 5);
+    const char *again[] = {shipped, shipped, slash, dotdot, link};
+    for (size_t k = 2; k <= 5; k++) {
+        int rc = load_dirs(again, k, &n, &m);
+        if (rc != 0) {
+            print_msgs(&m);
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(n, n_shipped);
+    }
+    /* The link first, then the folder by its own name: the same. */
+    const char *link_first[] = {link, shipped};
+    assert_int_equal(load_dirs(link_first, 2, &n, &m), 0);
+    assert_int_equal(n, n_shipped);
+
+    /* A folder of one's own, twice and through a link, beside the shipped one. */
+    assert_int_equal(tu_tmpdir(mine), 0);
+    write_file(mine, "tank.lua",
+               "nodetype \"tank\" { points = { level = { kind = \"number\" } } }\n");
+    assert_int_equal(symlink(mine, tu_path(mine_link, links, "mine-link")), 0);
+    const char *own[] = {shipped, mine, mine_link, mine, slash};
+    assert_int_equal(load_dirs(own, 5, &n, &m), 0);
+    assert_int_equal(n, n_shipped + 1);
+
+    /* A copy is not the same folder: its type is declared twice, named once. */
+    assert_int_equal(tu_tmpdir(copy), 0);
+    write_file(copy, "tank.lua",
+               "nodetype \"tank\" { points = { level = { kind = \"number\" } } }\n");
+    const char *copied[] = {shipped, mine, copy};
+    assert_int_equal(load_dirs(copied, 3, &n, &m), 1);
+    assert_non_null(strstr(m.msg[0], "type tank is declared twice"));
+
+    /* A folder that does not exist is no repeat: each mention is reported. */
+    char none[PATH_MAX];
+    tu_path(none, links, "no-such-folder");
+    const char *missing[] = {shipped, none, none};
+    assert_int_equal(load_dirs(missing, 3, &n, &m), 2);
+    assert_non_null(strstr(m.msg[0], "schema folder cannot be read"));
+
+    tu_rmdir(copy);
+    tu_rmdir(mine);
+    tu_rmdir(links);
+}
+
 /* Reads "-- expect: TEXT" and "-- line: N" from the first two lines of a corpus file. */
 static void read_expectation(const char *path, char *expect, size_t n, int *line)
 {
@@ -1058,6 +1134,7 @@ int main(void)
         cmocka_unit_test(test_extends),
         cmocka_unit_test(test_implicit_points),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_same_folder_once),
         cmocka_unit_test(test_corpus_bad),
         cmocka_unit_test(test_corpus_good),
         cmocka_unit_test(test_core_refusals),

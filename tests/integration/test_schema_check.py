@@ -1,0 +1,78 @@
+"""`sprig schema check` as a user runs it from the source tree: the shipped folder checks
+clean when it is also named on the command line (`schema`, `./schema/`, an absolute path,
+a symlink to it, twice), since a folder is loaded once however it is named; a copy of a
+folder is another folder, whose types are declared twice; and `sprig run --schema` with the
+shipped folder starts."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+
+from sprigtest import Harness, check, main
+from test_api import Daemon
+
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def schema_check(h, *dirs, cwd=None):
+    """`sprig schema check DIR...` from cwd (the harness folder by default), bounded."""
+    r = subprocess.run([h.sprig, "schema", "check"] + list(dirs), cwd=cwd or h.dir,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30, text=True,
+                       errors="replace")
+    return r
+
+
+def expect_ok(h, dirs, cwd, types):
+    r = schema_check(h, *dirs, cwd=cwd)
+    shown = "sprig schema check %s (in %s)" % (" ".join(dirs), cwd)
+    check(r.returncode == 0, "%s: exit %d\nstdout:\n%s\nstderr:\n%s"
+          % (shown, r.returncode, r.stdout, r.stderr))
+    check("declared twice" not in r.stdout + r.stderr, "%s: %s" % (shown, r.stdout))
+    m = re.search(r"^(\d+) types ok$", r.stdout, re.M)
+    check(m is not None and int(m.group(1)) == types,
+          "%s: expected \"%d types ok\": %r" % (shown, types, r.stdout))
+
+
+def test():
+    with Harness("schema-check") as h:
+        shipped = os.path.join(SOURCE, "schema")
+        r = schema_check(h, cwd=SOURCE)
+        check(r.returncode == 0, "sprig schema check (no folder): %r %r" % (r.stdout, r.stderr))
+        n = int(re.search(r"^(\d+) types ok$", r.stdout, re.M).group(1))
+        check(n >= 5, "the shipped folder has %d types" % n)
+
+        link = h.path("shipped-link")
+        os.symlink(shipped, link)
+        # The README's command, from the source tree, and the same folder by other names.
+        for dirs in (["schema"], ["./schema/"], [shipped], ["schema", "schema"],
+                     ["schema", "./schema", shipped + "/", link]):
+            expect_ok(h, dirs, SOURCE, n)
+        expect_ok(h, [link], h.dir, n)
+        expect_ok(h, ["shipped-link", link + "/"], h.dir, n)
+
+        # A folder of one's own, named twice and through a link: its type counts once.
+        mine = h.path("mine")
+        os.mkdir(mine)
+        with open(os.path.join(mine, "tank.lua"), "w") as f:
+            f.write('nodetype "tank" {\n  points = { level = { kind = "number" } },\n}\n')
+        os.symlink(mine, h.path("mine-link"))
+        expect_ok(h, ["mine", "mine", "mine-link", mine, link], h.dir, n + 1)
+
+        # A copy is another folder: its type is declared twice, and that is an error.
+        shutil.copytree(mine, h.path("copy"))
+        r = schema_check(h, "mine", "copy")
+        check(r.returncode == 1 and "copy/tank.lua:1: type tank is declared twice" in r.stdout,
+              "sprig schema check mine copy: %r %r" % (r.stdout, r.stderr))
+
+        # The daemon loads the shipped folder given again, through a link, once.
+        d = Daemon(h, h.path("s.db"), "--schema", link, name="run")
+        t = d.expect(200, "GET", "/v1/schema/device")
+        check(t.get("name") == "device", "GET /v1/schema/device: %r" % t)
+        d.stop()
+
+
+if __name__ == "__main__":
+    main(test)
