@@ -1,8 +1,9 @@
 """`sprig schema check` as a user runs it from the source tree: the shipped folder checks
 clean when it is also named on the command line (`schema`, `./schema/`, an absolute path,
 a symlink to it, twice), since a folder is loaded once however it is named; a copy of a
-folder is another folder, whose types are declared twice; and `sprig run --schema` with the
-shipped folder starts."""
+folder is another folder, whose types are declared twice; `sprig run --schema` with the
+shipped folder starts; and a bad point is reported at its own line (or its attribute's),
+not at the nodetype line."""
 import os
 import re
 import shutil
@@ -66,6 +67,45 @@ def test():
         r = schema_check(h, "mine", "copy")
         check(r.returncode == 1 and "copy/tank.lua:1: type tank is declared twice" in r.stdout,
               "sprig schema check mine copy: %r %r" % (r.stdout, r.stderr))
+
+        # A bad point or attribute is named at its own line, as the README shows.
+        bad = h.path("bad")
+        os.mkdir(bad)
+        files = {
+            "tank.lua": ('nodetype "tank" {\n'
+                         '  points = {\n'
+                         '    level = { kind = "number", min = 10, max = 5 },\n'
+                         '  },\n'
+                         '}\n'),
+            "pump.lua": ('-- mode = { kind = "enum" } in a comment\n'
+                         'nodetype "pump" {\n'
+                         '  description = "mode = {",\n'
+                         '  points = {\n'
+                         '    speed = { kind = "number" },\n'
+                         '    ["mode"] = {\n'
+                         '      values = { "auto", "manual" },\n'
+                         '      kind = "nombre",\n'
+                         '    },\n'
+                         '  },\n'
+                         '}\n'),
+            "pumpIo.lua": ('nodetype "pumpIo" {\n'
+                           '  extends = "modbusIO",\n'
+                           '  points = { rpmMax = { kind = "number", min = 0 } },\n'
+                           '}\n'),
+        }
+        for name, text in files.items():
+            with open(os.path.join(bad, name), "w") as f:
+                f.write(text)
+        r = schema_check(h, "bad")
+        want = ['bad/pump.lua:8: type pump: point "mode" kind "nombre" is not number, integer, '
+                'bool, text or enum',
+                'bad/tank.lua:3: type tank: point "level" min 10 is above max 5',
+                # Found when every file has run: after the others.
+                'bad/pumpIo.lua:2: type pumpIo extends unknown type modbusIO',
+                '3 errors']
+        check(r.returncode == 1 and r.stdout.splitlines() == want,
+              "sprig schema check bad: exit %d, expected:\n%s\ngot:\n%s%s"
+              % (r.returncode, "\n".join(want), r.stdout, r.stderr))
 
         # The daemon loads the shipped folder given again, through a link, once.
         d = Daemon(h, h.path("s.db"), "--schema", link, name="run")

@@ -18,6 +18,7 @@
 #include "sprig/core.h"
 #include "sprig/err.h"
 #include "sprig/schema.h"
+#include "schema_internal.h"
 
 #define MAX_MSGS 64
 #define CORPUS_TIME_LIMIT 5 /* seconds one broken file may take to load */
@@ -859,6 +860,146 @@ static void test_load_errors(void **state)
     tu_rmdir(dir);
 }
 
+/* One case of the source-line finder: in text, the nodetype call at line declaring name,
+ * the path keys (NULL-terminated) is at want. */
+typedef struct src_case {
+    const char *text;
+    int line;
+    const char *name;
+    const char *keys[4];
+    int want;
+} src_case_t;
+
+static int src_line_of(const char *text, size_t len, int line, const char *name,
+                       const char *const *keys)
+{
+    schema_src_t *src = schema__src_open(text, len);
+    assert_non_null(src);
+    int got = schema__src_line(src, line, name, keys);
+    schema__src_free(src);
+    return got;
+}
+
+/* The lines the loader names come from the text: strings, comments, long brackets, escapes
+ * and code in values do not mislead it, and what it cannot find is the nodetype line. */
+static void test_source_lines(void **state)
+{
+    (void)state;
+    static const src_case_t cases[] = {
+        {"nodetype \"t\" {\n  points = {\n    level = { kind = \"number\" },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         3},
+        {"nodetype \"t\" {\n  points = {\n    level = {\n      kind = \"number\",\n      max = 5,\n"
+         "    },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", "max", NULL},
+         5},
+        /* An attribute that is not there: its point's line. */
+        {"nodetype \"t\" {\n  points = {\n    level = { kind = \"number\" },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", "min", NULL},
+         3},
+        /* A point that is not there: the points line. */
+        {"nodetype \"t\" {\n  points = {\n    level = { kind = \"number\" },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "volume", NULL},
+         2},
+        /* The name in comments and strings first, and multi-line ones counted. */
+        {"-- level = {\n--[==[ level = {\n]] level ]==]\nnodetype \"t\" { description = "
+         "\"level = {\", points = {\n  a = { description = [[\nlevel = {\n]] },\n  level = {},\n"
+         "} }\n",
+         4,
+         "t",
+         {"points", "level", NULL},
+         8},
+        /* Keys in brackets, with escapes; a short string over lines with \z. */
+        {"nodetype \"t\" {\n  [\"points\"] = {\n    x = { description = \"a\\z\n   b\" },\n"
+         "    [\"le\\x76\\101l\"] = {},\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         5},
+        {"nodetype \"t\" { points = {\n[ [[level]] ] = {},\n} }\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         2},
+        /* Code in values: commas in function bodies and calls, == and ~=, indexing. */
+        {"nodetype \"t\" { points = {\n  a = { min = (function() local x, y = 1, 2 if x == y "
+         "then return 1 end return 2 end)() },\n  b = { max = ({1, 2})[2], unit = 1 ~= 2 and "
+         "\"x\" or \"y\" },\n  level = {},\n} }\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         4},
+        /* The key given twice: Lua keeps the last. */
+        {"nodetype \"t\" { points = {\n  level = {},\n  level = {},\n} }\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         3},
+        /* Several types on their own lines: the one called at the line given. */
+        {"nodetype \"a\" { points = { level = {} } }\nnodetype \"b\" {\n  points = {\n"
+         "    level = {},\n  },\n}\n",
+         2,
+         "b",
+         {"points", "level", NULL},
+         4},
+        /* The call written with parentheses, and the text in CRLF with a first #! line. */
+        {"#!/usr/bin/env lua\r\nnodetype(\"t\")({\r\n  points = {\r\n    level = {},\r\n  "
+         "},\r\n})\r\n",
+         2,
+         "t",
+         {"points", "level", NULL},
+         4},
+        /* Not found: another type's name, another line, a spec built elsewhere. */
+        {"nodetype \"t\" {\n  points = { level = {} },\n}\n", 1, "u", {"points", NULL}, 1},
+        {"nodetype \"t\" {\n  points = { level = {} },\n}\n", 2, "t", {"points", NULL}, 2},
+        {"local s = {\n  points = { level = {} },\n}\nnodetype \"t\" (s)\n",
+         4,
+         "t",
+         {"points", NULL},
+         4},
+        /* An unfinished text ends the search, not the process. */
+        {"nodetype \"t\" {\n  points = {\n    level = { description = [[ open",
+         1,
+         "t",
+         {"points", "level", "kind", NULL},
+         3},
+        {"nodetype \"t\" {\n  points = {\n    level = { description = \"open\n",
+         1,
+         "t",
+         {"points", "level", "kind", NULL},
+         3},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const src_case_t *c = &cases[i];
+        int got = src_line_of(c->text, strlen(c->text), c->line, c->name, c->keys);
+        if (got != c->want) {
+            print_message("case %zu: line %d, expected %d\n%s\n", i, got, c->want, c->text);
+        }
+        assert_int_equal(got, c->want);
+    }
+    /* Every prefix of every case: the line found is one of the text's, or the call's. */
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const src_case_t *c = &cases[i];
+        int lines = 1;
+        for (const char *p = c->text; *p != '\0'; p++) {
+            lines += *p == '\n';
+        }
+        for (size_t n = 0; n <= strlen(c->text); n++) {
+            int got = src_line_of(c->text, n, c->line, c->name, c->keys);
+            assert_true(got >= 1 && got <= lines);
+        }
+    }
+    assert_int_equal(schema__src_line(NULL, 7, "t", cases[0].keys), 7);
+}
+
 /* Loads dirs; returns the number of errors and the schema's type count (0 on errors). */
 static int load_dirs(const char *const *dirs, size_t n, size_t *ntypes, msgs_t *m)
 {
@@ -1135,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_implicit_points),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_same_folder_once),
+        cmocka_unit_test(test_source_lines),
         cmocka_unit_test(test_corpus_bad),
         cmocka_unit_test(test_corpus_good),
         cmocka_unit_test(test_core_refusals),
