@@ -1,8 +1,8 @@
 """`sprig schema check` as a user runs it from the source tree: the shipped folder checks
 clean when it is also named on the command line (`schema`, `./schema/`, an absolute path,
 a symlink to it, twice), since a folder is loaded once however it is named; a copy of a
-folder is another folder, whose types are declared twice; `sprig run --schema` with the
-shipped folder starts; and a bad point is reported at its own line (or its attribute's),
+folder is another folder, whose types are declared twice; `sprig run --schema` and
+`sprig rule test --schema` with the shipped folder work; and a bad point is reported at its own line (or its attribute's),
 not at the nodetype line."""
 import os
 import re
@@ -106,6 +106,17 @@ def test():
         check(r.returncode == 1 and r.stdout.splitlines() == want,
               "sprig schema check bad: exit %d, expected:\n%s\ngot:\n%s%s"
               % (r.returncode, "\n".join(want), r.stdout, r.stderr))
+
+        # `sprig rule test` loads the shipped folder given again, through a link, once.
+        examples = os.path.join(SOURCE, "scripts", "examples")
+        r = subprocess.run([h.sprig, "rule", "test", os.path.join(examples, "debounce.lua"),
+                            "--steps", os.path.join(examples, "debounce.test.lua"),
+                            "--schema", link, "--quiet"],
+                           cwd=h.dir, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=60, text=True, errors="replace")
+        check(r.returncode == 0 and "PASS debounce.lua" in r.stdout,
+              "sprig rule test --schema %s: exit %d\n%s%s"
+              % (link, r.returncode, r.stdout, r.stderr))
 
         # The daemon loads the shipped folder given again, through a link, once.
         d = Daemon(h, h.path("s.db"), "--schema", link, name="run")
