@@ -2,9 +2,10 @@
  *
  * Each file runs once in a fresh sandbox (luabox.h: safe libraries only, a 32 MiB
  * allocation budget and a 20-million-instruction budget per file). `nodetype "name" { spec }`
- * parses the spec into C at once, so a bad attribute is reported at the line that declares it. When
- * every file has run, types are resolved: extends (known, acyclic), parents (known), inherited
- * points. Errors are "FILE:LINE: message", as many as the files produce. */
+ * parses the spec into C at once. A built table has no lines, so an error in it is reported at
+ * the line the file's text gives the point or attribute (schema_src.c), else at the nodetype
+ * line. When every file has run, types are resolved: extends (known, acyclic), parents
+ * (known), inherited points. Errors are "FILE:LINE: message", as many as the files produce. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -15,18 +16,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sprig/alloc.h"
 #include "sprig/err.h"
 #include "sprig/luabox.h"
 #include "sprig/schema.h"
 #include "sprig/util.h"
+#include "schema_internal.h"
 
 typedef struct type_rec {
     sprig_schema_type_t t; /* first: a sprig_schema_type_t * is a type_rec * */
     sprig_schema_point_t *own;
     size_t nown;
-    int resolved; /* 0 no, 1 in progress, 2 done */
+    int extends_line, parents_line; /* where the spec says them, for errors found later */
+    int resolved;                   /* 0 no, 1 in progress, 2 done */
 } type_rec_t;
 
 struct sprig_schema {
@@ -44,6 +48,12 @@ typedef struct load_ctx {
     void *arg;
     int errors;
     const char *file;
+    const char *text; /* the file's source, while it runs */
+    size_t len;
+    schema_src_t *src; /* its tokens, made at the first error that needs a line */
+    bool src_tried;
+    const char *tname; /* the type being declared, and the line of its nodetype call */
+    int tline;
 } load_ctx_t;
 
 static int report(load_ctx_t *l, const char *file, int line, const char *fmt, ...)
@@ -120,29 +130,66 @@ static int fail(lua_State *L, const char *fmt, ...) __attribute__((format(printf
 static int fail(lua_State *L, const char *fmt, ...)
 {
     char msg[512];
-    load_ctx_t *l;
-    l = sprig_luabox_user(L);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    (void)l;
     return luaL_error(L, "%s", msg); /* luaL_error puts the caller's FILE:LINE: first */
+}
+
+/* The line, in the spec of the type being declared, of its attribute attr (point NULL), of
+ * its point (attr NULL), or of an attribute of its point; the nodetype line when the text
+ * does not show it. */
+static int spec_line(load_ctx_t *l, const char *point, const char *attr)
+{
+    if (!l->src_tried) {
+        l->src_tried = true;
+        l->src = schema__src_open(l->text, l->len);
+    }
+    const char *keys[4];
+    size_t k = 0;
+    if (point != NULL) {
+        keys[k++] = "points";
+        keys[k++] = point;
+    }
+    if (attr != NULL) {
+        keys[k++] = attr;
+    }
+    keys[k] = NULL;
+    return schema__src_line(l->src, l->tline, l->tname, keys);
+}
+
+static int fail_at(lua_State *L, const char *point, const char *attr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Raises "FILE:LINE: message" at the line of the point or attribute (spec_line). */
+static int fail_at(lua_State *L, const char *point, const char *attr, const char *fmt, ...)
+{
+    char msg[512];
+    load_ctx_t *l = sprig_luabox_user(L);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    lua_pushfstring(L, "%s:%d: %s", l->file, spec_line(l, point, attr), msg);
+    return lua_error(L);
 }
 
 /* --- parsing a spec ----------------------------------------------------------------- */
 
 static const char *const kind_names[] = {"number", "integer", "bool", "text", "enum", NULL};
 
-/* Reads a list of id strings at the top of the stack; NULL-terminated, kept. */
-static const char *const *id_list(lua_State *L, sprig_schema_t *s, const char *what)
+/* Reads a list of id strings at the top of the stack, attribute `what` of point (NULL: of
+ * the type); NULL-terminated, kept. */
+static const char *const *id_list(lua_State *L, sprig_schema_t *s, const char *point,
+                                  const char *what)
 {
     if (!lua_istable(L, -1)) {
-        fail(L, "%s must be a list of names", what);
+        fail_at(L, point, what, "%s must be a list of names", what);
     }
     lua_Integer n = luaL_len(L, -1);
     if (n < 1 || n > 1000) {
-        fail(L, "%s must list 1 to 1000 names", what);
+        fail_at(L, point, what, "%s must list 1 to 1000 names", what);
     }
     const char **out = keep(s, sprig_calloc((size_t)n + 1, sizeof(*out)));
     if (out == NULL) {
@@ -152,7 +199,8 @@ static const char *const *id_list(lua_State *L, sprig_schema_t *s, const char *w
         lua_geti(L, -1, i);
         const char *v = lua_tostring(L, -1);
         if (lua_type(L, -1) != LUA_TSTRING || !sprig_id_valid(v)) {
-            fail(L, "%s[%d] must be a name of 1-64 bytes of [A-Za-z0-9._:-]", what, (int)i);
+            fail_at(L, point, what, "%s[%d] must be a name of 1-64 bytes of [A-Za-z0-9._:-]", what,
+                    (int)i);
         }
         out[i - 1] = kstr(s, v);
         lua_pop(L, 1);
@@ -178,14 +226,15 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
                                         "required",    "owner",  "local", "array", "map",
                                         "description", "values", NULL};
     if (!lua_istable(L, -1)) {
-        fail(L, "type %s: point \"%s\" must be a table { kind = ... }", tname, pname);
+        fail_at(L, pname, NULL, "type %s: point \"%s\" must be a table { kind = ... }", tname,
+                pname);
     }
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
         if (k == NULL || !in_list(attrs, k)) {
-            fail(L, "type %s: point \"%s\" has unknown attribute %s%s%s", tname, pname,
-                 k != NULL ? "\"" : "", k != NULL ? k : "(not a name)", k != NULL ? "\"" : "");
+            fail_at(L, pname, k, "type %s: point \"%s\" has unknown attribute %s%s%s", tname, pname,
+                    k != NULL ? "\"" : "", k != NULL ? k : "(not a name)", k != NULL ? "\"" : "");
         }
         lua_pop(L, 1);
     }
@@ -197,9 +246,10 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
         k++;
     }
     if (kind == NULL || lua_type(L, -1) != LUA_TSTRING || kind_names[k] == NULL) {
-        fail(L, "type %s: point \"%s\" kind %s%s%s is not number, integer, bool, text or enum",
-             tname, pname, kind != NULL ? "\"" : "", kind != NULL ? kind : "(missing)",
-             kind != NULL ? "\"" : "");
+        fail_at(L, pname, "kind",
+                "type %s: point \"%s\" kind %s%s%s is not number, integer, bool, text or enum",
+                tname, pname, kind != NULL ? "\"" : "", kind != NULL ? kind : "(missing)",
+                kind != NULL ? "\"" : "");
     }
     p->kind = (sprig_kind_t)k;
     lua_pop(L, 1);
@@ -209,12 +259,13 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
         lua_getfield(L, -1, bounds[b]);
         if (!lua_isnil(L, -1)) {
             if (!numeric) {
-                fail(L, "type %s: point \"%s\" has %s, but a %s point has no range", tname, pname,
-                     bounds[b], kind_names[k]);
+                fail_at(L, pname, bounds[b],
+                        "type %s: point \"%s\" has %s, but a %s point has no range", tname, pname,
+                        bounds[b], kind_names[k]);
             }
             if (lua_type(L, -1) != LUA_TNUMBER || !isfinite(lua_tonumber(L, -1))) {
-                fail(L, "type %s: point \"%s\" %s must be a finite number", tname, pname,
-                     bounds[b]);
+                fail_at(L, pname, bounds[b], "type %s: point \"%s\" %s must be a finite number",
+                        tname, pname, bounds[b]);
             }
             if (b == 0) {
                 p->has_min = true, p->min = lua_tonumber(L, -1);
@@ -226,24 +277,27 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
         lua_pop(L, 1);
     }
     if (p->has_min && p->has_max && p->min > p->max) {
-        fail(L, "type %s: point \"%s\" min %g is above max %g", tname, pname, p->min, p->max);
+        fail_at(L, pname, NULL, "type %s: point \"%s\" min %g is above max %g", tname, pname,
+                p->min, p->max);
     }
     lua_getfield(L, -1, "values");
     if (!lua_isnil(L, -1)) {
         if (p->kind != SPRIG_KIND_ENUM) {
-            fail(L, "type %s: point \"%s\" has values, but only an enum point has", tname, pname);
+            fail_at(L, pname, "values",
+                    "type %s: point \"%s\" has values, but only an enum point has", tname, pname);
         }
-        p->values = id_list(L, s, "values");
+        p->values = id_list(L, s, pname, "values");
     }
     else if (p->kind == SPRIG_KIND_ENUM) {
-        fail(L, "type %s: enum point \"%s\" needs values = { ... }", tname, pname);
+        fail_at(L, pname, NULL, "type %s: enum point \"%s\" needs values = { ... }", tname, pname);
     }
     lua_pop(L, 1);
     const char *texts[2] = {"unit", "description"};
     for (int i = 0; i < 2; i++) {
         lua_getfield(L, -1, texts[i]);
         if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
-            fail(L, "type %s: point \"%s\" %s must be a string", tname, pname, texts[i]);
+            fail_at(L, pname, texts[i], "type %s: point \"%s\" %s must be a string", tname, pname,
+                    texts[i]);
         }
         const char *v = kstr(s, lua_tostring(L, -1));
         if (i == 0) {
@@ -258,7 +312,8 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
     for (int i = 0; i < 3; i++) {
         lua_getfield(L, -1, flags[i]);
         if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
-            fail(L, "type %s: point \"%s\" %s must be true or false", tname, pname, flags[i]);
+            fail_at(L, pname, flags[i], "type %s: point \"%s\" %s must be true or false", tname,
+                    pname, flags[i]);
         }
         bool v = lua_toboolean(L, -1);
         if (i == 0) {
@@ -275,25 +330,27 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
     lua_getfield(L, -1, "map");
     if (!lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
         if (p->keys == SPRIG_KEYS_ARRAY) {
-            fail(L, "type %s: point \"%s\" cannot be both array and map", tname, pname);
+            fail_at(L, pname, NULL, "type %s: point \"%s\" cannot be both array and map", tname,
+                    pname);
         }
         p->keys = SPRIG_KEYS_MAP;
         if (lua_istable(L, -1)) {
-            p->map_keys = id_list(L, s, "map");
+            p->map_keys = id_list(L, s, pname, "map");
         }
         else if (!lua_isboolean(L, -1)) {
-            fail(L, "type %s: point \"%s\" map must be true or a list of keys", tname, pname);
+            fail_at(L, pname, "map", "type %s: point \"%s\" map must be true or a list of keys",
+                    tname, pname);
         }
     }
     lua_pop(L, 1);
     lua_getfield(L, -1, "owner");
     const char *owner = lua_tostring(L, -1);
-    if (!lua_isnil(L, -1) &&
-        (lua_type(L, -1) != LUA_TSTRING ||
-         (strcmp(owner, "driver") != 0 && strcmp(owner, "any") != 0 &&
-          strcmp(owner, "people") != 0))) {
-        fail(L, "type %s: point \"%s\" owner must be \"driver\", \"people\" or \"any\"", tname,
-             pname);
+    if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TSTRING ||
+                              (strcmp(owner, "driver") != 0 && strcmp(owner, "any") != 0 &&
+                               strcmp(owner, "people") != 0))) {
+        fail_at(L, pname, "owner",
+                "type %s: point \"%s\" owner must be \"driver\", \"people\" or \"any\"", tname,
+                pname);
     }
     p->owner_driver = owner != NULL && strcmp(owner, "driver") == 0;
     p->owner_people = owner != NULL && strcmp(owner, "people") == 0;
@@ -304,31 +361,37 @@ static void parse_point(lua_State *L, sprig_schema_t *s, const char *tname, cons
         p->has_default = true;
         if (p->kind == SPRIG_KIND_TEXT || p->kind == SPRIG_KIND_ENUM) {
             if (lt != LUA_TSTRING) {
-                fail(L, "type %s: point \"%s\" default must be a string for a %s point", tname,
-                     pname, kind_names[k]);
+                fail_at(L, pname, "default",
+                        "type %s: point \"%s\" default must be a string for a %s point", tname,
+                        pname, kind_names[k]);
             }
             p->default_text = kstr(s, lua_tostring(L, -1));
             if (p->kind == SPRIG_KIND_ENUM && !in_list(p->values, p->default_text)) {
-                fail(L, "type %s: point \"%s\" default \"%s\" is not one of its values", tname,
-                     pname, p->default_text);
+                fail_at(L, pname, "default",
+                        "type %s: point \"%s\" default \"%s\" is not one of its values", tname,
+                        pname, p->default_text);
             }
         }
         else if (p->kind == SPRIG_KIND_BOOL) {
             if (lt != LUA_TBOOLEAN) {
-                fail(L, "type %s: point \"%s\" default must be true or false", tname, pname);
+                fail_at(L, pname, "default", "type %s: point \"%s\" default must be true or false",
+                        tname, pname);
             }
             p->default_value = lua_toboolean(L, -1) ? 1 : 0;
         }
         else {
             double v = lua_tonumber(L, -1);
             if (lt != LUA_TNUMBER || !isfinite(v)) {
-                fail(L, "type %s: point \"%s\" default must be a number", tname, pname);
+                fail_at(L, pname, "default", "type %s: point \"%s\" default must be a number",
+                        tname, pname);
             }
             if (p->kind == SPRIG_KIND_INTEGER && v != floor(v)) {
-                fail(L, "type %s: point \"%s\" default %g is not an integer", tname, pname, v);
+                fail_at(L, pname, "default", "type %s: point \"%s\" default %g is not an integer",
+                        tname, pname, v);
             }
             if ((p->has_min && v < p->min) || (p->has_max && v > p->max)) {
-                fail(L, "type %s: point \"%s\" default %g is outside its range", tname, pname, v);
+                fail_at(L, pname, "default",
+                        "type %s: point \"%s\" default %g is outside its range", tname, pname, v);
             }
             p->default_value = v;
         }
@@ -349,6 +412,8 @@ static int declare(lua_State *L)
     sprig_schema_t *s = l->s;
     const char *name = lua_tostring(L, lua_upvalueindex(1));
     int line = (int)lua_tointeger(L, lua_upvalueindex(2));
+    l->tname = name;
+    l->tline = line;
     static const char *const attrs[] = {"description", "parents", "extends",
                                         "open",        "points",  NULL};
     if (!lua_istable(L, 1)) {
@@ -365,8 +430,8 @@ static int declare(lua_State *L)
     while (lua_next(L, 1) != 0) {
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
         if (k == NULL || !in_list(attrs, k)) {
-            return fail(L, "type %s has unknown attribute %s", name,
-                        k != NULL ? k : "(not a name)");
+            return fail_at(L, NULL, k, "type %s has unknown attribute %s", name,
+                           k != NULL ? k : "(not a name)");
         }
         lua_pop(L, 1);
     }
@@ -382,21 +447,24 @@ static int declare(lua_State *L)
     lua_getfield(L, 1, "extends");
     if (!lua_isnil(L, -1) &&
         (lua_type(L, -1) != LUA_TSTRING || !sprig_id_valid(lua_tostring(L, -1)))) {
-        return fail(L, "type %s: extends must be a type name", name);
+        return fail_at(L, NULL, "extends", "type %s: extends must be a type name", name);
     }
     tr->t.extends = kstr(s, lua_tostring(L, -1));
+    tr->extends_line = tr->t.extends != NULL ? spec_line(l, NULL, "extends") : line;
     lua_getfield(L, 1, "open");
     tr->t.open = lua_toboolean(L, -1);
     lua_settop(L, 1);
     lua_getfield(L, 1, "parents");
     if (!lua_isnil(L, -1)) {
-        tr->t.parents = id_list(L, s, "parents");
+        tr->t.parents = id_list(L, s, NULL, "parents");
+        tr->parents_line = spec_line(l, NULL, "parents");
     }
     lua_settop(L, 1);
     lua_getfield(L, 1, "points");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1)) {
-            return fail(L, "type %s: points must be a table of name = { kind = ... }", name);
+            return fail_at(L, NULL, "points",
+                           "type %s: points must be a table of name = { kind = ... }", name);
         }
         size_t n = 0;
         lua_pushnil(L);
@@ -412,8 +480,10 @@ static int declare(lua_State *L)
         while (lua_next(L, -2) != 0) {
             const char *pname = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
             if (pname == NULL || !sprig_id_valid(pname)) {
-                return fail(L, "type %s: point name %s is not 1-64 bytes of [A-Za-z0-9._:-]", name,
-                            pname != NULL ? pname : "(not a string)");
+                /* A key that is no string has no line of its own: the points table's. */
+                return fail_at(L, pname, pname != NULL ? NULL : "points",
+                               "type %s: point name %s is not 1-64 bytes of [A-Za-z0-9._:-]", name,
+                               pname != NULL ? pname : "(not a string)");
             }
             sprig_schema_point_t *p = &tr->own[tr->nown++];
             parse_point(L, s, name, pname, p);
@@ -471,6 +541,10 @@ static void run_file(load_ctx_t *l, const char *path)
         return;
     }
     l->file = path;
+    l->text = text;
+    l->len = n;
+    l->src = NULL;
+    l->src_tried = false;
     sprig_luabox_t *box = NULL;
     /* A schema file declares types: a second of work is far more than any needs. */
     sprig_luabox_opts_t bo = {.user = l, .time_max_ms = 1000};
@@ -492,6 +566,9 @@ static void run_file(load_ctx_t *l, const char *path)
         }
     }
     sprig_luabox_close(box);
+    schema__src_free(l->src);
+    l->src = NULL;
+    l->text = NULL;
     sprig_free(text);
 }
 
@@ -557,8 +634,8 @@ static int resolve(load_ctx_t *l, type_rec_t *tr)
         return 0;
     }
     if (tr->resolved == 1) {
-        return report(l, tr->t.file, tr->t.line, "type %s extends itself through %s", tr->t.name,
-                      tr->t.extends);
+        return report(l, tr->t.file, tr->extends_line, "type %s extends itself through %s",
+                      tr->t.name, tr->t.extends);
     }
     tr->resolved = 1;
     type_rec_t *base = NULL;
@@ -566,8 +643,8 @@ static int resolve(load_ctx_t *l, type_rec_t *tr)
         base = find(s, tr->t.extends);
         if (base == NULL) {
             tr->resolved = 2;
-            return report(l, tr->t.file, tr->t.line, "type %s extends unknown type %s", tr->t.name,
-                          tr->t.extends);
+            return report(l, tr->t.file, tr->extends_line, "type %s extends unknown type %s",
+                          tr->t.name, tr->t.extends);
         }
         if (resolve(l, base) != 0) {
             tr->resolved = 2;
@@ -611,6 +688,24 @@ static int cmp_types(const void *a, const void *b)
     return strcmp((*(type_rec_t *const *)a)->t.name, (*(type_rec_t *const *)b)->t.name);
 }
 
+/* True when dirs[i] is a folder already among dirs[0..i-1], by identity (device and inode),
+ * not by name: the shipped folder given again as `./schema/`, through a symlink or by an
+ * absolute path is loaded once, not declared twice. A folder that cannot be found is never
+ * a repeat, so its error is reported. */
+static bool seen_before(const char *const *dirs, size_t i)
+{
+    struct stat a, b;
+    if (stat(dirs[i], &a) != 0 || !S_ISDIR(a.st_mode)) {
+        return false;
+    }
+    for (size_t k = 0; k < i; k++) {
+        if (stat(dirs[k], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int sprig_schema_load(const char *const *dirs, size_t ndirs, sprig_schema_t **out,
                       void (*rep)(const char *msg, void *arg), void *arg)
 {
@@ -620,14 +715,16 @@ int sprig_schema_load(const char *const *dirs, size_t ndirs, sprig_schema_t **ou
         return -ENOMEM;
     }
     for (size_t i = 0; i < ndirs; i++) {
-        run_dir(&l, dirs[i]);
+        if (!seen_before(dirs, i)) {
+            run_dir(&l, dirs[i]);
+        }
     }
     for (size_t i = 0; i < l.s->n; i++) {
         type_rec_t *tr = l.s->types[i];
         resolve(&l, tr);
         for (const char *const *p = tr->t.parents; p != NULL && *p != NULL; p++) {
             if (find(l.s, *p) == NULL) {
-                report(&l, tr->t.file, tr->t.line, "type %s: parent type %s is not declared",
+                report(&l, tr->t.file, tr->parents_line, "type %s: parent type %s is not declared",
                        tr->t.name, *p);
             }
         }

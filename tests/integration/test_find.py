@@ -85,7 +85,7 @@ def test():
         with open(os.path.join(bad, "x.lua"), "w") as f:
             f.write('nodetype "x" {\n  points = { a = { kind = "float" } },\n}\n')
         r = h.run("schema", "check", bad)
-        check(r.returncode == 1 and "x.lua:1:" in (r.stdout + r.stderr)
+        check(r.returncode == 1 and "x.lua:2:" in (r.stdout + r.stderr)
               and "float" in (r.stdout + r.stderr), "sprig schema check: %r %r"
               % (r.stdout, r.stderr))
         d.stop()

@@ -18,6 +18,7 @@
 #include "sprig/core.h"
 #include "sprig/err.h"
 #include "sprig/schema.h"
+#include "schema_internal.h"
 
 #define MAX_MSGS 64
 #define CORPUS_TIME_LIMIT 5 /* seconds one broken file may take to load */
@@ -859,6 +860,222 @@ static void test_load_errors(void **state)
     tu_rmdir(dir);
 }
 
+/* One case of the source-line finder: in text, the nodetype call at line declaring name,
+ * the path keys (NULL-terminated) is at want. */
+typedef struct src_case {
+    const char *text;
+    int line;
+    const char *name;
+    const char *keys[4];
+    int want;
+} src_case_t;
+
+static int src_line_of(const char *text, size_t len, int line, const char *name,
+                       const char *const *keys)
+{
+    schema_src_t *src = schema__src_open(text, len);
+    assert_non_null(src);
+    int got = schema__src_line(src, line, name, keys);
+    schema__src_free(src);
+    return got;
+}
+
+/* The lines the loader names come from the text: strings, comments, long brackets, escapes
+ * and code in values do not mislead it, and what it cannot find is the nodetype line. */
+static void test_source_lines(void **state)
+{
+    (void)state;
+    static const src_case_t cases[] = {
+        {"nodetype \"t\" {\n  points = {\n    level = { kind = \"number\" },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         3},
+        {"nodetype \"t\" {\n  points = {\n    level = {\n      kind = \"number\",\n      max = 5,\n"
+         "    },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", "max", NULL},
+         5},
+        /* An attribute that is not there: its point's line. */
+        {"nodetype \"t\" {\n  points = {\n    level = { kind = \"number\" },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", "min", NULL},
+         3},
+        /* A point that is not there: the points line. */
+        {"nodetype \"t\" {\n  points = {\n    level = { kind = \"number\" },\n  },\n}\n",
+         1,
+         "t",
+         {"points", "volume", NULL},
+         2},
+        /* The name in comments and strings first, and multi-line ones counted. */
+        {"-- level = {\n--[==[ level = {\n]] level ]==]\nnodetype \"t\" { description = "
+         "\"level = {\", points = {\n  a = { description = [[\nlevel = {\n]] },\n  level = {},\n"
+         "} }\n",
+         4,
+         "t",
+         {"points", "level", NULL},
+         8},
+        /* Keys in brackets, with escapes; a short string over lines with \z. */
+        {"nodetype \"t\" {\n  [\"points\"] = {\n    x = { description = \"a\\z\n   b\" },\n"
+         "    [\"le\\x76\\101l\"] = {},\n  },\n}\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         5},
+        {"nodetype \"t\" { points = {\n[ [[level]] ] = {},\n} }\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         2},
+        /* Code in values: commas in function bodies and calls, == and ~=, indexing. */
+        {"nodetype \"t\" { points = {\n  a = { min = (function() local x, y = 1, 2 if x == y "
+         "then return 1 end return 2 end)() },\n  b = { max = ({1, 2})[2], unit = 1 ~= 2 and "
+         "\"x\" or \"y\" },\n  level = {},\n} }\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         4},
+        /* The key given twice: Lua keeps the last. */
+        {"nodetype \"t\" { points = {\n  level = {},\n  level = {},\n} }\n",
+         1,
+         "t",
+         {"points", "level", NULL},
+         3},
+        /* Several types on their own lines: the one called at the line given. */
+        {"nodetype \"a\" { points = { level = {} } }\nnodetype \"b\" {\n  points = {\n"
+         "    level = {},\n  },\n}\n",
+         2,
+         "b",
+         {"points", "level", NULL},
+         4},
+        /* The call written with parentheses, and the text in CRLF with a first #! line. */
+        {"#!/usr/bin/env lua\r\nnodetype(\"t\")({\r\n  points = {\r\n    level = {},\r\n  "
+         "},\r\n})\r\n",
+         2,
+         "t",
+         {"points", "level", NULL},
+         4},
+        /* Not found: another type's name, another line, a spec built elsewhere. */
+        {"nodetype \"t\" {\n  points = { level = {} },\n}\n", 1, "u", {"points", NULL}, 1},
+        {"nodetype \"t\" {\n  points = { level = {} },\n}\n", 2, "t", {"points", NULL}, 2},
+        {"local s = {\n  points = { level = {} },\n}\nnodetype \"t\" (s)\n",
+         4,
+         "t",
+         {"points", NULL},
+         4},
+        /* An unfinished text ends the search, not the process. */
+        {"nodetype \"t\" {\n  points = {\n    level = { description = [[ open",
+         1,
+         "t",
+         {"points", "level", "kind", NULL},
+         3},
+        {"nodetype \"t\" {\n  points = {\n    level = { description = \"open\n",
+         1,
+         "t",
+         {"points", "level", "kind", NULL},
+         3},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const src_case_t *c = &cases[i];
+        int got = src_line_of(c->text, strlen(c->text), c->line, c->name, c->keys);
+        if (got != c->want) {
+            print_message("case %zu: line %d, expected %d\n%s\n", i, got, c->want, c->text);
+        }
+        assert_int_equal(got, c->want);
+    }
+    /* Every prefix of every case: the line found is one of the text's, or the call's. */
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const src_case_t *c = &cases[i];
+        int lines = 1;
+        for (const char *p = c->text; *p != '\0'; p++) {
+            lines += *p == '\n';
+        }
+        for (size_t n = 0; n <= strlen(c->text); n++) {
+            int got = src_line_of(c->text, n, c->line, c->name, c->keys);
+            assert_true(got >= 1 && got <= lines);
+        }
+    }
+    assert_int_equal(schema__src_line(NULL, 7, "t", cases[0].keys), 7);
+}
+
+/* Loads dirs; returns the number of errors and the schema's type count (0 on errors). */
+static int load_dirs(const char *const *dirs, size_t n, size_t *ntypes, msgs_t *m)
+{
+    sprig_schema_t *s = NULL;
+    memset(m, 0, sizeof(*m));
+    int rc = sprig_schema_load(dirs, n, &s, collect, m);
+    *ntypes = 0;
+    while (s != NULL && sprig_schema_type_at(s, *ntypes) != NULL) {
+        (*ntypes)++;
+    }
+    sprig_schema_free(s);
+    return rc;
+}
+
+/* A folder given twice, or given again under another path (with a trailing slash, through
+ * "..", through a symlink), is loaded once; a copy of a folder is another folder, whose
+ * types are declared twice. */
+static void test_same_folder_once(void **state)
+{
+    (void)state;
+    char shipped[PATH_MAX], slash[PATH_MAX], dotdot[PATH_MAX], links[PATH_MAX], link[PATH_MAX];
+    char mine[PATH_MAX], copy[PATH_MAX], mine_link[PATH_MAX];
+    msgs_t m;
+    size_t n_shipped, n;
+    tu_source_path(shipped, "schema");
+    snprintf(slash, sizeof(slash), "%s/", shipped);
+    tu_source_path(dotdot, "tests/../schema");
+    assert_int_equal(tu_tmpdir(links), 0);
+    assert_int_equal(symlink(shipped, tu_path(link, links, "shipped-link")), 0);
+
+    const char *alone[] = {shipped};
+    assert_int_equal(load_dirs(alone, 1, &n_shipped, &m), 0);
+    assert_true(n_shipped >= 5);
+    const char *again[] = {shipped, shipped, slash, dotdot, link};
+    for (size_t k = 2; k <= 5; k++) {
+        int rc = load_dirs(again, k, &n, &m);
+        if (rc != 0) {
+            print_msgs(&m);
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(n, n_shipped);
+    }
+    /* The link first, then the folder by its own name: the same. */
+    const char *link_first[] = {link, shipped};
+    assert_int_equal(load_dirs(link_first, 2, &n, &m), 0);
+    assert_int_equal(n, n_shipped);
+
+    /* A folder of one's own, twice and through a link, beside the shipped one. */
+    assert_int_equal(tu_tmpdir(mine), 0);
+    write_file(mine, "tank.lua",
+               "nodetype \"tank\" { points = { level = { kind = \"number\" } } }\n");
+    assert_int_equal(symlink(mine, tu_path(mine_link, links, "mine-link")), 0);
+    const char *own[] = {shipped, mine, mine_link, mine, slash};
+    assert_int_equal(load_dirs(own, 5, &n, &m), 0);
+    assert_int_equal(n, n_shipped + 1);
+
+    /* A copy is not the same folder: its type is declared twice, named once. */
+    assert_int_equal(tu_tmpdir(copy), 0);
+    write_file(copy, "tank.lua",
+               "nodetype \"tank\" { points = { level = { kind = \"number\" } } }\n");
+    const char *copied[] = {shipped, mine, copy};
+    assert_int_equal(load_dirs(copied, 3, &n, &m), 1);
+    assert_non_null(strstr(m.msg[0], "type tank is declared twice"));
+
+    /* A folder that does not exist is no repeat: each mention is reported. */
+    char none[PATH_MAX];
+    tu_path(none, links, "no-such-folder");
+    const char *missing[] = {shipped, none, none};
+    assert_int_equal(load_dirs(missing, 3, &n, &m), 2);
+    assert_non_null(strstr(m.msg[0], "schema folder cannot be read"));
+
+    tu_rmdir(copy);
+    tu_rmdir(mine);
+    tu_rmdir(links);
+}
+
 /* Reads "-- expect: TEXT" and "-- line: N" from the first two lines of a corpus file. */
 static void read_expectation(const char *path, char *expect, size_t n, int *line)
 {
@@ -1058,6 +1275,8 @@ int main(void)
         cmocka_unit_test(test_extends),
         cmocka_unit_test(test_implicit_points),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_same_folder_once),
+        cmocka_unit_test(test_source_lines),
         cmocka_unit_test(test_corpus_bad),
         cmocka_unit_test(test_corpus_good),
         cmocka_unit_test(test_core_refusals),

@@ -48,7 +48,8 @@ typedef struct sprig_schema_type {
 typedef struct sprig_schema sprig_schema_t;
 
 /* Loads every *.lua file of each folder, in name order, folder by folder (a later folder
- * may extend the types of an earlier one). Returns 0 and *out, or the number of errors
+ * may extend the types of an earlier one). A folder given again (by the same or another
+ * path: a symlink, `./schema/`, an absolute path) is loaded once, where it first appears. Returns 0 and *out, or the number of errors
  * (> 0) with each one reported through report as "FILE:LINE: message" and *out NULL; or
  * -ENOMEM. report may be NULL. */
 SPRIG_API int sprig_schema_load(const char *const *dirs, size_t ndirs, sprig_schema_t **out,

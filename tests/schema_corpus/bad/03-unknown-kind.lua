@@ -1,7 +1,10 @@
 -- expect: type a: point "x" kind "float" is not number, integer, bool, text or enum
--- line: 3
+-- line: 7
 nodetype "a" {
   points = {
-    x = { kind = "float" },
+    x = {
+      description = "the kind on a line of its own",
+      kind = "float",
+    },
   },
 }

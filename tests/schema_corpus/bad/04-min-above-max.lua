@@ -1,6 +1,7 @@
--- expect: type a: point "x" min 10 is above max 5
--- line: 4
-
-nodetype "a" {
-  points = { x = { kind = "number", min = 10, max = 5 } },
+-- expect: type tank: point "level" min 10 is above max 5
+-- line: 5
+nodetype "tank" {
+  points = {
+    level = { kind = "number", min = 10, max = 5 },
+  },
 }

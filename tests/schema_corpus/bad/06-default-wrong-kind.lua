@@ -1,3 +1,8 @@
 -- expect: type a: point "x" default must be a number
--- line: 3
-nodetype "a" { points = { x = { kind = "number", default = "ten" } } }
+-- line: 6
+nodetype "a" {
+  points = {
+    x = { kind = "number",
+          default = "ten" },
+  },
+}

@@ -1,3 +1,9 @@
 -- expect: type a: enum point "mode" needs values = { ... }
--- line: 3
-nodetype "a" { points = { mode = { kind = "enum", default = "auto" } } }
+-- line: 7
+nodetype "a" {
+  description = "mode has no values",
+  points = {
+    speed = { kind = "number" },
+    mode = { kind = "enum", default = "auto" },
+  },
+}

@@ -1,5 +1,8 @@
 -- expect: type a: parent type nosuchType is not declared
--- line: 5
+-- line: 7
 nodetype "b" { parents = { "device" } }
 
-nodetype "a" { parents = { "device", "nosuchType" } }
+nodetype "a" {
+  description = "a",
+  parents = { "device", "nosuchType" },
+}

@@ -1,3 +1,6 @@
 -- expect: type a extends unknown type nosuchType
--- line: 3
-nodetype "a" { extends = "nosuchType" }
+-- line: 5
+nodetype "a" {
+  description = "a",
+  extends = "nosuchType",
+}

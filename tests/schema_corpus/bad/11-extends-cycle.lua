@@ -1,4 +1,8 @@
--- expect: extends itself through
--- line: 3
-nodetype "a" { extends = "b" }
-nodetype "b" { extends = "a" }
+-- expect: type a extends itself through b
+-- line: 4
+nodetype "a" {
+  extends = "b",
+}
+nodetype "b" {
+  extends = "a",
+}

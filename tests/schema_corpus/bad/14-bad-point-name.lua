@@ -1,5 +1,5 @@
 -- expect: type a: point name flow/min is not 1-64 bytes of [A-Za-z0-9._:-]
--- line: 3
+-- line: 5
 nodetype "a" {
   points = {
     ["flow/min"] = { kind = "number" },

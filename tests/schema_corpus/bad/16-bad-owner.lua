@@ -1,3 +1,10 @@
 -- expect: type a: point "x" owner must be "driver", "people" or "any"
--- line: 3
-nodetype "a" { points = { x = { kind = "number", owner = "rule" } } }
+-- line: 7
+nodetype "a" {
+  points = {
+    x = {
+      kind = "number",
+      owner = "rule",
+    },
+  },
+}

@@ -1,3 +1,6 @@
 -- expect: type a: points must be a table of name = { kind = ... }
--- line: 3
-nodetype "a" { points = "x, y" }
+-- line: 5
+nodetype "a" {
+  description = "points is a string",
+  points = "x, y",
+}

@@ -1,3 +1,8 @@
 -- expect: type a: point "x" must be a table { kind = ... }
--- line: 3
-nodetype "a" { points = { x = "number" } }
+-- line: 6
+nodetype "a" {
+  points = {
+    y = { kind = "number" },
+    x = "number",
+  },
+}

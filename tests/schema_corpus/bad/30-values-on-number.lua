@@ -1,3 +1,10 @@
 -- expect: type a: point "x" has values, but only an enum point has
--- line: 3
-nodetype "a" { points = { x = { kind = "number", values = { "a", "b" } } } }
+-- line: 7
+nodetype "a" {
+  points = {
+    x = {
+      kind = "number",
+      values = { "a", "b" },
+    },
+  },
+}

@@ -1,3 +1,6 @@
 -- expect: type a has unknown attribute colour
--- line: 3
-nodetype "a" { colour = "red" }
+-- line: 5
+nodetype "a" {
+  description = "a",
+  colour = "red",
+}

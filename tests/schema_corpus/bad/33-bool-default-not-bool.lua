@@ -1,3 +1,10 @@
 -- expect: type a: point "on" default must be true or false
--- line: 3
-nodetype "a" { points = { on = { kind = "bool", default = "yes" } } }
+-- line: 7
+nodetype "a" {
+  points = {
+    on = {
+      kind = "bool",
+      default = "yes",
+    },
+  },
+}

@@ -1,3 +1,7 @@
 -- expect: type a: point "x" kind (missing) is not number, integer, bool, text or enum
--- line: 3
-nodetype "a" { points = { x = { min = 0 } } }
+-- line: 5
+nodetype "a" {
+  points = {
+    x = { min = 0 },
+  },
+}

@@ -1,3 +1,10 @@
 -- expect: type a: point "x" map must be true or a list of keys
--- line: 3
-nodetype "a" { points = { x = { kind = "number", map = "low,high" } } }
+-- line: 7
+nodetype "a" {
+  points = {
+    x = {
+      kind = "number",
+      map = "low,high",
+    },
+  },
+}

@@ -1,3 +1,10 @@
 -- expect: type a: point "x" local must be true or false
--- line: 3
-nodetype "a" { points = { x = { kind = "number", ["local"] = "yes" } } }
+-- line: 7
+nodetype "a" {
+  points = {
+    x = {
+      kind = "number",
+      ["local"] = "yes",
+    },
+  },
+}

@@ -1,3 +1,6 @@
 -- expect: parents must be a list of names
--- line: 3
-nodetype "a" { parents = "device" }
+-- line: 5
+nodetype "a" {
+  description = "a",
+  parents = "device",
+}

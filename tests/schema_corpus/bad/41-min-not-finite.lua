@@ -1,3 +1,10 @@
 -- expect: type a: point "x" min must be a finite number
--- line: 3
-nodetype "a" { points = { x = { kind = "number", min = 0/0 } } }
+-- line: 7
+nodetype "a" {
+  points = {
+    x = {
+      kind = "number",
+      min = 0/0,
+    },
+  },
+}

@@ -1,5 +1,12 @@
 -- expect: type b: point "x" default must be a string for a text point
--- line: 5
+-- line: 9
 nodetype "a" { points = { x = { kind = "number" } } }
 
-nodetype "b" { points = { x = { kind = "text", default = 5 } } }
+nodetype "b" {
+  points = {
+    x = {
+      kind = "text",
+      default = 5,
+    },
+  },
+}

@@ -1,3 +1,6 @@
 -- expect: type pumpIo: parent type pumpStation is not declared
--- line: 3
-nodetype "pumpIo" { extends = "modbusIo", parents = { "pumpStation" } }
+-- line: 5
+nodetype "pumpIo" {
+  extends = "modbusIo",
+  parents = { "pumpStation" },
+}
