@@ -316,6 +316,113 @@ sprig_edge_t *sprig_tree_edge(const sprig_tree_t *t, const sprig_node_t *up,
     return NULL;
 }
 
+/* One step of find_cycle's walk: a node on the current path, the edge that led to it and
+ * the next of its child edges to look at. */
+typedef struct cframe {
+    sprig_node_t *n;
+    sprig_edge_t *via, *next;
+} cframe_t;
+
+/* The edges of the cycle closed by e, whose down is on the path frames[0..top]. */
+static int cycle_edges(const cframe_t *f, size_t top, sprig_edge_t *e, sprig_edge_t ***out,
+                       size_t *n)
+{
+    size_t len = 1;
+    for (size_t i = top; f[i].n != e->down; i--) {
+        len++;
+    }
+    sprig_edge_t **v = sprig_malloc(len * sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    /* Path order: from e->down down to e->up, then e back to the start. */
+    v[len - 1] = e;
+    for (size_t i = top, k = len - 1; f[i].n != e->down; i--) {
+        v[--k] = f[i].via;
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int sprig_tree_find_cycle(sprig_tree_t *t, sprig_edge_t ***out, size_t *n)
+{
+    enum { NEW, OPEN, DONE };
+    unsigned char *state = sprig_calloc(t->node_count + 1, 1);
+    cframe_t *f = NULL;
+    size_t len = 0, cap = 0;
+    int rc = state != NULL ? 0 : -ENOMEM;
+    *out = NULL;
+    *n = 0;
+    for (sprig_node_t *start = t->first; rc == 0 && start != NULL; start = start->next_all) {
+        if (state[start->index] != NEW) {
+            continue;
+        }
+        cframe_t push = {start, NULL, start->children};
+        state[start->index] = OPEN;
+        for (;;) {
+            if (push.n != NULL) {
+                if (len == cap) {
+                    size_t c = cap != 0 ? cap * 2 : 64;
+                    cframe_t *g = sprig_realloc(f, c * sizeof(*g));
+                    if (g == NULL) {
+                        rc = -ENOMEM;
+                        break;
+                    }
+                    f = g;
+                    cap = c;
+                }
+                f[len++] = push;
+                push.n = NULL;
+            }
+            if (len == 0) {
+                break;
+            }
+            cframe_t *top = &f[len - 1];
+            sprig_edge_t *e = top->next;
+            while (e != NULL && e->tombstone) {
+                e = e->next_child;
+            }
+            if (e == NULL) {
+                state[top->n->index] = DONE;
+                len--;
+                continue;
+            }
+            top->next = e->next_child;
+            if (state[e->down->index] == NEW) {
+                state[e->down->index] = OPEN;
+                push = (cframe_t){e->down, e, e->down->children};
+            }
+            else if (state[e->down->index] == OPEN) {
+                rc = cycle_edges(f, len - 1, e, out, n);
+                goto done;
+            }
+        }
+    }
+done:
+    sprig_free(f);
+    sprig_free(state);
+    return rc;
+}
+
+int sprig_tree_edge_remove(sprig_tree_t *t, sprig_edge_t *e)
+{
+    if (!t->deferred || t->journaling) {
+        return -EBUSY;
+    }
+    sprig_edge_t **pp = &e->up->children;
+    while (*pp != e) {
+        pp = &(*pp)->next_child;
+    }
+    *pp = e->next_child;
+    for (pp = &e->down->parents; *pp != e; pp = &(*pp)->next_parent) {
+    }
+    *pp = e->next_parent;
+    tree__free_points(e->points);
+    sprig_free(e);
+    return 0;
+}
+
 /* contrib of an edge: a tombstoned edge leaves its child's subtree out. */
 static uint64_t edge_contrib(const sprig_edge_t *e)
 {
