@@ -182,13 +182,15 @@ static int c_edge(const char *up, const char *down, void *arg)
     return 0;
 }
 
-static void observe(check_ctx_t *c, const sprig_point_t *p, uint64_t stored, const char *up,
-                    const char *id)
+/* Notes p's time and compares the stored hash with ph() of the point the tree now holds
+ * for it (computed as the tree stored it). */
+static void observe(check_ctx_t *c, const sprig_point_t *p, const sprig_point_t *held,
+                    uint64_t stored, const char *up, const char *id)
 {
     if (p->time > c->res->max_time) {
         c->res->max_time = p->time;
     }
-    uint64_t fresh = sprig_hash_point(p);
+    uint64_t fresh = held != NULL ? sprig_tree_point_hash(held) : sprig_hash_point(p);
     if (fresh == stored) {
         return;
     }
@@ -223,11 +225,12 @@ static int c_point(const char *node, const sprig_point_t *p, uint64_t stored, vo
         report(c, &pr);
         return 0;
     }
-    int rc = sprig_tree_point_put(c->tree, n, p);
+    const sprig_point_t *held = NULL;
+    int rc = sprig_tree_point_merge(c->tree, n, p, &held);
     if (rc < 0) {
         return rc;
     }
-    observe(c, p, stored, NULL, node);
+    observe(c, p, held, stored, NULL, node);
     return 0;
 }
 
@@ -254,11 +257,12 @@ static int c_edge_point(const char *up, const char *down, const sprig_point_t *p
         report(c, &pr);
         return 0;
     }
-    int rc = sprig_tree_edge_point_put(c->tree, e, p);
+    const sprig_point_t *held = NULL;
+    int rc = sprig_tree_edge_point_merge(c->tree, e, p, &held);
     if (rc < 0) {
         return rc;
     }
-    observe(c, p, stored, up, down);
+    observe(c, p, held, stored, up, down);
     return 0;
 }
 

@@ -316,19 +316,13 @@ sprig_edge_t *sprig_tree_edge(const sprig_tree_t *t, const sprig_node_t *up,
     return NULL;
 }
 
-/* One step of find_cycle's walk: a node on the current path, the edge that led to it and
- * the next of its child edges to look at. */
-typedef struct cframe {
-    sprig_node_t *n;
-    sprig_edge_t *via, *next;
-} cframe_t;
-
-/* The edges of the cycle closed by e, whose down is on the path frames[0..top]. */
-static int cycle_edges(const cframe_t *f, size_t top, sprig_edge_t *e, sprig_edge_t ***out,
-                       size_t *n)
+/* The edges of the cycle closed by e, whose down is on the current path (the work stack,
+ * each node reached through via[its index]). */
+static int cycle_edges(const sprig_tree_t *t, sprig_edge_t *const *via, sprig_edge_t *e,
+                       sprig_edge_t ***out, size_t *n)
 {
     size_t len = 1;
-    for (size_t i = top; f[i].n != e->down; i--) {
+    for (size_t i = t->work_len - 1; t->work[i] != e->down; i--) {
         len++;
     }
     sprig_edge_t **v = sprig_malloc(len * sizeof(*v));
@@ -337,8 +331,8 @@ static int cycle_edges(const cframe_t *f, size_t top, sprig_edge_t *e, sprig_edg
     }
     /* Path order: from e->down down to e->up, then e back to the start. */
     v[len - 1] = e;
-    for (size_t i = top, k = len - 1; f[i].n != e->down; i--) {
-        v[--k] = f[i].via;
+    for (size_t i = t->work_len - 1, k = len - 1; t->work[i] != e->down; i--) {
+        v[--k] = via[t->work[i]->index];
     }
     *out = v;
     *n = len;
@@ -348,59 +342,53 @@ static int cycle_edges(const cframe_t *f, size_t top, sprig_edge_t *e, sprig_edg
 int sprig_tree_find_cycle(sprig_tree_t *t, sprig_edge_t ***out, size_t *n)
 {
     enum { NEW, OPEN, DONE };
+    /* Per node: its state, the edge the walk reached it through, its next child edge to
+     * look at; the path itself is the work stack. */
     unsigned char *state = sprig_calloc(t->node_count + 1, 1);
-    cframe_t *f = NULL;
-    size_t len = 0, cap = 0;
-    int rc = state != NULL ? 0 : -ENOMEM;
+    sprig_edge_t **via = sprig_calloc(t->node_count + 1, sizeof(*via));
+    sprig_edge_t **next = sprig_calloc(t->node_count + 1, sizeof(*next));
+    int rc = state != NULL && via != NULL && next != NULL ? 0 : -ENOMEM;
     *out = NULL;
     *n = 0;
     for (sprig_node_t *start = t->first; rc == 0 && start != NULL; start = start->next_all) {
         if (state[start->index] != NEW) {
             continue;
         }
-        cframe_t push = {start, NULL, start->children};
+        t->work_len = 0;
         state[start->index] = OPEN;
-        for (;;) {
-            if (push.n != NULL) {
-                if (len == cap) {
-                    size_t c = cap != 0 ? cap * 2 : 64;
-                    cframe_t *g = sprig_realloc(f, c * sizeof(*g));
-                    if (g == NULL) {
-                        rc = -ENOMEM;
-                        break;
-                    }
-                    f = g;
-                    cap = c;
-                }
-                f[len++] = push;
-                push.n = NULL;
-            }
-            if (len == 0) {
-                break;
-            }
-            cframe_t *top = &f[len - 1];
-            sprig_edge_t *e = top->next;
+        next[start->index] = start->children;
+        rc = work_push(t, start);
+        while (rc == 0 && t->work_len > 0) {
+            sprig_node_t *top = t->work[t->work_len - 1];
+            sprig_edge_t *e = next[top->index];
             while (e != NULL && e->tombstone) {
                 e = e->next_child;
             }
             if (e == NULL) {
-                state[top->n->index] = DONE;
-                len--;
+                state[top->index] = DONE;
+                t->work_len--;
                 continue;
             }
-            top->next = e->next_child;
-            if (state[e->down->index] == NEW) {
-                state[e->down->index] = OPEN;
-                push = (cframe_t){e->down, e, e->down->children};
+            next[top->index] = e->next_child;
+            size_t d = e->down->index;
+            if (state[d] == NEW) {
+                state[d] = OPEN;
+                via[d] = e;
+                next[d] = e->down->children;
+                rc = work_push(t, e->down);
             }
-            else if (state[e->down->index] == OPEN) {
-                rc = cycle_edges(f, len - 1, e, out, n);
-                goto done;
+            else if (state[d] == OPEN) {
+                rc = cycle_edges(t, via, e, out, n);
+                break;
             }
         }
+        if (*n != 0) {
+            break;
+        }
     }
-done:
-    sprig_free(f);
+    t->work_len = 0;
+    sprig_free(next);
+    sprig_free(via);
     sprig_free(state);
     return rc;
 }
