@@ -103,8 +103,8 @@ static void put_missing(check_ctx_t *c, const char *id)
 {
     put_fmt(c->what, sizeof(c->what), " names node ");
     put_esc(c->what, sizeof(c->what), id);
-    put_fmt(c->what, sizeof(c->what), was_left_out(c, id) ? ", which is not valid (left out)"
-                                                          : ", which does not exist");
+    put_fmt(c->what, sizeof(c->what),
+            was_left_out(c, id) ? ", which is not valid (left out)" : ", which does not exist");
 }
 
 /* The first rule p breaks, appended to c->what; false when it breaks none. */
@@ -161,8 +161,8 @@ static int c_node(const char *id, const char *type, void *arg)
         }
         c->left_out[c->n_left_out++] = copy;
     }
-    report(c, &(sprig_check_problem_t){.kind = SPRIG_CHECK_NODE, .table = "nodes", .id = id,
-                                       .what = c->what});
+    report(c, &(sprig_check_problem_t){
+                  .kind = SPRIG_CHECK_NODE, .table = "nodes", .id = id, .what = c->what});
     return 0;
 }
 
@@ -177,8 +177,10 @@ static int c_edge(const char *up, const char *down, void *arg)
     name_row(c, up, down);
     put_fmt(c->what, sizeof(c->what), ":");
     put_missing(c, u == NULL ? up : down);
-    report(c, &(sprig_check_problem_t){.kind = SPRIG_CHECK_ORPHAN, .table = "edges", .up = up,
-                                       .id = down, .what = c->what});
+    report(
+        c,
+        &(sprig_check_problem_t){
+            .kind = SPRIG_CHECK_ORPHAN, .table = "edges", .up = up, .id = down, .what = c->what});
     return 0;
 }
 
@@ -200,7 +202,10 @@ static void observe(check_ctx_t *c, const sprig_point_t *p, const sprig_point_t 
             p->key);
     report(c, &(sprig_check_problem_t){.kind = SPRIG_CHECK_HASH,
                                        .table = up != NULL ? "edge_points" : "points",
-                                       .up = up, .id = id, .p = p, .hash = fresh,
+                                       .up = up,
+                                       .id = id,
+                                       .p = p,
+                                       .hash = fresh,
                                        .what = c->what});
 }
 
@@ -234,8 +239,8 @@ static int c_point(const char *node, const sprig_point_t *p, uint64_t stored, vo
     return 0;
 }
 
-static int c_edge_point(const char *up, const char *down, const sprig_point_t *p,
-                        uint64_t stored, void *arg)
+static int c_edge_point(const char *up, const char *down, const sprig_point_t *p, uint64_t stored,
+                        void *arg)
 {
     check_ctx_t *c = arg;
     sprig_node_t *u = sprig_tree_node(c->tree, up), *d = sprig_tree_node(c->tree, down);
@@ -287,8 +292,9 @@ static bool newer(const sprig_edge_t *a, const sprig_edge_t *b)
         return ta > tb;
     }
     int r = strcmp(sprig_node_id(sprig_edge_up(a)), sprig_node_id(sprig_edge_up(b)));
-    return r != 0 ? r > 0 : strcmp(sprig_node_id(sprig_edge_down(a)),
-                                   sprig_node_id(sprig_edge_down(b))) > 0;
+    return r != 0
+               ? r > 0
+               : strcmp(sprig_node_id(sprig_edge_down(a)), sprig_node_id(sprig_edge_down(b))) > 0;
 }
 
 /* Leaves out the newest edge of each live cycle until none is left. Each round removes one
@@ -309,7 +315,8 @@ static int break_cycles(check_ctx_t *c)
         sprig_edge_t *e = cyc[pick];
         const char *up = sprig_node_id(sprig_edge_up(e)), *down = sprig_node_id(sprig_edge_down(e));
         name_row(c, up, down);
-        put_fmt(c->what, sizeof(c->what), ": closes the cycle %s", sprig_node_id(sprig_edge_up(cyc[0])));
+        put_fmt(c->what, sizeof(c->what), ": closes the cycle %s",
+                sprig_node_id(sprig_edge_up(cyc[0])));
         for (size_t i = 0; i < n; i++) {
             put_fmt(c->what, sizeof(c->what), " -> %s", sprig_node_id(sprig_edge_down(cyc[i])));
         }
@@ -325,8 +332,12 @@ static int break_cycles(check_ctx_t *c)
                     sprig_time_format(edge_time(e), when, sizeof(when)));
         }
         sprig_free(cyc);
-        report(c, &(sprig_check_problem_t){.kind = SPRIG_CHECK_CYCLE, .table = "edges", .up = up,
-                                           .id = down, .edge = e, .what = c->what});
+        report(c, &(sprig_check_problem_t){.kind = SPRIG_CHECK_CYCLE,
+                                           .table = "edges",
+                                           .up = up,
+                                           .id = down,
+                                           .edge = e,
+                                           .what = c->what});
         if ((rc = sprig_tree_edge_remove(c->tree, e)) != 0) {
             return rc;
         }
@@ -374,7 +385,8 @@ bool sprig_check_summary(const sprig_check_result_t *res, char *out, size_t n)
     }
     if (res->count[SPRIG_CHECK_HASH] != 0) {
         put_fmt(out, n, "%s%zu %s (loaded as they are)", any ? "; " : "",
-                res->count[SPRIG_CHECK_HASH], names[SPRIG_CHECK_HASH][res->count[SPRIG_CHECK_HASH] != 1]);
+                res->count[SPRIG_CHECK_HASH],
+                names[SPRIG_CHECK_HASH][res->count[SPRIG_CHECK_HASH] != 1]);
         any = true;
     }
     return any;

@@ -28,8 +28,7 @@ typedef struct verify_ctx {
 /* Deletes the newest edge of a cycle with its points. */
 static int drop_edge(sprig_store_t *s, const sprig_check_problem_t *pr)
 {
-    for (const sprig_point_t *p = sprig_edge_points(pr->edge); p != NULL;
-         p = sprig_point_next(p)) {
+    for (const sprig_point_t *p = sprig_edge_points(pr->edge); p != NULL; p = sprig_point_next(p)) {
         int rc = sprig_store_delete_row(s, "edge_points", pr->up, pr->id, p->type, p->key);
         if (rc != 0) {
             return rc;
@@ -46,10 +45,9 @@ static int repair(sprig_store_t *s, const sprig_check_problem_t *pr)
     case SPRIG_CHECK_CYCLE:
         return drop_edge(s, pr);
     default:
-        return sprig_store_delete_row(s, pr->table, pr->up != NULL ? pr->up : pr->id,
-                                      pr->up != NULL ? pr->id : NULL,
-                                      pr->p != NULL ? pr->p->type : NULL,
-                                      pr->p != NULL ? pr->p->key : NULL);
+        return sprig_store_delete_row(
+            s, pr->table, pr->up != NULL ? pr->up : pr->id, pr->up != NULL ? pr->id : NULL,
+            pr->p != NULL ? pr->p->type : NULL, pr->p != NULL ? pr->p->key : NULL);
     }
 }
 

@@ -86,8 +86,7 @@ static void edge(fx_t *f, const char *up, const char *down, int64_t time, bool t
     assert_int_equal(sprig_store_put_edge(f->s, up, down), 0);
     if (time != 0) {
         sprig_point_t p = {"tombstone", "0", time, tomb ? 1 : 0, "", "", 0};
-        assert_int_equal(sprig_store_put_edge_point(f->s, up, down, &p, sprig_hash_point(&p)),
-                         0);
+        assert_int_equal(sprig_store_put_edge_point(f->s, up, down, &p, sprig_hash_point(&p)), 0);
     }
 }
 
@@ -173,8 +172,7 @@ static void t_bad_values(void **state)
         char id[8];
         snprintf(id, sizeof(id), "x%d", i);
         node(f, id, "group");
-        assert_int_equal(
-            sprig_store_put_point(f->s, id, &bad[i], sprig_hash_point(&bad[i])), 0);
+        assert_int_equal(sprig_store_put_point(f->s, id, &bad[i], sprig_hash_point(&bad[i])), 0);
     }
     /* The store writes a tombstone as 0 or 1: a person's 7 goes in by SQL. */
     assert_int_equal(sprig_store_flush(f->s), 0);
@@ -182,10 +180,10 @@ static void t_bad_values(void **state)
     sprig_check_result_t r = load(f);
     assert_int_equal(r.count[SPRIG_CHECK_POINT], 7);
     assert_int_equal(f->n, 7);
-    const char *words[] = {"inf is not a finite number", "-inf is not a finite number",
-                           "nan is not a finite number", "origin \"bad origin!\"",
-                           "tombstone = 7 is not 0 or 1", "time = 0 is not after 1970",
-                           "type \"bad type\""};
+    const char *words[] = {
+        "inf is not a finite number", "-inf is not a finite number", "nan is not a finite number",
+        "origin \"bad origin!\"",     "tombstone = 7 is not 0 or 1", "time = 0 is not after 1970",
+        "type \"bad type\""};
     for (int i = 0; i < 7; i++) {
         assert_int_equal(f->kinds[i], SPRIG_CHECK_POINT);
         bool found = false;
@@ -260,8 +258,8 @@ static void t_cycles(void **state)
 {
     fx_t *f = *state;
     base(f);
-    edge(f, "b", "a", 900, false);    /* a <-> b: newer than a -> b (200) */
-    edge(f, "c", "a", 50, false);     /* a -> b -> c -> a: c -> a is the oldest; b -> c goes */
+    edge(f, "b", "a", 900, false);      /* a <-> b: newer than a -> b (200) */
+    edge(f, "c", "a", 50, false);       /* a -> b -> c -> a: c -> a is the oldest; b -> c goes */
     edge(f, "root", "root", 60, false); /* to itself */
     sprig_check_result_t r = load(f);
     assert_int_equal(r.count[SPRIG_CHECK_CYCLE], 3);
@@ -347,7 +345,8 @@ static void t_random_graphs(void **state)
         assert_null(cyc);
         /* Put back in the reverse order they were left out, each closed a cycle then. */
         for (int i = f->n - 1; i >= 0; i--) {
-            sprig_node_t *u = sprig_tree_node(f->t, f->up[i]), *d = sprig_tree_node(f->t, f->down[i]);
+            sprig_node_t *u = sprig_tree_node(f->t, f->up[i]),
+                         *d = sprig_tree_node(f->t, f->down[i]);
             assert_true(sprig_tree_would_cycle(f->t, u, d));
             assert_non_null(sprig_tree_edge_add(f->t, u, d));
         }

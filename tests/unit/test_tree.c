@@ -252,9 +252,8 @@ static void t_find_cycle_and_remove(void **state)
     edge_link(t, a, b);
     sprig_edge_t *bc = edge_link(t, b, c);
     sprig_edge_t *ca = edge_link(t, c, a);
-    assert_int_equal(sprig_tree_edge_point_put(t, bc, &(sprig_point_t){"tombstone", "0", 5, 0,
-                                                                        "", "", 0}),
-                     1);
+    assert_int_equal(
+        sprig_tree_edge_point_put(t, bc, &(sprig_point_t){"tombstone", "0", 5, 0, "", "", 0}), 1);
     sprig_edge_t **cyc;
     size_t n;
     assert_int_equal(sprig_tree_find_cycle(t, &cyc, &n), 0);
@@ -276,14 +275,12 @@ static void t_find_cycle_and_remove(void **state)
     assert_int_equal(sprig_tree_hash_rebuild(t), 0);
     /* A tombstoned edge to itself is no cycle; a live one is. */
     sprig_edge_t *rr = edge_link(t, r, r);
-    assert_int_equal(sprig_tree_edge_point_put(t, rr, &(sprig_point_t){"tombstone", "0", 6, 1,
-                                                                        "", "", 0}),
-                     1);
+    assert_int_equal(
+        sprig_tree_edge_point_put(t, rr, &(sprig_point_t){"tombstone", "0", 6, 1, "", "", 0}), 1);
     assert_int_equal(sprig_tree_find_cycle(t, &cyc, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(sprig_tree_edge_point_put(t, rr, &(sprig_point_t){"tombstone", "0", 7, 0,
-                                                                        "", "", 0}),
-                     1);
+    assert_int_equal(
+        sprig_tree_edge_point_put(t, rr, &(sprig_point_t){"tombstone", "0", 7, 0, "", "", 0}), 1);
     assert_int_equal(sprig_tree_find_cycle(t, &cyc, &n), 0);
     assert_int_equal(n, 1);
     assert_ptr_equal(cyc[0], rr);
