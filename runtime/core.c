@@ -6,81 +6,12 @@
 
 #include "core_internal.h"
 #include "sprig/alloc.h"
+#include "sprig/check.h"
 #include "sprig/err.h"
 #include "sprig/log.h"
 #include "sprig/util.h"
 
 /* --- opening: load the store into the tree ------------------------------------------ */
-
-typedef struct load_ctx {
-    sprig_core_t *c;
-    size_t bad_hash;
-    size_t orphans;
-} load_ctx_t;
-
-static int load_node(const char *id, const char *type, void *arg)
-{
-    load_ctx_t *l = arg;
-    int rc = sprig_tree_node_add(l->c->tree, id, type, NULL);
-    return rc == -EEXIST ? 0 : rc;
-}
-
-static int load_edge(const char *up, const char *down, void *arg)
-{
-    load_ctx_t *l = arg;
-    sprig_node_t *u = sprig_tree_node(l->c->tree, up), *d = sprig_tree_node(l->c->tree, down);
-    if (u == NULL || d == NULL) {
-        l->orphans++;
-        return 0;
-    }
-    return sprig_tree_edge_add(l->c->tree, u, d) != NULL ? 0 : -ENOMEM;
-}
-
-static void load_time(load_ctx_t *l, const sprig_point_t *p, const sprig_point_t *held,
-                      uint64_t stored_hash)
-{
-    /* A restart with a clock that went back must still write later times. */
-    sprig_hlc_observe(&l->c->hlc, p->time);
-    if (held != NULL && sprig_tree_point_hash(held) != stored_hash) {
-        l->bad_hash++;
-    }
-}
-
-static int load_point(const char *node, const sprig_point_t *p, uint64_t stored_hash, void *arg)
-{
-    load_ctx_t *l = arg;
-    sprig_node_t *n = sprig_tree_node(l->c->tree, node);
-    if (n == NULL) {
-        l->orphans++;
-        return 0;
-    }
-    const sprig_point_t *held = NULL;
-    int rc = sprig_tree_point_merge(l->c->tree, n, p, &held);
-    if (rc < 0) {
-        return rc;
-    }
-    load_time(l, p, held, stored_hash);
-    return 0;
-}
-
-static int load_edge_point(const char *up, const char *down, const sprig_point_t *p,
-                           uint64_t stored_hash, void *arg)
-{
-    load_ctx_t *l = arg;
-    sprig_node_t *u = sprig_tree_node(l->c->tree, up), *d = sprig_tree_node(l->c->tree, down);
-    sprig_edge_t *e = u != NULL && d != NULL ? sprig_tree_edge(l->c->tree, u, d) : NULL;
-    if (e == NULL) {
-        l->orphans++;
-        return 0;
-    }
-    const sprig_point_t *held = NULL;
-    int rc = sprig_tree_edge_point_merge(l->c->tree, e, p, &held);
-    if (rc < 0) {
-        return rc;
-    }
-    load_time(l, p, held, stored_hash);
-    return 0;
-}
 
 /* Finds the root named in the store's metadata, or creates the root device of a new
  * database. */
@@ -141,31 +72,29 @@ int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sprig_core_t
     if ((rc = sprig_store_open(opts->db_path, &opts->store, loop, &c->store, err)) != 0) {
         goto fail;
     }
-    load_ctx_t l = {.c = c};
-    sprig_store_visitor_t v = {load_node, load_edge, load_point, load_edge_point, &l};
-    sprig_tree_hash_defer(c->tree);
-    if ((rc = sprig_store_load(c->store, &v)) != 0) {
+    /* The rows go through the checks of `sprig store verify` (check.h): what it would
+     * repair is left out here, and said once. */
+    sprig_check_result_t res;
+    if ((rc = sprig_check_load(c->store, c->tree, NULL, NULL, &res)) != 0) {
         rc = sprig_error_set(err, rc, "database %s: cannot be loaded: %s", opts->db_path,
                              sprig_strerror(rc));
         goto fail;
     }
+    /* A restart with a clock that went back must still write later times. */
+    sprig_hlc_observe(&c->hlc, res.max_time);
     if ((rc = open_root(c, opts->db_path, opts->root_id, err)) != 0) {
         goto fail;
     }
-    rc = sprig_tree_hash_rebuild(c->tree);
-    if (rc == SPRIG_ECYCLE) {
-        sprig_log_warn("database %s: its edges contain a cycle; run `sprig store verify`",
-                       opts->db_path);
-    }
-    else if (rc != 0) {
+    if ((rc = sprig_tree_hash_rebuild(c->tree)) != 0) {
         rc = sprig_error_set(err, rc, "database %s: hashes cannot be built: %s", opts->db_path,
                              sprig_strerror(rc));
         goto fail;
     }
-    if (l.bad_hash != 0 || l.orphans != 0) {
-        sprig_log_warn("database %s: %zu rows changed outside sprig and %zu rows of unknown "
-                       "nodes; run `sprig store verify --fix`",
-                       opts->db_path, l.bad_hash, l.orphans);
+    char sum[512];
+    if (sprig_check_summary(&res, sum, sizeof(sum))) {
+        sprig_log_warn("database %s: %s; to repair, stop sprig and run "
+                       "`sprig store verify --db %s --fix`",
+                       opts->db_path, sum, opts->db_path);
     }
     *out = c;
     return 0;

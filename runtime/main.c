@@ -17,7 +17,7 @@ static void usage(FILE *f)
           "\n"
           "commands:\n"
           "  run            run the daemon (sprig run --help)\n"
-          "  store verify   recompute every hash from scratch and compare; --fix repairs\n"
+          "  store verify   check the database as the daemon loads it; --fix repairs it\n"
           "  schema ls|show TYPE|check DIR...\n"
           "                 the node types: list, show one's points, check schema files\n"
           "  rule test RULE.lua [--fixture TREE.json] [--steps STEPS.lua]\n"

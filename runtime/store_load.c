@@ -2,6 +2,7 @@
  * table, and the fixes of `sprig store verify --fix`. Each waits for a batch in flight
  * first, so the connection is never used by two threads at once. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +22,11 @@ static void col_point(sqlite3_stmt *st, int first, sprig_point_t *p)
     p->type = col_text(st, first);
     p->key = col_text(st, first + 1);
     p->time = sqlite3_column_int64(st, first + 2);
-    p->value = sqlite3_column_double(st, first + 3);
+    /* A value column holding no number (text such as 'nan', written outside sprig: SQLite
+     * stores no NaN) is handed back as NaN, so the checks see it; SQLite would read 0. */
+    int vt = sqlite3_column_type(st, first + 3);
+    p->value =
+        vt == SQLITE_FLOAT || vt == SQLITE_INTEGER ? sqlite3_column_double(st, first + 3) : NAN;
     p->text = col_text(st, first + 4);
     p->tombstone = sqlite3_column_int(st, first + 5);
     p->origin = col_text(st, first + 6);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sprig/alloc.h"
+#include "sprig/err.h"
 #include "sprig/hash.h"
 #include "sprig/merge.h"
 #include "sprig/tree.h"
@@ -233,6 +234,57 @@ static void t_would_cycle(void **state)
     assert_int_equal(
         sprig_tree_edge_point_put(t, ab, &(sprig_point_t){"tombstone", "0", 12, 0, "", "", 0}), 1);
     assert_true(sprig_tree_would_cycle(t, b, r));
+    sprig_tree_close(t);
+}
+
+/* A damaged store's cycle: found as a path of edges, removed (only while hashes are
+ * deferred), after which the hashes build. */
+static void t_find_cycle_and_remove(void **state)
+{
+    (void)state;
+    sprig_tree_t *t = open_tree();
+    sprig_tree_hash_defer(t);
+    sprig_node_t *r = add(t, "r", "device");
+    sprig_node_t *a = add(t, "a", "group");
+    sprig_node_t *b = add(t, "b", "group");
+    sprig_node_t *c = add(t, "c", "group");
+    edge_link(t, r, a);
+    edge_link(t, a, b);
+    sprig_edge_t *bc = edge_link(t, b, c);
+    sprig_edge_t *ca = edge_link(t, c, a);
+    assert_int_equal(
+        sprig_tree_edge_point_put(t, bc, &(sprig_point_t){"tombstone", "0", 5, 0, "", "", 0}), 1);
+    sprig_edge_t **cyc;
+    size_t n;
+    assert_int_equal(sprig_tree_find_cycle(t, &cyc, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) { /* a path: each edge's down is the next one's up */
+        assert_ptr_equal(sprig_edge_down(cyc[i]), sprig_edge_up(cyc[(i + 1) % n]));
+    }
+    sprig_free(cyc);
+    assert_int_equal(sprig_tree_hash_rebuild(t), SPRIG_ECYCLE);
+    /* With hashes live, an edge cannot be removed. */
+    assert_int_equal(sprig_tree_edge_remove(t, ca), -EBUSY);
+    sprig_tree_hash_defer(t);
+    assert_int_equal(sprig_tree_edge_remove(t, bc), 0); /* not the head of b's children */
+    assert_null(sprig_tree_edge(t, b, c));
+    assert_non_null(sprig_tree_edge(t, c, a));
+    assert_int_equal(sprig_tree_find_cycle(t, &cyc, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(cyc);
+    assert_int_equal(sprig_tree_hash_rebuild(t), 0);
+    /* A tombstoned edge to itself is no cycle; a live one is. */
+    sprig_edge_t *rr = edge_link(t, r, r);
+    assert_int_equal(
+        sprig_tree_edge_point_put(t, rr, &(sprig_point_t){"tombstone", "0", 6, 1, "", "", 0}), 1);
+    assert_int_equal(sprig_tree_find_cycle(t, &cyc, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(
+        sprig_tree_edge_point_put(t, rr, &(sprig_point_t){"tombstone", "0", 7, 0, "", "", 0}), 1);
+    assert_int_equal(sprig_tree_find_cycle(t, &cyc, &n), 0);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(cyc[0], rr);
+    sprig_free(cyc);
     sprig_tree_close(t);
 }
 
@@ -1326,6 +1378,7 @@ int main(void)
         cmocka_unit_test(t_intern),
         cmocka_unit_test(t_edges_walk),
         cmocka_unit_test(t_would_cycle),
+        cmocka_unit_test(t_find_cycle_and_remove),
         cmocka_unit_test(t_point_put_merge),
         cmocka_unit_test(t_edge_points),
         cmocka_unit_test(t_hash_basics),

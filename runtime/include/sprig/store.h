@@ -31,7 +31,8 @@ typedef struct sprig_store_opts {
 
 /* What sprig_store_load hands back, one row at a time; everything borrowed for the call.
  * A row whose stored hash does not match ph() of its fields is still handed back, with
- * stored_hash as read, so the caller can report it. */
+ * stored_hash as read, so the caller can report it. A value column that holds no number
+ * (text written outside sprig) is handed back as NaN. */
 typedef struct sprig_store_visitor {
     int (*node)(const char *id, const char *type, void *arg);
     int (*edge)(const char *up, const char *down, void *arg);

@@ -58,6 +58,16 @@ SPRIG_API sprig_edge_t *sprig_tree_edge(const sprig_tree_t *t, const sprig_node_
  * missing; NULL on -ENOMEM. Cycles are not checked here. */
 SPRIG_API sprig_edge_t *sprig_tree_edge_add(sprig_tree_t *t, sprig_node_t *up, sprig_node_t *down);
 
+/* Finds one cycle of live (not tombstoned) edges, as a damaged store can hold (the core
+ * refuses an edge that would close one). On success *out (caller frees with sprig_free)
+ * holds its edges, each one's down being the next one's up, *n of them; *out is NULL and
+ * *n 0 when there is none. Returns 0 or -ENOMEM. */
+SPRIG_API int sprig_tree_find_cycle(sprig_tree_t *t, sprig_edge_t ***out, size_t *n);
+/* Removes edge e and its points from the tree, as if it had never been added (loading a
+ * damaged store leaves out an edge that closes a cycle). Only while hashes are deferred
+ * and no journal is open, else -EBUSY; 0 when removed. e is freed. */
+SPRIG_API int sprig_tree_edge_remove(sprig_tree_t *t, sprig_edge_t *e);
+
 /* Merges p into the node's points by the merge rule. Returns 1 when p was stored (new, or
  * greater than the stored point), 0 when it was not (equal or older), -ENOMEM. Every field
  * of p must be set; strings are copied. Hashes are updated up every path to the root. */
