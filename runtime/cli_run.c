@@ -203,6 +203,58 @@ static void print_schema_error(const char *msg, void *arg)
     sprig_log_error("schema: %s", msg);
 }
 
+/* The nodes of types the schema in force does not declare: how many, and the first few
+ * types by name. */
+typedef struct undeclared {
+    const sprig_schema_t *schema;
+    size_t nodes, ntypes;
+    const char *types[4];
+} undeclared_t;
+
+static int count_undeclared(sprig_node_t *n, void *arg)
+{
+    undeclared_t *u = arg;
+    const char *type = sprig_node_type(n);
+    if (sprig_schema_type(u->schema, type) != NULL) {
+        return 0;
+    }
+    u->nodes++;
+    for (size_t i = 0; i < u->ntypes; i++) {
+        if (strcmp(u->types[i], type) == 0) {
+            return 0;
+        }
+    }
+    if (u->ntypes < sizeof(u->types) / sizeof(u->types[0])) {
+        u->types[u->ntypes] = type;
+    }
+    u->ntypes++;
+    return 0;
+}
+
+/* Says once per load that nodes of undeclared types (a database made under another
+ * schema) are kept and written unchecked, while new ones of those types are refused. */
+static void warn_undeclared(run_ctx_t *r)
+{
+    undeclared_t u = {.schema = r->schema};
+    sprig_tree_each_node(sprig_core_tree(r->core), count_undeclared, &u);
+    if (u.nodes == 0) {
+        return;
+    }
+    char list[4 * (SPRIG_ID_MAX + 2) + 16] = "";
+    size_t used = 0, shown = u.ntypes < 4 ? u.ntypes : 4;
+    for (size_t i = 0; i < shown; i++) {
+        used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "",
+                                 u.types[i]);
+    }
+    if (u.ntypes > shown) {
+        snprintf(list + used, sizeof(list) - used, ", ...");
+    }
+    sprig_log_warn("schema: %zu nodes are of %zu types no schema declares (%s): they are kept "
+                   "and their points written unchecked, but no new node of these types is "
+                   "accepted; declare them (open = true takes any point) to check them",
+                   u.nodes, u.ntypes, list);
+}
+
 /* Loads the schema folders; on success swaps the new schema in. */
 static int load_schema(run_ctx_t *r)
 {
@@ -220,6 +272,7 @@ static int load_schema(run_ctx_t *r)
     }
     sprig_log_info("schema: %zu node types from %s%s%s", n, r->schema_dirs[0],
                    r->nschema > 1 ? " and " : "", r->nschema > 1 ? r->schema_dirs[1] : "");
+    warn_undeclared(r);
     return 0;
 }
 
