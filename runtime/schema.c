@@ -918,7 +918,9 @@ int sprig_schema_check_type(const sprig_schema_t *s, const char *node_id, const 
     size_t used = 0;
     for (size_t i = 0; i < nbest; i++) {
         used += (size_t)snprintf(hint + used, sizeof(hint) - used, "%s%s",
-                                 i == 0 ? " (did you mean " : i + 1 == nbest ? " or " : ", ",
+                                 i == 0           ? " (did you mean "
+                                 : i + 1 == nbest ? " or "
+                                                  : ", ",
                                  best[i]);
     }
     if (nbest > 0) {

@@ -972,8 +972,10 @@ static void t_undeclared_type(void **state)
     refused_type(f, "p1", "pumpp", "node p1: type \"pumpp\" is not declared (did you mean pump?)");
     refused_type(f, "n1", "nosuchtype", "node n1: type \"nosuchtype\" is not declared");
     refused_type(f, "g1", "gruop", "node g1: type \"gruop\" is not declared (did you mean group?)");
-    refused_type(f, "s1", "Sensor", "node s1: type \"Sensor\" is not declared (did you mean sensor?)");
-    refused_type(f, "s2", "sensr", "node s2: type \"sensr\" is not declared (did you mean sensor?)");
+    refused_type(f, "s1", "Sensor",
+                 "node s1: type \"Sensor\" is not declared (did you mean sensor?)");
+    refused_type(f, "s2", "sensr",
+                 "node s2: type \"sensr\" is not declared (did you mean sensor?)");
     /* At most three, the nearest first, ties in name order. */
     refused_type(f, "v1", "valvee",
                  "node v1: type \"valvee\" is not declared (did you mean valve, valve1 or "
@@ -982,8 +984,7 @@ static void t_undeclared_type(void **state)
                  "node v2: type \"valve12\" is not declared (did you mean valve1, valve2 or "
                  "valve?)");
     refused_type(f, "x1", "x", "node x1: type \"x\" is not declared");
-    refused_type(f, "old-2", "legacyMeter",
-                 "node old-2: type \"legacyMeter\" is not declared");
+    refused_type(f, "old-2", "legacyMeter", "node old-2: type \"legacyMeter\" is not declared");
     sprig_core_stats(f->c, &st1);
     assert_true(st1.refused == st0.refused + 9);
     /* Declared types are created as before, the open ones with points of any name. */
