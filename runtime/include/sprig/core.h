@@ -97,9 +97,10 @@ typedef struct sprig_core_change {
  * tree, its hashes, the HLC and the counts are as before the call (one refused write is
  * counted), and nothing was queued for the store or published. When all are accepted,
  * their rows are queued and their points published in list order, each point as it was
- * merged. Returns 0, or the refused change's code (-EINVAL, -ENOENT, -EEXIST,
- * SPRIG_ECYCLE, SPRIG_EDRIFT, -ENOMEM) with err naming it by its label, the item, the
- * rule and the value; -ENOMEM after all were accepted leaves the tree whole and the
+ * merged. A NODE change of a node not in the tree is refused (-EINVAL) when a schema is
+ * attached and does not declare its type. Returns 0, or the refused change's code
+ * (-EINVAL, -ENOENT, -EEXIST, SPRIG_ECYCLE, SPRIG_EDRIFT, -ENOMEM) with err naming it by
+ * its label, the item, the rule and the value; -ENOMEM after all were accepted leaves the tree whole and the
  * store short of the rows that could not be queued (logged). Not from inside another
  * sprig_core_apply (-EBUSY). */
 SPRIG_API int sprig_core_apply(sprig_core_t *c, const sprig_core_change_t *changes, size_t n,
