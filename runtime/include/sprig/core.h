@@ -100,9 +100,9 @@ typedef struct sprig_core_change {
  * merged. A NODE change of a node not in the tree is refused (-EINVAL) when a schema is
  * attached and does not declare its type. Returns 0, or the refused change's code
  * (-EINVAL, -ENOENT, -EEXIST, SPRIG_ECYCLE, SPRIG_EDRIFT, -ENOMEM) with err naming it by
- * its label, the item, the rule and the value; -ENOMEM after all were accepted leaves the tree whole and the
- * store short of the rows that could not be queued (logged). Not from inside another
- * sprig_core_apply (-EBUSY). */
+ * its label, the item, the rule and the value; -ENOMEM after all were accepted leaves the
+ * tree whole and the store short of the rows that could not be queued (logged). Not from
+ * inside another sprig_core_apply (-EBUSY). */
 SPRIG_API int sprig_core_apply(sprig_core_t *c, const sprig_core_change_t *changes, size_t n,
                                const void *source, sprig_error_t *err);
 
