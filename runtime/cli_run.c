@@ -204,10 +204,11 @@ static void print_schema_error(const char *msg, void *arg)
 }
 
 /* The nodes of types the schema in force does not declare: how many, and the first few
- * types by name. */
+ * of those types. */
 typedef struct undeclared {
     const sprig_schema_t *schema;
-    size_t nodes, ntypes;
+    size_t nodes, ntypes; /* ntypes: how many of types[] are filled */
+    bool more;            /* there are further types than types[] holds */
     const char *types[4];
 } undeclared_t;
 
@@ -225,9 +226,11 @@ static int count_undeclared(sprig_node_t *n, void *arg)
         }
     }
     if (u->ntypes < sizeof(u->types) / sizeof(u->types[0])) {
-        u->types[u->ntypes] = type;
+        u->types[u->ntypes++] = type;
     }
-    u->ntypes++;
+    else {
+        u->more = true;
+    }
     return 0;
 }
 
@@ -241,18 +244,18 @@ static void warn_undeclared(run_ctx_t *r)
         return;
     }
     char list[4 * (SPRIG_ID_MAX + 2) + 16] = "";
-    size_t used = 0, shown = u.ntypes < 4 ? u.ntypes : 4;
-    for (size_t i = 0; i < shown; i++) {
+    size_t used = 0;
+    for (size_t i = 0; i < u.ntypes; i++) {
         used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "",
                                  u.types[i]);
     }
-    if (u.ntypes > shown) {
+    if (u.more) {
         snprintf(list + used, sizeof(list) - used, ", ...");
     }
-    sprig_log_warn("schema: %zu nodes are of %zu types no schema declares (%s): they are kept "
-                   "and their points written unchecked, but no new node of these types is "
-                   "accepted; declare them (open = true takes any point) to check them",
-                   u.nodes, u.ntypes, list);
+    sprig_log_warn("schema: %zu node%s of a type no schema declares (%s): kept and written "
+                   "unchecked, but no new node of such a type is accepted until a schema "
+                   "declares it (open = true takes any point)",
+                   u.nodes, u.nodes == 1 ? " is" : "s are", list);
 }
 
 /* Loads the schema folders; on success swaps the new schema in. */

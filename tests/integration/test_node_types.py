@@ -115,7 +115,7 @@ def test_old_database(h):
 
     # The same database under a schema without oldMeter.
     d = Daemon(h, db, *SCHEMA_ARGS, name="new-schema")
-    warn = "schema: 1 nodes are of 1 types no schema declares (oldMeter)"
+    warn = "schema: 1 node is of a type no schema declares (oldMeter): kept"
     wait_until("the warning about m1", lambda: warn in d.proc.stderr(), 5)
     check(d.proc.stderr().count(warn) == 1, "the warning is not said once:\n%s"
           % d.proc.stderr())
