@@ -203,6 +203,61 @@ static void print_schema_error(const char *msg, void *arg)
     sprig_log_error("schema: %s", msg);
 }
 
+/* The nodes of types the schema in force does not declare: how many, and the first few
+ * of those types. */
+typedef struct undeclared {
+    const sprig_schema_t *schema;
+    size_t nodes, ntypes; /* ntypes: how many of types[] are filled */
+    bool more;            /* there are further types than types[] holds */
+    const char *types[4];
+} undeclared_t;
+
+static int count_undeclared(sprig_node_t *n, void *arg)
+{
+    undeclared_t *u = arg;
+    const char *type = sprig_node_type(n);
+    if (sprig_schema_type(u->schema, type) != NULL) {
+        return 0;
+    }
+    u->nodes++;
+    for (size_t i = 0; i < u->ntypes; i++) {
+        if (strcmp(u->types[i], type) == 0) {
+            return 0;
+        }
+    }
+    if (u->ntypes < sizeof(u->types) / sizeof(u->types[0])) {
+        u->types[u->ntypes++] = type;
+    }
+    else {
+        u->more = true;
+    }
+    return 0;
+}
+
+/* Says once per load that nodes of undeclared types (a database made under another
+ * schema) are kept and written unchecked, while new ones of those types are refused. */
+static void warn_undeclared(run_ctx_t *r)
+{
+    undeclared_t u = {.schema = r->schema};
+    sprig_tree_each_node(sprig_core_tree(r->core), count_undeclared, &u);
+    if (u.nodes == 0) {
+        return;
+    }
+    char list[4 * (SPRIG_ID_MAX + 2) + 16] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < u.ntypes; i++) {
+        used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "",
+                                 u.types[i]);
+    }
+    if (u.more) {
+        snprintf(list + used, sizeof(list) - used, ", ...");
+    }
+    sprig_log_warn("schema: %zu node%s of a type no schema declares (%s): kept and written "
+                   "unchecked, but no new node of such a type is accepted until a schema "
+                   "declares it (open = true takes any point)",
+                   u.nodes, u.nodes == 1 ? " is" : "s are", list);
+}
+
 /* Loads the schema folders; on success swaps the new schema in. */
 static int load_schema(run_ctx_t *r)
 {
@@ -220,6 +275,7 @@ static int load_schema(run_ctx_t *r)
     }
     sprig_log_info("schema: %zu node types from %s%s%s", n, r->schema_dirs[0],
                    r->nschema > 1 ? " and " : "", r->nschema > 1 ? r->schema_dirs[1] : "");
+    warn_undeclared(r);
     return 0;
 }
 

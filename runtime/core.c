@@ -525,6 +525,14 @@ static int apply_one(sprig_core_t *c, const sprig_core_change_t *ch, const void 
 {
     switch (ch->kind) {
     case SPRIG_CHANGE_NODE:
+        /* A node new here must be of a declared type; one that exists keeps its type. */
+        if (ch->node != NULL && sprig_id_valid(ch->node) && ch->type != NULL &&
+            sprig_id_valid(ch->type) && sprig_tree_node(c->tree, ch->node) == NULL) {
+            int rc = core__check_type(c, ch->node, ch->type, err);
+            if (rc != 0) {
+                return rc;
+            }
+        }
         return sprig_core_add_node(c, ch->node, ch->type, err);
     case SPRIG_CHANGE_EDGE:
         return sprig_core_write_edge(c, ch->up, ch->node, ch->pts, ch->n, source, err);

@@ -42,6 +42,10 @@ int core__apply_node(sprig_core_t *c, sprig_node_t *node, const sprig_point_t *p
 int core__find(sprig_core_t *c, const char *id, const char *role, sprig_node_t **out,
                sprig_error_t *err);
 
+/* Checks that a new node's type is declared, when a schema is attached: 0, or -EINVAL
+ * with err naming the node, the type and the closest declared types. */
+int core__check_type(sprig_core_t *c, const char *id, const char *type, sprig_error_t *err);
+
 /* Checks points against the node's schema type (when there is one); 0 or -EINVAL. */
 int core__check_schema(sprig_core_t *c, const sprig_node_t *n, const sprig_point_t *pts,
                        size_t count, sprig_error_t *err);

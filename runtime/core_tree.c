@@ -59,6 +59,11 @@ static int check_parent(sprig_core_t *c, sprig_node_t *up, sprig_node_t *down, s
                      : 0;
 }
 
+int core__check_type(sprig_core_t *c, const char *id, const char *type, sprig_error_t *err)
+{
+    return c->schema != NULL ? sprig_schema_check_type(c->schema, id, type, err) : 0;
+}
+
 static int refused(sprig_core_t *c, int rc)
 {
     c->stats.refused++;
@@ -117,7 +122,8 @@ int sprig_core_create(sprig_core_t *c, const char *id, const char *type, const c
     if (sprig_tree_node(c->tree, id) != NULL) {
         return refused(c, sprig_error_set(err, -EEXIST, "node %s already exists", id));
     }
-    if ((rc = core__find(c, parent, "parent", &up, err)) != 0) {
+    if ((rc = core__check_type(c, id, type, err)) != 0 ||
+        (rc = core__find(c, parent, "parent", &up, err)) != 0) {
         return refused(c, rc);
     }
     snprintf(what, sizeof(what), "node %s", id);

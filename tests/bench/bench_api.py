@@ -36,6 +36,9 @@ NODES = 100
 THREADS = 4
 BATCH = 1000
 LAT_POSTS = 200
+# The tests' node types (the "sensor" nodes written here): a type no schema declares is refused.
+SCHEMA = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                       "schema_test"))
 LISTEN_RE = re.compile(r"api: listening on http://127\.0\.0\.1:(\d+)")
 WRITE_RE = re.compile(r"write path \([^)]*\):\s*([0-9.]+) writes/s")
 
@@ -97,7 +100,8 @@ class Daemon:
         self.err_path = os.path.join(d, "sprig.stderr")
         self.err = open(self.err_path, "wb")
         self.p = subprocess.Popen([sprig, "run", "--db", os.path.join(d, "bench.db"),
-                                   "--listen", "127.0.0.1:0", "--quiet"], cwd=d,
+                                   "--listen", "127.0.0.1:0", "--quiet", "--schema", SCHEMA],
+                                  cwd=d,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=self.err)
         self.pid = self.p.pid

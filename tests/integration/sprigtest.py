@@ -22,6 +22,11 @@ import traceback
 
 DEMO_GENERATORS = ("demo-temp", "demo-pump", "demo-level", "demo-flow")
 
+# The node types the tests use beside the shipped ones (a type no schema declares is
+# refused): `sprig run ... *SCHEMA_ARGS` loads them.
+TEST_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "schema_test")
+SCHEMA_ARGS = ("--schema", os.path.normpath(TEST_SCHEMA))
+
 
 class TestFailure(AssertionError):
     pass

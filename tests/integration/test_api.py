@@ -46,7 +46,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from sprigtest import Harness, TestFailure, check, db_query, main, rfc3339_ns
+from sprigtest import SCHEMA_ARGS, Harness, TestFailure, check, db_query, main, rfc3339_ns
 
 LISTEN_RE = re.compile(r"api: listening on http://127\.0\.0\.1:(\d+)")
 HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -717,7 +717,7 @@ def test_export_import(h, d, root):
               any(p["type"] == "tombstone" and p["value"] == 1 for p in e["points"])
               for e in exp["edges"]), "the deleted edge lvl3 -> lvl4 is not in the export")
 
-    d2 = Daemon(h, h.path("import.db"), name="import")
+    d2 = Daemon(h, h.path("import.db"), *SCHEMA_ARGS, name="import")
     st2 = d2.status()
     check(st2["nodes"] == 1 and st2["points"] == 0, "a fresh daemon is not empty: %r" % st2)
     o = d2.expect(200, "POST", "/v1/import", exp)
@@ -821,7 +821,7 @@ def test_listen_rules(h):
 
 def test():
     with Harness("api") as h:
-        d = Daemon(h, h.path("api.db"), name="api")
+        d = Daemon(h, h.path("api.db"), *SCHEMA_ARGS, name="api")
         st = d.status()
         check_status_shape(st, "a new database")
         root = st["root"]

@@ -24,7 +24,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from sprigtest import Harness, check, db_query, main, rfc3339_ns
+from sprigtest import SCHEMA_ARGS, Harness, check, db_query, main, rfc3339_ns
 from test_api import Daemon, now_ns, ns_to_rfc3339
 
 ROUNDS = 3
@@ -92,7 +92,7 @@ def history_rows(db):
 def test():
     with Harness("api-crash") as h:
         db = h.path("crash.db")
-        d = Daemon(h, db, name="run1")
+        d = Daemon(h, db, *SCHEMA_ARGS, name="run1")
         root = d.status()["root"]
         d.expect(201, "POST", "/v1/nodes", {"type": "sensor", "parent": root, "id": NODE})
         t0 = now_ns() - 3600 * 1_000_000_000  # an hour back: far inside the drift limit
@@ -127,7 +127,7 @@ def test():
                   "their time and value after SIGKILL, e.g. (key, time, value) %r; history has "
                   "%d rows" % (rnd, len(missing), len(acked_all), missing[:3], len(hist)))
 
-            d = Daemon(h, db, name="run%d" % (rnd + 1))
+            d = Daemon(h, db, *SCHEMA_ARGS, name="run%d" % (rnd + 1))
             n = d.expect(200, "GET", "/v1/nodes/" + NODE)
             got = {p["key"]: p for p in n["points"] if p["type"] == "seq"}
             newest = {}

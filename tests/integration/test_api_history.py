@@ -34,7 +34,7 @@ import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from sprigtest import Harness, TestFailure, check, db_query, main, rfc3339_ns
+from sprigtest import SCHEMA_ARGS, Harness, TestFailure, check, db_query, main, rfc3339_ns
 from test_api import Daemon, check_error, now_ns, ns_to_rfc3339
 
 NODE = "hist1"
@@ -412,7 +412,7 @@ def test_errors(d, root, problems):
 
 def test():
     with Harness("api-history") as h:
-        d = Daemon(h, h.path("history.db"), name="history")
+        d = Daemon(h, h.path("history.db"), *SCHEMA_ARGS, name="history")
         root = d.status()["root"]
         d.expect(201, "POST", "/v1/nodes", {"type": "sensor", "parent": root, "id": NODE})
         t0 = now_ns() - 3600 * 1_000_000_000

@@ -132,7 +132,7 @@ def bad_json(run, root):
         "/v1/nodes/victim/points": json.dumps([{"type": "temp", "key": "0", "value": 1.5,
                                                 "text": "ok", "time": "2020-01-01T00:00:00Z"}]),
         "/v1/nodes/victim/parents": json.dumps({"op": "move", "from": root, "to": "other"}),
-        "/v1/import": json.dumps({"root": root, "nodes": [{"id": "imp-x", "type": "g"}],
+        "/v1/import": json.dumps({"root": root, "nodes": [{"id": "imp-x", "type": "group"}],
                                   "edges": []}),
     }
     for path, body in valid.items():
@@ -151,7 +151,7 @@ def bad_json(run, root):
         for body, what in (
                 (deep_arr, "10000 nested arrays"), (deep_obj, "10000 nested objects"),
                 ('[{"type":"t","value":' + "[" * 10000 + "]" * 10000 + "}]", "nested value"),
-                ('{"type":"g","parent":"x","points":' + "[" * 10000 + "]" * 10000 + "}",
+                ('{"type":"group","parent":"x","points":' + "[" * 10000 + "]" * 10000 + "}",
                  "nested points"),
                 ("", "empty"), (" ", "blank"), ("\n\r\t ", "white space"), ("null", "null"),
                 ("true", "true"), ("0", "0"), ('""', "string"), ("[NaN]", "NaN"),
@@ -182,7 +182,7 @@ def huge_numbers(run, root):
         run.req(400, "POST", "/v1/nodes/victim/points",
                 '[{"type":"t","value":%s}]' % lit, what="value " + lit[:12])
         run.req(400, "POST", "/v1/nodes",
-                '{"type":"g","parent":"%s","points":[{"type":"t","value":%s}]}' % (root, lit),
+                '{"type":"group","parent":"%s","points":[{"type":"t","value":%s}]}' % (root, lit),
                 what="create with value " + lit[:12])
         run.req(400, "POST", "/v1/nodes/victim/points",
                 '[{"type":"t","tombstone":%s}]' % lit, what="tombstone " + lit[:12])
@@ -281,10 +281,10 @@ def wrong_types(run, root):
 
     # import: only documents whose first item is refused (see the partial-import probe)
     docs = [{}, [], {"nodes": {}}, {"nodes": "x"}, {"nodes": None}, {"nodes": [], "edges": {}},
-            {"nodes": [], "edges": "x"}, {"nodes": [1]}, {"nodes": [{"id": 1, "type": "g"}]},
+            {"nodes": [], "edges": "x"}, {"nodes": [1]}, {"nodes": [{"id": 1, "type": "group"}]},
             {"nodes": [{"id": "n", "type": 1}]}, {"nodes": [{"id": "n"}]},
-            {"nodes": [{"type": "g"}]}, {"nodes": [{"id": "bad id", "type": "g"}]},
-            {"nodes": [{"id": "a" * 65, "type": "g"}]},
+            {"nodes": [{"type": "group"}]}, {"nodes": [{"id": "bad id", "type": "group"}]},
+            {"nodes": [{"id": "a" * 65, "type": "group"}]},
             {"nodes": [{"id": "n1", "type": "bad type"}]},
             {"nodes": [], "edges": [{"up": root}]}, {"nodes": [], "edges": [{"down": "victim"}]},
             {"nodes": [], "edges": [{"up": 1, "down": "victim"}]},
@@ -395,7 +395,7 @@ def bad_utf8(run, root):
         run.req(400, "POST", "/v1/nodes/victim/points",
                 b'[{"type":"t' + b + b'","value":1}]', what="type bytes %r" % b)
         run.req(400, "POST", "/v1/nodes",
-                b'{"type":"g","parent":"' + root.encode() + b'","points":[{"type":"d",'
+                b'{"type":"group","parent":"' + root.encode() + b'","points":[{"type":"d",'
                 b'"text":"' + b + b'"}]}', what="create text bytes %r" % b)
         run.req(400, "POST", "/v1/import",
                 b'{"nodes":[{"id":"victim","type":"group","points":[{"type":"d","text":"'
@@ -709,7 +709,7 @@ def token_mode(h, results):
             ("POST", "/v1/nodes/victim/points", [{"type": "t", "value": 1}]),
             ("POST", "/v1/nodes/victim/parents", {"op": "mirror", "to": root}),
             ("GET", "/v1/events", None), ("GET", "/v1/export", None),
-            ("POST", "/v1/import", {"nodes": [{"id": "intruder", "type": "g"}]}),
+            ("POST", "/v1/import", {"nodes": [{"id": "intruder", "type": "group"}]}),
             ("GET", "/v1/nothing", None), ("PUT", "/v1/nodes", b"{}")]
     for auth in wrongs:
         hdr = {} if auth is None else {"Authorization": auth}

@@ -45,7 +45,7 @@ import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
-from sprigtest import Harness, TestFailure, check, free_port, main
+from sprigtest import SCHEMA_ARGS, Harness, TestFailure, check, free_port, main
 from test_api import UUID4, Daemon, write_token
 
 HELP_FLAGS = ("--url", "--token-file", "--json", "--help")
@@ -497,7 +497,7 @@ def test_export_import(h, c, port, root):
     check(exp == api_get(port, "/v1/export"), "sprig export differs from GET /v1/export")
     check(exp["hash"] == st1["hash"], "export hash %s, status %s" % (exp["hash"], st1["hash"]))
 
-    d2 = Daemon(h, h.path("import.db"), name="import")
+    d2 = Daemon(h, h.path("import.db"), *SCHEMA_ARGS, name="import")
     c2 = Cli(h, d2.port)
     check(c2.json("status")["nodes"] == 1, "the second daemon is not fresh")
     npts = sum(len(n["points"]) for n in exp["nodes"]) + sum(len(e["points"])
@@ -556,7 +556,7 @@ def test():
     with Harness("cli-api") as h:
         test_help(h)
         print("help: ok")
-        d = Daemon(h, h.path("cli.db"), name="api")
+        d = Daemon(h, h.path("cli.db"), *SCHEMA_ARGS, name="api")
         root = api_get(d.port, "/v1/status")["root"]
         c = Cli(h, d.port)
         gen = test_add_get(c, d.port, root)

@@ -918,6 +918,131 @@ static void t_apply_all_or_nothing(void **state)
     core_close(f);
 }
 
+/* --- node types no schema declares ------------------------------------------------- */
+
+/* Loads the shipped folder and tests/schema_test, then a folder of its own with `extra`
+ * (may be NULL). Free with sprig_schema_free. */
+static sprig_schema_t *load_schema(const char *extra)
+{
+    char shipped[PATH_MAX], tests[PATH_MAX], own[PATH_MAX] = "";
+    const char *dirs[3] = {tu_source_path(shipped, "schema"),
+                           tu_source_path(tests, "tests/schema_test"), own};
+    if (extra != NULL) {
+        assert_int_equal(tu_tmpdir(own), 0);
+        char file[PATH_MAX];
+        FILE *fp = fopen(tu_path(file, own, "extra.lua"), "w");
+        assert_non_null(fp);
+        assert_true(fputs(extra, fp) >= 0);
+        assert_int_equal(fclose(fp), 0);
+    }
+    sprig_schema_t *schema = NULL;
+    assert_int_equal(sprig_schema_load(dirs, extra != NULL ? 3 : 2, &schema, NULL, NULL), 0);
+    if (extra != NULL) {
+        tu_rmdir(own);
+    }
+    return schema;
+}
+
+/* Creates id of type under the root and expects the refusal `want`, changing nothing. */
+static void refused_type(fx_t *f, const char *id, const char *type, const char *want)
+{
+    sprig_error_t err = {{0}};
+    snap_t s = snap(f);
+    int rc = sprig_core_create(f->c, id, type, root(f), NULL, 0, NULL, NULL, &err);
+    if (rc != -EINVAL || strcmp(err.msg, want) != 0) {
+        fail_msg("create %s of type %s: got %d \"%s\", want -EINVAL \"%s\"", id, type, rc, err.msg,
+                 want);
+    }
+    same(f, &s, type);
+    assert_null(sprig_tree_node(tree(f), id));
+}
+
+/* A node type no schema declares is refused by create and by a list (import), naming the
+ * closest declared types; nodes of such a type already in the tree are kept and written. */
+static void t_undeclared_type(void **state)
+{
+    fx_t *f = *state;
+    sprig_error_t err = {{0}};
+    core_open(f);
+    /* With no schema, any type: what a database made under another schema holds. */
+    create(f, "old-1", "legacyMeter", root(f));
+    write1(f, "old-1", (sprig_point_t){.type = "reading", .value = 1});
+
+    sprig_schema_t *schema = load_schema("nodetype \"valve\" { open = true }\n"
+                                         "nodetype \"valve1\" { open = true }\n"
+                                         "nodetype \"valve2\" { open = true }\n"
+                                         "nodetype \"valve3\" { open = true }\n");
+    sprig_core_set_schema(f->c, schema);
+    f->nev = 0;
+    sprig_core_stats_t st0, st1;
+    sprig_core_stats(f->c, &st0);
+    refused_type(f, "p1", "pumpp", "node p1: type \"pumpp\" is not declared (did you mean pump?)");
+    refused_type(f, "n1", "nosuchtype", "node n1: type \"nosuchtype\" is not declared");
+    refused_type(f, "g1", "gruop", "node g1: type \"gruop\" is not declared (did you mean group?)");
+    refused_type(f, "s1", "Sensor",
+                 "node s1: type \"Sensor\" is not declared (did you mean sensor?)");
+    refused_type(f, "s2", "sensr",
+                 "node s2: type \"sensr\" is not declared (did you mean sensor?)");
+    /* At most three, the nearest first, ties in name order. */
+    refused_type(f, "v1", "valvee",
+                 "node v1: type \"valvee\" is not declared (did you mean valve, valve1 or "
+                 "valve2?)");
+    refused_type(f, "v2", "valve12",
+                 "node v2: type \"valve12\" is not declared (did you mean valve1, valve2 or "
+                 "valve?)");
+    refused_type(f, "x1", "x", "node x1: type \"x\" is not declared");
+    refused_type(f, "old-2", "legacyMeter", "node old-2: type \"legacyMeter\" is not declared");
+    sprig_core_stats(f->c, &st1);
+    assert_true(st1.refused == st0.refused + 9);
+    /* Declared types are created as before, the open ones with points of any name. */
+    create(f, "p1", "pump", root(f));
+    sprig_point_t any = {.type = "anything", .value = 2};
+    assert_int_equal(sprig_core_create(f->c, "s1", "sensor", "p1", &any, 1, NULL, NULL, &err), 0);
+
+    /* The old node stays, takes writes (unchecked) and children of declared types, and
+     * moves; a list (an import) may name it with its own type. */
+    write1(f, "old-1", (sprig_point_t){.type = "reading", .value = 2});
+    create(f, "under-old", "group", "old-1");
+    sprig_point_t live = {.type = "tombstone"};
+    sprig_core_change_t keep[] = {
+        {.kind = SPRIG_CHANGE_NODE, .node = "old-1", .type = "legacyMeter", .label = "nodes[0]"},
+        {.kind = SPRIG_CHANGE_EDGE, .up = "p1", .node = "old-1", .pts = &live, .n = 1},
+    };
+    assert_int_equal(sprig_core_apply(f->c, keep, 2, NULL, &err), 0);
+
+    /* A list with one new node of an undeclared type is refused whole. */
+    sprig_point_t one = {.type = "value", .value = 1};
+    sprig_core_change_t list[] = {
+        {.kind = SPRIG_CHANGE_NODE, .node = "n1", .type = "group", .label = "nodes[0]"},
+        {.kind = SPRIG_CHANGE_EDGE, .up = root(f), .node = "n1", .pts = &live, .n = 1},
+        {.kind = SPRIG_CHANGE_POINTS, .node = "n1", .pts = &one, .n = 1},
+        {.kind = SPRIG_CHANGE_NODE, .node = "n2", .type = "pumpp", .label = "nodes[1]"},
+        {.kind = SPRIG_CHANGE_EDGE, .up = "n1", .node = "n2", .pts = &live, .n = 1},
+    };
+    f->nev = 0;
+    snap_t s = snap(f);
+    refused(f, &s, "a list with a typo in a type", sprig_core_apply(f->c, list, 5, NULL, &err),
+            -EINVAL, &err, "nodes[1]: node n2: type \"pumpp\" is not declared (did you mean pump?)",
+            NULL);
+    assert_null(sprig_tree_node(tree(f), "n1"));
+    list[3].type = "pump";
+    assert_int_equal(sprig_core_apply(f->c, list, 5, NULL, &err), 0);
+    assert_string_equal(sprig_node_type(sprig_tree_node(tree(f), "n2")), "pump");
+
+    /* Sync adds nodes of the types their device declared, whatever this schema says. */
+    assert_int_equal(sprig_core_add_node(f->c, "synced", "gatewayOnlyType", &err), 0);
+
+    /* Reopened, the old node is still there with its type and points. */
+    core_close(f);
+    core_open(f);
+    sprig_node_t *old = sprig_tree_node(tree(f), "old-1");
+    assert_non_null(old);
+    assert_string_equal(sprig_node_type(old), "legacyMeter");
+    assert_true(point(f, "old-1", "reading")->value == 2);
+    core_close(f);
+    sprig_schema_free(schema);
+}
+
 static void t_when_durable(void **state)
 {
     durable_after_write(*state);
@@ -947,6 +1072,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_error_sentences_are_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(t_negative_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(t_apply_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_undeclared_type, setup, teardown),
         cmocka_unit_test_setup_teardown(t_when_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(t_when_durable_full_batch, setup, teardown),
     };

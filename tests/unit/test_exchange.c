@@ -447,6 +447,11 @@ static const refusal_t refusals[] = {
      "{\"root\":\"R\",\"nodes\":[" NINE_GROUPS ",{\"id\":\"bad id!\",\"type\":\"group\"}],"
      "\"edges\":[" NINE_EDGES "]}",
      {"nodes[9].id", "1-64 bytes", "bad id!"}},
+    {"a typo in the type of the 10th node",
+     -EINVAL,
+     "{\"root\":\"R\",\"nodes\":[" NINE_GROUPS ",{\"id\":\"b9\",\"type\":\"gruop\"}],"
+     "\"edges\":[" NINE_EDGES ",{\"up\":\"a8\",\"down\":\"b9\"}]}",
+     {"nodes[9]: node b9", "type \"gruop\" is not declared", "(did you mean group?)"}},
     {"a new rule without its required script",
      -EINVAL,
      "{\"root\":\"R\",\"nodes\":[" NINE_GROUPS

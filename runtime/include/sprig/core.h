@@ -39,8 +39,11 @@ SPRIG_API int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sp
 SPRIG_API int sprig_core_close(sprig_core_t *c);
 
 /* Attaches the schema every later write is checked against (borrowed: keep it alive until
- * it is replaced or the core closed; NULL checks nothing). Nodes of a type no schema
- * declares are not checked. Local points of the schema are left out of the hashes. */
+ * it is replaced or the core closed; NULL checks nothing). A new node (sprig_core_create,
+ * a SPRIG_CHANGE_NODE of sprig_core_apply) must then be of a type the schema declares.
+ * Nodes of an undeclared type already in the tree (loaded from a database made under
+ * another schema, or replicated by sync through sprig_core_add_node) stay, and their
+ * points are written unchecked. Local points of the schema are left out of the hashes. */
 SPRIG_API void sprig_core_set_schema(sprig_core_t *c, const sprig_schema_t *schema);
 SPRIG_API const sprig_schema_t *sprig_core_schema(const sprig_core_t *c);
 
@@ -72,7 +75,7 @@ SPRIG_API int sprig_core_write_edge(sprig_core_t *c, const char *up, const char 
 /* One change of a list that sprig_core_apply writes as one. Strings and points are
  * borrowed for the call. */
 typedef enum sprig_core_change_kind {
-    SPRIG_CHANGE_NODE,   /* sprig_core_add_node(node, type) */
+    SPRIG_CHANGE_NODE,   /* sprig_core_add_node(node, type); a new node's type declared */
     SPRIG_CHANGE_EDGE,   /* sprig_core_write_edge(up, node, pts, n) */
     SPRIG_CHANGE_POINTS, /* sprig_core_write(node, pts, n) */
 } sprig_core_change_kind_t;
@@ -94,24 +97,29 @@ typedef struct sprig_core_change {
  * tree, its hashes, the HLC and the counts are as before the call (one refused write is
  * counted), and nothing was queued for the store or published. When all are accepted,
  * their rows are queued and their points published in list order, each point as it was
- * merged. Returns 0, or the refused change's code (-EINVAL, -ENOENT, -EEXIST,
- * SPRIG_ECYCLE, SPRIG_EDRIFT, -ENOMEM) with err naming it by its label, the item, the
- * rule and the value; -ENOMEM after all were accepted leaves the tree whole and the
- * store short of the rows that could not be queued (logged). Not from inside another
- * sprig_core_apply (-EBUSY). */
+ * merged. A NODE change of a node not in the tree is refused (-EINVAL) when a schema is
+ * attached and does not declare its type. Returns 0, or the refused change's code
+ * (-EINVAL, -ENOENT, -EEXIST, SPRIG_ECYCLE, SPRIG_EDRIFT, -ENOMEM) with err naming it by
+ * its label, the item, the rule and the value; -ENOMEM after all were accepted leaves the
+ * tree whole and the store short of the rows that could not be queued (logged). Not from
+ * inside another sprig_core_apply (-EBUSY). */
 SPRIG_API int sprig_core_apply(sprig_core_t *c, const sprig_core_change_t *changes, size_t n,
                                const void *source, sprig_error_t *err);
 
 /* Creates a node of type under parent, with its first points, in one step; origin (NULL:
  * a person) is the origin of the new edge and of each point that names none. id NULL
- * generates a UUIDv4; out_id (optional, SPRIG_ID_MAX + 1 bytes) receives the id.
- * Returns 0, -EEXIST, -ENOENT (parent), -EINVAL or one of sprig_core_write's codes. */
+ * generates a UUIDv4; out_id (optional, SPRIG_ID_MAX + 1 bytes) receives the id. With a
+ * schema attached, a type it does not declare is refused (-EINVAL, err suggesting the
+ * closest declared types: sprig_schema_check_type). Returns 0, -EEXIST, -ENOENT (parent),
+ * -EINVAL or one of sprig_core_write's codes. */
 SPRIG_API int sprig_core_create(sprig_core_t *c, const char *id, const char *type,
                                 const char *parent, const sprig_point_t *pts, size_t n,
                                 const char *origin, char *out_id, sprig_error_t *err);
-/* Adds a node with no edge yet, for import and sync, which bring its edges next. Returns
- * 0 (also when it exists with this type), -EEXIST (it exists with another type) or
- * -EINVAL, with err naming the id and the rule. */
+/* Adds a node with no edge yet, for import and sync, which bring its edges next. The
+ * type is not checked against the schema: sync replicates a tree typed where it was made
+ * (a gateway's own schema folder); import goes through sprig_core_apply, which checks it.
+ * Returns 0 (also when it exists with this type), -EEXIST (it exists with another type)
+ * or -EINVAL, with err naming the id and the rule. */
 SPRIG_API int sprig_core_add_node(sprig_core_t *c, const char *id, const char *type,
                                   sprig_error_t *err);
 /* Deletes node from parent (a tombstone on that edge; the node and its points stay). */

@@ -93,4 +93,14 @@ SPRIG_API int sprig_schema_check_required(const sprig_schema_type_t *t, const ch
 SPRIG_API bool sprig_schema_is_local(const sprig_schema_t *s, const char *node_type,
                                      const char *point_type);
 
+/* How many declared names sprig_schema_check_type suggests at most. */
+#define SPRIG_SCHEMA_SUGGEST_MAX 3
+/* Checks that a new node `node_id` is of a type the schema declares. Returns 0, or -EINVAL
+ * with err like `node p1: type "pumpp" is not declared (did you mean pump?)`, suggesting
+ * up to SPRIG_SCHEMA_SUGGEST_MAX declared types closest by edit distance (at most one edit,
+ * case ignored, per three bytes of the name; none when none is that close), nearest
+ * first. */
+SPRIG_API int sprig_schema_check_type(const sprig_schema_t *s, const char *node_id,
+                                      const char *type, sprig_error_t *err);
+
 #endif
