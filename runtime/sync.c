@@ -443,6 +443,16 @@ int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe)
         return refuse_claim(p, probe, "root %s: node %s exists here with type %s, not device", want,
                             want, sprig_node_type(d));
     }
+    for (sprig_edge_t *e = d != NULL ? sprig_node_parents(d) : NULL; e != NULL;
+         e = sprig_edge_next_parent(e)) {
+        if (sprig_edge_up(e) != sprig_tree_root(t)) {
+            return refuse_claim(p, probe, "root %s: node %s is inside the tree of %s here, not a "
+                                "device's root", want, want, sprig_node_id(sprig_edge_up(e)));
+        }
+    }
+    if (d != NULL && d == sprig_tree_root(t)) {
+        return refuse_claim(p, probe, "root %s is this upstream's own root", want);
+    }
     if (d != NULL && live_device(t, d)) {
         const char *owner = bound_device(t, d);
         if (strcmp(owner, p->device) != 0) {

@@ -21,7 +21,9 @@ It proves:
   3. two gateways claim one root (a cloned store, as when one SD card image goes on two
      boxes), the clone under deviceId "site-c": the upstream refuses the clone with a
      clear error (its log, and the clone's sync node: state error naming site-b); the
-     clone's changes never reach the upstream, while the first gateway keeps syncing.
+     clone's changes never reach the upstream, while the first gateway keeps syncing;
+  4. a device id naming as its root a device-typed node inside the gateway's tree, or the
+     upstream's own root, is refused and nothing is made or moved.
 Every daemon is stopped by pid (SIGTERM, exit 0) and `sprig store verify` passes on every
 store; every wait is bounded.
 """
@@ -138,6 +140,7 @@ def test():
         check(root not in ("site-a", "site-b", "site-c"), "the root id is %s" % root)
         gw.expect(201, "POST", "/v1/nodes", {"type": "group", "parent": root, "id": "tank",
                                              "points": [{"type": "value", "value": 1}]})
+        gw.expect(201, "POST", "/v1/nodes", {"type": "device", "parent": root, "id": "plc-1"})
         gw.expect(201, "POST", "/v1/nodes", {"type": "sync", "parent": root, "id": LINK, "points": [
             {"type": "uri", "text": broker.uri}, {"type": "period", "value": PERIOD},
             {"type": "username", "text": "gateway"}, {"type": "passwordFile", "text": pw_file},
@@ -232,8 +235,21 @@ def test():
         check(pval(up, "tank", "value") == 6, "3. the clone's point reached the upstream: %r"
               % node(up, "tank"))
         wait_synced("3. the first gateway beside its clone", gw, up, root)
+        # 4. A device id naming as its root a node inside a gateway's tree (a device-typed
+        # node there), or the upstream's own root: refused, nothing made.
+        for claim, fault in (("plc-1", r": node plc-1 is inside the tree of %s here"
+                              % re.escape(root)),
+                             (up_root, r" is this upstream's own root")):
+            mark = len(up.proc.stderr())
+            broker.pub("sprig/site-x/up", json.dumps({
+                "t": "probe", "seq": str(time.time_ns()), "root": claim, "acked": "0",
+                "hash": "0000000000000000"}), user="gateway", client_id="site-x")
+            logged(up, mark, r"device site-x refused: root %s%s" % (re.escape(claim), fault),
+                   "4. site-x claiming %s" % claim)
+        check(node(up, "plc-1")["parents"] == [root],
+              "4. plc-1's parents on the upstream: %r" % node(up, "plc-1")["parents"])
         kids = [c["id"] for c in up.expect(200, "GET", "/v1/nodes/%s/children" % up_root)]
-        check(sorted(kids) == [root], "3. the upstream's devices: %r" % kids)
+        check(sorted(kids) == [root], "3./4. the upstream's devices: %r" % kids)
 
         for d in (clone, gw, up):
             d.stop()
