@@ -186,7 +186,7 @@ void sync__flush_peer(sync_peer_t *p)
     }
     sbuf_t m = {0};
     sync__begin(p, &m, "pts");
-    if (!p->s->o.upstream) {
+    if (!p->s->o.upstream && !p->root_told) {
         sb_str(&m, ",\"root\":"); /* which root this device id syncs (upstream: its own) */
         sb_json(&m, sprig_core_root_id(p->s->core));
     }
@@ -419,12 +419,13 @@ static int refuse_claim(sync_peer_t *p, bool probe, const char *fmt, ...)
 /* Upstream: binds a device id to its root node (DESIGN.md section 5: the root keeps its id
  * here, whatever device id names the topics). The root a device syncs is the one its
  * messages name (`root`), else the one bound to it before (kept in the store as the root's
- * local point syncDevice), else the node with the device's own id (the default, and
- * devices that do not name one). A live root bound to another device id is refused: the
- * upstream cannot tell a second gateway claiming it (a spoof) from a gateway whose
- * deviceId changed, so a person moves it by setting syncDevice on the root here; from
- * then on the old device id is refused for it. A device id bound to one live root that
- * names another is refused too (delete the old root here first). */
+ * local point syncDevice), else an existing node with the device's own id (a store from
+ * before roots were named); a device that names none of these is refused. A live root bound
+ * to another device id is refused: the upstream cannot tell a second gateway claiming it (a
+ * spoof) from a gateway whose deviceId changed, so a person moves it by setting syncDevice
+ * on the root here; from then on the old device id is refused for it. A device id bound to
+ * one live root that names another is refused too (delete the old root here first), and so
+ * is a root that is a node inside a device's tree or our own root. */
 int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe)
 {
     sprig_core_t *c = p->s->core;
@@ -437,6 +438,10 @@ int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe)
     if (want == NULL) {
         sprig_node_t *r = root_bound_to(t, p->device);
         want = r != NULL ? sprig_node_id(r) : p->device;
+        if (r == NULL && sprig_tree_node(t, want) == NULL) {
+            /* Nothing made for a device that has not named its root (its probe does). */
+            return refuse_claim(p, probe, "device %s has not named its root yet", p->device);
+        }
     }
     sprig_node_t *d = sprig_tree_node(t, want);
     if (d != NULL && strcmp(sprig_node_type(d), "device") != 0) {
@@ -446,8 +451,10 @@ int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe)
     for (sprig_edge_t *e = d != NULL ? sprig_node_parents(d) : NULL; e != NULL;
          e = sprig_edge_next_parent(e)) {
         if (sprig_edge_up(e) != sprig_tree_root(t)) {
-            return refuse_claim(p, probe, "root %s: node %s is inside the tree of %s here, not a "
-                                "device's root", want, want, sprig_node_id(sprig_edge_up(e)));
+            return refuse_claim(p, probe,
+                                "root %s: node %s is inside the tree of %s here, not a "
+                                "device's root",
+                                want, want, sprig_node_id(sprig_edge_up(e)));
         }
     }
     if (d != NULL && d == sprig_tree_root(t)) {
@@ -543,6 +550,7 @@ static void on_probe(sync_peer_t *p, const cJSON *m)
 static void on_answer(sync_peer_t *p, const char *t, const char *why)
 {
     sprig_sync_t *s = p->s;
+    p->root_told = strcmp(t, "refused") != 0;
     if (strcmp(t, "match") == 0) {
         s->sync_count++;
         s->last_sync = sprig_wall_ns();

@@ -52,6 +52,8 @@ typedef struct sync_peer {
     int64_t hist_cursor; /* upstream: last row of this device stored here */
     bool hist_loaded;
     bool hist_ready;     /* downstream: a probe matched since connecting */
+    bool root_told;      /* downstream: the upstream answered a probe (which names our root)
+                            since connecting, so pts need not name it any more */
     int64_t hist_resume; /* downstream: no upload before this (ns) after a partial ack */
 } sync_peer_t;
 
