@@ -67,7 +67,47 @@ sync_peer_t *sync__peer_add(sprig_sync_t *s, const char *device)
 sprig_node_t *sync__peer_root(sync_peer_t *p)
 {
     sprig_tree_t *t = sprig_core_tree(p->s->core);
-    return p->s->o.upstream ? sprig_tree_node(t, p->device) : sprig_tree_root(t);
+    if (!p->s->o.upstream) {
+        return sprig_tree_root(t);
+    }
+    return p->root[0] != '\0' ? sprig_tree_node(t, p->root) : NULL;
+}
+
+/* --- which root a device id syncs (upstream) ------------------------------------------ */
+
+/* The device id that syncs root node r here: its local point syncDevice, else its own id
+ * (a root that has synced only under its own id, or before device ids could differ). */
+static const char *bound_device(sprig_tree_t *t, const sprig_node_t *r)
+{
+    const sprig_point_t *pt = sprig_tree_point(t, r, "syncDevice", "0");
+    return pt != NULL && !pt->tombstone && pt->text[0] != '\0' ? pt->text : sprig_node_id(r);
+}
+
+/* True when n hangs from our root by a live edge (a device here, not deleted). */
+static bool live_device(sprig_tree_t *t, const sprig_node_t *n)
+{
+    sprig_node_t *root = sprig_tree_root(t);
+    for (sprig_edge_t *e = sprig_node_parents(n); e != NULL; e = sprig_edge_next_parent(e)) {
+        if (sprig_edge_up(e) == root && !sprig_edge_tombstone(e)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The live device root that names `device` in its syncDevice point, or NULL. */
+static sprig_node_t *root_bound_to(sprig_tree_t *t, const char *device)
+{
+    sprig_node_t *root = sprig_tree_root(t);
+    for (sprig_edge_t *e = sprig_node_children(root); e != NULL; e = sprig_edge_next_child(e)) {
+        sprig_node_t *d = sprig_edge_down(e);
+        const sprig_point_t *pt = sprig_tree_point(t, d, "syncDevice", "0");
+        if (!sprig_edge_tombstone(e) && pt != NULL && !pt->tombstone &&
+            strcmp(pt->text, device) == 0) {
+            return d;
+        }
+    }
+    return NULL;
 }
 
 /* True when n is the peer's root or below it through any chain of edges, deleted ones
@@ -146,6 +186,10 @@ void sync__flush_peer(sync_peer_t *p)
     }
     sbuf_t m = {0};
     sync__begin(p, &m, "pts");
+    if (!p->s->o.upstream && !p->root_told) {
+        sb_str(&m, ",\"root\":"); /* which root this device id syncs (upstream: its own) */
+        sb_json(&m, sprig_core_root_id(p->s->core));
+    }
     sb_str(&m, ",\"items\":[");
     sb_add(&m, p->batch.p, p->batch.len);
     sb_str(&m, "]}");
@@ -171,6 +215,19 @@ static void arm_flush(sprig_sync_t *s)
     }
 }
 
+/* The peer a device root belongs to: the one bound to it that its syncDevice names. */
+static sync_peer_t *peer_of_root(sprig_sync_t *s, const sprig_node_t *r)
+{
+    const char *device = bound_device(sprig_core_tree(s->core), r);
+    for (size_t i = 0; i < s->npeers; i++) {
+        sync_peer_t *p = s->peers[i];
+        if (strcmp(p->root, sprig_node_id(r)) == 0 && strcmp(p->device, device) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 /* The device a node belongs to, upstream: the child of the root on its live path. */
 static sync_peer_t *device_of(sprig_sync_t *s, sprig_node_t *n)
 {
@@ -180,7 +237,7 @@ static sync_peer_t *device_of(sprig_sync_t *s, sprig_node_t *n)
         sprig_edge_t *e = sprig_node_live_parent(n);
         sprig_node_t *up = e != NULL ? sprig_edge_up(e) : NULL;
         if (up == root) {
-            return sync__peer_find(s, sprig_node_id(n));
+            return peer_of_root(s, n);
         }
         n = up;
     }
@@ -338,31 +395,111 @@ static void apply_pts(sync_peer_t *p, const cJSON *items)
     }
 }
 
-/* Upstream: the device's root node, made under our root the first time it talks. */
-int sync__ensure_device(sync_peer_t *p)
+/* Upstream: a claim refused. A probe is answered with `refused` and the reason, so the
+ * gateway's sync node shows it (state error); other messages are only counted. */
+static int refuse_claim(sync_peer_t *p, bool probe, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sync__refuse(p, "%s", msg);
+    if (probe) {
+        sbuf_t b = {0};
+        sync__begin(p, &b, "refused");
+        sb_str(&b, ",\"error\":");
+        sb_json(&b, msg);
+        sb_str(&b, "}");
+        sync__send(p, &b);
+    }
+    return -EINVAL;
+}
+
+/* Upstream: binds a device id to its root node (DESIGN.md section 5: the root keeps its id
+ * here, whatever device id names the topics). The root a device syncs is the one its
+ * messages name (`root`), else the one bound to it before (kept in the store as the root's
+ * local point syncDevice), else an existing node with the device's own id (a store from
+ * before roots were named); a device that names none of these is refused. A live root bound
+ * to another device id is refused: the upstream cannot tell a second gateway claiming it (a
+ * spoof) from a gateway whose deviceId changed, so a person moves it by setting syncDevice
+ * on the root here; from then on the old device id is refused for it. A device id bound to
+ * one live root that names another is refused too (delete the old root here first), and so
+ * is a root that is a node inside a device's tree or our own root. */
+int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe)
 {
     sprig_core_t *c = p->s->core;
+    sprig_tree_t *t = sprig_core_tree(c);
     sprig_error_t err;
-    sprig_node_t *d = sprig_tree_node(sprig_core_tree(c), p->device);
-    if (d != NULL && strcmp(sprig_node_type(d), "device") != 0) {
-        sync__refuse(p, "node %s exists here with type %s, not device", p->device,
-                     sprig_node_type(d));
-        return -EINVAL;
+    const char *want = claim;
+    if (want == NULL && p->root[0] != '\0') {
+        want = p->root;
     }
-    sprig_node_t *root = sprig_tree_root(sprig_core_tree(c));
-    for (sprig_edge_t *e = d != NULL ? sprig_node_parents(d) : NULL; e != NULL;
-         e = sprig_edge_next_parent(e)) {
-        if (sprig_edge_up(e) == root && !sprig_edge_tombstone(e)) {
-            return 0;
+    if (want == NULL) {
+        sprig_node_t *r = root_bound_to(t, p->device);
+        want = r != NULL ? sprig_node_id(r) : p->device;
+        if (r == NULL && sprig_tree_node(t, want) == NULL) {
+            /* Nothing made for a device that has not named its root (its probe does). */
+            return refuse_claim(p, probe, "device %s has not named its root yet", p->device);
         }
     }
-    sprig_point_t live = {.type = "tombstone", .value = 0};
-    if ((d == NULL && sprig_core_add_node(c, p->device, "device", &err) != 0) ||
-        sprig_core_write_edge(c, sprig_core_root_id(c), p->device, &live, 1, p, &err) != 0) {
-        sprig_log_error("sync upstream: device %s cannot be added: %s", p->device, err.msg);
-        return -EINVAL;
+    sprig_node_t *d = sprig_tree_node(t, want);
+    if (d != NULL && strcmp(sprig_node_type(d), "device") != 0) {
+        return refuse_claim(p, probe, "root %s: node %s exists here with type %s, not device", want,
+                            want, sprig_node_type(d));
     }
-    sprig_log_info("sync upstream: device %s joined", p->device);
+    for (sprig_edge_t *e = d != NULL ? sprig_node_parents(d) : NULL; e != NULL;
+         e = sprig_edge_next_parent(e)) {
+        if (sprig_edge_up(e) != sprig_tree_root(t)) {
+            return refuse_claim(p, probe,
+                                "root %s: node %s is inside the tree of %s here, not a "
+                                "device's root",
+                                want, want, sprig_node_id(sprig_edge_up(e)));
+        }
+    }
+    if (d != NULL && d == sprig_tree_root(t)) {
+        return refuse_claim(p, probe, "root %s is this upstream's own root", want);
+    }
+    if (d != NULL && live_device(t, d)) {
+        const char *owner = bound_device(t, d);
+        if (strcmp(owner, p->device) != 0) {
+            return refuse_claim(p, probe,
+                                "device %s names root %s, which syncs here as device %s: a "
+                                "second gateway with that root is refused; if its deviceId "
+                                "changed, run `sprig point set %s syncDevice %s --text` on the "
+                                "upstream",
+                                p->device, want, owner, want, p->device);
+        }
+    }
+    else {
+        sprig_node_t *other = root_bound_to(t, p->device);
+        if (other != NULL) {
+            return refuse_claim(p, probe,
+                                "device %s names root %s, but it syncs root %s here: delete "
+                                "node %s on the upstream first if the gateway was replaced",
+                                p->device, want, sprig_node_id(other), sprig_node_id(other));
+        }
+        sprig_point_t live = {.type = "tombstone", .value = 0};
+        if ((d == NULL && sprig_core_add_node(c, want, "device", &err) != 0) ||
+            sprig_core_write_edge(c, sprig_core_root_id(c), want, &live, 1, p, &err) != 0) {
+            sprig_log_error("sync upstream: device %s (root %s) cannot be added: %s", p->device,
+                            want, err.msg);
+            return -EINVAL;
+        }
+        d = sprig_tree_node(t, want);
+        sprig_log_info("sync upstream: device %s joined with root %s", p->device, want);
+    }
+    const sprig_point_t *bound = sprig_tree_point(t, d, "syncDevice", "0");
+    if (bound == NULL || bound->tombstone || strcmp(bound->text, p->device) != 0) {
+        sprig_point_t pt = {.type = "syncDevice", .text = p->device};
+        if (sprig_core_write(c, want, &pt, 1, p, &err) != 0) {
+            sprig_log_warn("sync upstream: device %s: %s", p->device, err.msg);
+        }
+    }
+    if (strcmp(p->root, want) != 0) {
+        snprintf(p->root, sizeof(p->root), "%s", want);
+        p->hist_loaded = false; /* the cursor is the root's */
+    }
     return 0;
 }
 
@@ -404,15 +541,16 @@ static void on_probe(sync_peer_t *p, const cJSON *m)
     else {
         sync__begin(p, &b, "need");
         sb_str(&b, ",\"trees\":[");
-        sb_json(&b, p->device);
+        sb_json(&b, p->root);
         sb_str(&b, "]}");
         sync__send(p, &b);
     }
 }
 
-static void on_answer(sync_peer_t *p, const char *t)
+static void on_answer(sync_peer_t *p, const char *t, const char *why)
 {
     sprig_sync_t *s = p->s;
+    p->root_told = strcmp(t, "refused") != 0;
     if (strcmp(t, "match") == 0) {
         s->sync_count++;
         s->last_sync = sprig_wall_ns();
@@ -421,6 +559,17 @@ static void on_answer(sync_peer_t *p, const char *t)
         p->rounds = 0;
         p->repairing = false;
         p->hist_ready = true;
+        uv_timer_start(s->probe, sync__on_probe_timer, (uint64_t)(s->o.period_s * 1000), 0);
+        sync__status_write(s);
+        return;
+    }
+    if (strcmp(t, "refused") == 0) {
+        /* The upstream does not take this device's root under this device id: say why on
+         * the sync node, and ask again at the next period (a person may fix it there). */
+        s->state = "error";
+        snprintf(s->error, sizeof(s->error), "the upstream refused this device: %.400s", why);
+        p->repairing = false;
+        p->rounds = 0;
         uv_timer_start(s->probe, sync__on_probe_timer, (uint64_t)(s->o.period_s * 1000), 0);
         sync__status_write(s);
         return;
@@ -469,7 +618,7 @@ void sync__on_message(struct mosquitto *m, void *obj, const struct mosquitto_mes
         if (!s->o.upstream || strcmp(t->valuestring, "hist") != 0 || n <= p->hist_in_seq) {
             sync__refuse(p, "a history message out of order or of the wrong kind");
         }
-        else if (sync__ensure_device(p) == 0 && sync__on_hist(p, j) == 0) {
+        else if (sync__ensure_device(p, NULL, false) == 0 && sync__on_hist(p, j) == 0) {
             p->hist_in_seq = n;
         }
         cJSON_Delete(j);
@@ -480,11 +629,20 @@ void sync__on_message(struct mosquitto *m, void *obj, const struct mosquitto_mes
         cJSON_Delete(j);
         return;
     }
-    if (s->o.upstream && sync__ensure_device(p) != 0) {
-        cJSON_Delete(j);
-        return;
-    }
     const char *type = t->valuestring;
+    if (s->o.upstream) {
+        const cJSON *root = cJSON_GetObjectItemCaseSensitive(j, "root");
+        if (root != NULL && !id_ok(root)) {
+            sync__refuse(p, "root is not a valid node id");
+            cJSON_Delete(j);
+            return;
+        }
+        if (sync__ensure_device(p, root != NULL ? root->valuestring : NULL,
+                                strcmp(type, "probe") == 0) != 0) {
+            cJSON_Delete(j);
+            return;
+        }
+    }
     int rc = 0;
     if (strcmp(type, "pts") == 0) {
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
@@ -500,9 +658,12 @@ void sync__on_message(struct mosquitto *m, void *obj, const struct mosquitto_mes
         p->in_seq = n;
         on_probe(p, j);
     }
-    else if ((strcmp(type, "match") == 0 || strcmp(type, "wait") == 0) && !s->o.upstream) {
+    else if ((strcmp(type, "match") == 0 || strcmp(type, "wait") == 0 ||
+              strcmp(type, "refused") == 0) &&
+             !s->o.upstream) {
+        const cJSON *why = cJSON_GetObjectItemCaseSensitive(j, "error");
         p->in_seq = n;
-        on_answer(p, type);
+        on_answer(p, type, cJSON_IsString(why) ? why->valuestring : "(no reason given)");
     }
     else if (strcmp(type, "kids") == 0) {
         rc = sync__on_kids(p, j);
@@ -537,6 +698,8 @@ static void send_probe(sync_peer_t *p)
     sync__flush_peer(p);
     sbuf_t b = {0};
     sync__begin(p, &b, "probe");
+    sb_str(&b, ",\"root\":");
+    sb_json(&b, sprig_core_root_id(s->core));
     sb_fmt(&b, ",\"acked\":\"%" PRIu64 "\",\"hash\":\"%016" PRIx64 "\"}", p->in_seq,
            sprig_node_hash(sync__peer_root(p)));
     sync__send(p, &b);

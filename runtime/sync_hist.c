@@ -194,7 +194,7 @@ int sync__on_hist(sync_peer_t *p, const cJSON *m)
         p->hist_cursor = u;
         sprig_point_t cur = {.type = "histCursor", .value = (double)u};
         sprig_error_t err;
-        if (sprig_core_write(c, p->device, &cur, 1, p, &err) != 0) {
+        if (sprig_core_write(c, p->root, &cur, 1, p, &err) != 0) {
             sprig_log_warn("sync upstream: %s", err.msg);
         }
     }

@@ -30,7 +30,11 @@ void sb_free(sbuf_t *b);
  * own device id), for an upstream each device that talks to it. */
 typedef struct sync_peer {
     sprig_sync_t *s;
-    char device[SPRIG_ID_MAX + 1];
+    char device[SPRIG_ID_MAX + 1]; /* the id in its topics (and, with an ACL, its client id) */
+    /* Upstream: the id of the device's root node here, which the device names in its
+     * probes and pts (`root`) and which may differ from its device id; empty until known.
+     * The binding is kept in the store as the root node's local point syncDevice. */
+    char root[SPRIG_ID_MAX + 1];
     char topic_out[320], topic_hist[320];
     uint64_t out_seq;   /* last seq given to a message for it */
     uint64_t last_sent; /* seq of the last message built for it (0: none yet) */
@@ -48,6 +52,8 @@ typedef struct sync_peer {
     int64_t hist_cursor; /* upstream: last row of this device stored here */
     bool hist_loaded;
     bool hist_ready;     /* downstream: a probe matched since connecting */
+    bool root_told;      /* downstream: the upstream answered a probe (which names our root)
+                            since connecting, so pts need not name it any more */
     int64_t hist_resume; /* downstream: no upload before this (ns) after a partial ack */
 } sync_peer_t;
 
@@ -104,8 +110,10 @@ void sync__flush_peer(sync_peer_t *p);
 void sync__on_probe_timer(uv_timer_t *t);
 void sync__status_write(sprig_sync_t *s); /* downstream: the sync node's status points */
 sync_peer_t *sync__peer_find(sprig_sync_t *s, const char *device);
-/* Upstream: the device's root node, made under our root the first time it talks. */
-int sync__ensure_device(sync_peer_t *p);
+/* Upstream: binds the peer to its root node (claim: the root its message names, NULL when
+ * it names none) and makes that node under our root the first time it talks. 0, or
+ * -EINVAL when the claim is refused (counted, logged; a probe is answered `refused`). */
+int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe);
 /* sync_link.c */
 void sync__on_poll(uv_poll_t *h, int status, int events);
 

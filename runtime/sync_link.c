@@ -147,6 +147,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
         p->rounds = 0;
         p->hist_sent = 0; /* what was in flight is sent again from the acknowledged cursor */
         p->hist_ready = false;
+        p->root_told = false; /* pts name the root again until a probe is answered */
         if (s->o.node_id != NULL) {
             sprig_tree_t *t = sprig_core_tree(s->core);
             sprig_node_t *sn = sprig_tree_node(t, s->o.node_id);

@@ -9,6 +9,8 @@ nodetype "device" {
     disabled    = { kind = "bool", description = "Set to stop every driver and rule of this device" },
     histCursor  = { kind = "integer", min = 0, ["local"] = true,
                     description = "On an upstream: the last history row of this device stored here" },
+    syncDevice  = { kind = "text", ["local"] = true,
+                    description = "On an upstream: the device id (topics, client id) this device's tree syncs under; set it to move the tree to a new deviceId" },
   },
 }
 

@@ -16,7 +16,7 @@ nodetype "sync" {
     keyFile      = { kind = "text", owner = "people", description = "Client key file (mqtts)" },
     username     = { kind = "text", owner = "people", description = "User name at the broker" },
     passwordFile = { kind = "text", owner = "people", description = "File holding the password at the broker" },
-    deviceId     = { kind = "text", owner = "people", description = "Id this device has upstream (default: its root id)" },
+    deviceId     = { kind = "text", owner = "people", description = "Id in this device's topics and MQTT client id upstream (default: its root id); its tree keeps the root id there" },
     period       = { kind = "number", owner = "people", min = 0.1, max = 86400, unit = "s", default = 20,
                      description = "Time between two hash probes" },
     maxMessage   = { kind = "integer", owner = "people", min = 1024, max = 268435456, unit = "B", default = 4194304,

@@ -3,8 +3,11 @@
 
   gateway:   sprig run --demo --demo-rate 5 --rules off, plus 1,000 nodes (10 groups of 4
              subgroups of 25 nodes, 3 points each) imported through POST /v1/import,
-             then a `sync` node made through POST /v1/nodes (uri only: period 20 s);
-  gateway 2: a small second device (one node, gw2-secret), synced to the same upstream;
+             then a `sync` node made through POST /v1/nodes (uri, and deviceId "gw-7", which
+             is not its root id: the topics and the client id use gw-7, the upstream keeps
+             the tree under the gateway's root id; period 20 s);
+  gateway 2: a small second device (one node, gw2-secret), synced to the same upstream
+             under its default device id (its root id);
   upstream:  sprig run --serve-sync --sync-broker mqtt://127.0.0.1:PORT, empty at start.
 
 Convergence means: the gateway's GET /v1/status "hash" equals the upstream's GET
@@ -27,7 +30,8 @@ is read before and after the upstream's, and either may match). It proves:
   4. garbage on sprig/<gateway>/up (a message that is not JSON; a replay of a real
      message; a real message rewritten to name gw2-secret, a node of another device, with
      a fresh seq): the upstream refuses each one with a log line naming the device and the
-     fault, keeps running, the foreign node is untouched on the upstream and on gateway 2,
+     fault, keeps running (and a real message claiming gateway 2's root as its own is
+     refused as a spoof), the foreign node is untouched on the upstream and on gateway 2,
      and the gateway stays in sync (a new point still arrives, hashes equal);
   - sprig/<device>/status holds a retained "online" after the initial sync and again after
     the partition (the restarted broker kept nothing), "offline" after the gateway's
@@ -59,6 +63,7 @@ LATENCY_MAX = 3.0     # s; the promise is "within a second", this machine is noi
 CONVERGE_MAX = 30.0   # s, initial sync and after the partition
 PARTITION = 30.0      # s the broker is down (the issue's 30 s)
 GROUPS, SUBGROUPS, LEAVES = 10, 4, 25  # 1,000 leaves
+DEVICE1 = "gw-7"  # gateway 1's deviceId: not its root id (gateway 2 keeps the default)
 
 
 def leaf(i):
@@ -141,8 +146,9 @@ def deleted(d, nid):
 class Pair:
     """A gateway and the upstream that holds its tree."""
 
-    def __init__(self, gw, up, root, link):
+    def __init__(self, gw, up, root, link, device=None):
         self.gw, self.up, self.root, self.link = gw, up, root, link
+        self.device = device or root  # the id in its topics (the sync node's deviceId)
         self.last = None
 
     def hashes(self):
@@ -212,9 +218,12 @@ def check_status(broker, device, want, when):
           "%s: retained sprig/%s/status: expected %r, got %r" % (when, device, want, got))
 
 
-def make_link(d, root, link, uri):
+def make_link(d, root, link, uri, device=None):
+    pts = [{"type": "uri", "text": uri}]
+    if device is not None:
+        pts.append({"type": "deviceId", "text": device})
     d.expect(201, "POST", "/v1/nodes", {"type": "sync", "parent": root, "id": link,
-                                        "points": [{"type": "uri", "text": uri}]})
+                                        "points": pts})
 
 
 def same_points(a, b):
@@ -234,8 +243,8 @@ def initial_sync(h, broker, up, gw, gw2):
     st = gw.status()
     check(st["nodes"] >= 1 + len(doc["nodes"]), "gateway status after import: %r" % st)
 
-    make_link(gw, root, "link-gw1", broker.uri)
-    pair = Pair(gw, up, root, "link-gw1")
+    make_link(gw, root, "link-gw1", broker.uri, device=DEVICE1)
+    pair = Pair(gw, up, root, "link-gw1", device=DEVICE1)
     took = pair.wait_equal("initial sync of %d nodes" % st["nodes"], CONVERGE_MAX)
     print("initial sync of %d nodes / %d points: hashes equal after %.2f s"
           % (st["nodes"], st["points"], took))
@@ -246,6 +255,7 @@ def initial_sync(h, broker, up, gw, gw2):
     kids = [c["id"] for c in up.expect(200, "GET", "/v1/nodes/%s/children" % up_root)]
     check(root in kids, "the gateway's root %s is not a child of the upstream's root %s: %r"
           % (root, up_root, kids))
+    check(DEVICE1 not in kids, "the upstream made a node for device id %s: %r" % (DEVICE1, kids))
     # The same points, byte for byte, for static nodes at every depth.
     for nid in ("bulk-g0", "bulk-g9-s3", leaf(0), leaf(517), leaf(999), "demo-plant"):
         a, b = node(gw, nid), node(up, nid)
@@ -269,7 +279,7 @@ def initial_sync(h, broker, up, gw, gw2):
                               "lastSync", "error")]
     check(local == [], "upstream: the gateway's local sync points reached it: %r" % local)
     print("initial sync: sync node %r" % pair.state())
-    check_status(broker, root, b"online", "after the initial sync")
+    check_status(broker, DEVICE1, b"online", "after the initial sync")
 
     # A second, small device, for the garbage test.
     root2 = gw2.status()["root"]
@@ -423,7 +433,7 @@ def partition(pair, broker):
     pair.wait_state("insync", CONVERGE_MAX)
     history_once(pair, last_row)
     # The broker kept nothing (persistence false): the link said so again on reconnect.
-    check_status(broker, pair.root, b"online", "after the partition")
+    check_status(broker, pair.device, b"online", "after the partition")
     return took
 
 
@@ -460,7 +470,7 @@ def bump_seq(m, by):
 
 
 def garbage(pair, pair2, broker):
-    gw, up, root = pair.gw, pair.up, pair.root
+    gw, up, root = pair.gw, pair.up, pair.device  # the log names the device id
     topic = "sprig/%s/up" % root
 
     def refused(mark, what, fault_re):
@@ -508,6 +518,14 @@ def garbage(pair, pair2, broker):
     broker.pub(topic, json.dumps(forged))
     refused(mark, "a message naming gw2-secret, a node of another device",
             r"gw2-secret|outside|subtree|another device|not .*device")
+
+    # d) the same message claiming gateway 2's root as this device's root (a spoof).
+    spoof = dict(forged, root=pair2.root)
+    bump_seq(spoof, 1)
+    mark = len(up.proc.stderr())
+    broker.pub(topic, json.dumps(spoof))
+    refused(mark, "a message naming gateway 2's root %s as its own" % pair2.root,
+            r"names root %s, which syncs here as device %s" % (pair2.root, pair2.device))
     time.sleep(0.5)
     check(point(up, "gw2-secret", "value") == before_up,
           "upstream: gw2-secret changed: %r, was %r" % (point(up, "gw2-secret", "value"),
@@ -568,9 +586,9 @@ def test():
         print("latencies: %s; partition converged in %.2f s"
               % (", ".join("%s %.0f ms" % (k, v * 1000) for k, v in lats.items()), took))
         gw.stop()  # SIGTERM: the link says offline itself
-        check_status(broker, pair.root, b"offline", "after the gateway's SIGTERM")
+        check_status(broker, pair.device, b"offline", "after the gateway's SIGTERM")
         gw2.proc.kill()  # SIGKILL: the broker publishes the link's will
-        check_status(broker, pair2.root, b"offline", "after gateway 2's SIGKILL (its will)")
+        check_status(broker, pair2.device, b"offline", "after gateway 2's SIGKILL (its will)")
         up.stop()
         broker.stop()
         for d in (gw, gw2, up):

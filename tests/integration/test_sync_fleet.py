@@ -4,11 +4,13 @@ mosquitto (broker.py) and real `sprig run` processes.
 Ten gateways (`sprig run --rules off`), each with 333 nodes imported through POST
 /v1/import in the export format (ids prefixed with the gateway's number, so unique across
 the fleet: the upstream keeps every tree in one store), each with a `sync` node (period
-2 s), sync to one upstream (`--serve-sync`). It proves:
+2 s), sync to one upstream (`--serve-sync`); the odd ones under a device id of their own
+(`deviceId` site-1, site-3, ...: topics and client ids use it, the upstream keeps the tree
+under the gateway's root id), the even ones under the default (their root id). It proves:
   1. the fleet converges: every gateway's GET /v1/status "hash" equals the upstream's
      GET /v1/nodes/{its root} "hash" (bounded; the time is printed); each tree is a child
      of the upstream's root, and a node of each is on the upstream with the same hash;
-  2. a rogue publishing on sprig/<gateway 1>/up with mosquitto_pub is refused, message by
+  2. a rogue publishing on sprig/<gateway 1's device id, site-1>/up with mosquitto_pub is refused, message by
      message, and the upstream's log names gateway 1 and the fault each time:
        a) a message that is not JSON;
        b) `pts` messages with a seq larger than anything (18000000000000000000 and up)
@@ -45,7 +47,7 @@ PERIOD = 2                   # s between two probes
 CONVERGE_MAX = 90.0          # s for the whole fleet, from the first sync node
 REFUSE_MAX = 10.0            # s for the upstream to log a refusal
 SETTLE_MAX = 20.0            # s for every hash to be equal again after the rogue
-LOCAL_POINTS = ("histCursor",)
+LOCAL_POINTS = ("histCursor", "syncDevice")
 HUGE_SEQ = 18000000000000000000  # above any seq (they start at the wall clock in ns)
 OVERSIZE = 4608 * 1024       # bytes: above the upstream's limit (256 KiB in DESIGN.md, 4 MiB
                              # in runtime/sync.c since the repair's kids lists)
@@ -110,6 +112,9 @@ class Gw:
         self.d = Daemon(h, h.path("gw%02d.db" % g), "--rules", "off", name="gw%02d" % g)
         self.root = self.d.status()["root"]
         self.link = "link-%02d" % g
+        # Odd gateways sync under a device id of their own (a site code, as a fleet names
+        # its gateways), even ones under the default (their root id).
+        self.device = "site-%d" % g if g % 2 == 1 else self.root
         self.last = None
         doc = tree_doc(self.root, g)
         o = self.d.expect(200, "POST", "/v1/import", doc, what="gateway %d's tree" % g)
@@ -123,7 +128,9 @@ class Gw:
         self.d.expect(201, "POST", "/v1/nodes", {
             "type": "sync", "parent": self.root, "id": self.link,
             "points": [{"type": "uri", "text": self.broker.uri},
-                       {"type": "period", "value": PERIOD}]})
+                       {"type": "period", "value": PERIOD}] +
+                      ([{"type": "deviceId", "text": self.device}]
+                       if self.device != self.root else [])})
 
     def equal(self):
         g1 = self.d.status()["hash"]
@@ -177,6 +184,8 @@ def converge(fleet, up):
     for gw in fleet:
         check(gw.root in kids, "gw%02d's root %s is not a child of the upstream's root"
               % (gw.g, gw.root))
+        check(gw.device == gw.root or gw.device not in kids,
+              "the upstream made a node for gw%02d's device id %s" % (gw.g, gw.device))
         nid = leaf(gw.g, 3 * gw.g + 17)
         a, b = node(gw.d, nid), node(up, nid)
         check(b is not None and a["hash"] == b["hash"] and a["parents"] == b["parents"],
@@ -210,7 +219,7 @@ def snapshot(d, ids):
 
 def rogue(fleet, up, broker):
     gw1, gw2 = fleet[1], fleet[2]
-    topic = "sprig/%s/up" % gw1.root
+    topic = "sprig/%s/up" % gw1.device
     victim, victim2 = leaf(2, 5), grp(2, 1)
     own = leaf(1, 7)
     watched = [gw2.root, victim, victim2, grp(2, 0), leaf(2, 6)]
@@ -228,14 +237,14 @@ def rogue(fleet, up, broker):
 
         def logged():
             for ln in up.proc.stderr()[mark:].splitlines():
-                if "refused" in ln and gw1.root in ln and re.search(fault_re, ln, re.I):
+                if "refused" in ln and gw1.device in ln and re.search(fault_re, ln, re.I):
                     found.append(ln)
                     return True
             return False
 
         until(logged, REFUSE_MAX,
               lambda: "the upstream logs a refusal naming device %s and the fault (%s, /%s/); "
-              "its log since:\n%s" % (gw1.root, what, fault_re, up.proc.stderr()[mark:][-1500:]))
+              "its log since:\n%s" % (gw1.device, what, fault_re, up.proc.stderr()[mark:][-1500:]))
         check(up.proc.alive(), "the upstream died after %s" % what)
         up.status()
         counts[what] = len(payload)
@@ -254,7 +263,7 @@ def rogue(fleet, up, broker):
         seq += 1
         return json.dumps({"t": "pts", "seq": str(seq - 1), "items": items})
 
-    outside = r"outside device %s" % re.escape(gw1.root)
+    outside = r"outside device %s" % re.escape(gw1.device)
     send("b1) a point on gateway 2's node %s" % victim,
          pts([{"n": victim, "nt": "group", "p": rogue_point("value", 666.0)}]),
          r"names node %s, %s" % (victim, outside))
@@ -361,9 +370,9 @@ def test():
         mark = len(up.proc.stderr())
         rogue(fleet, up, broker)
         refusals = [ln for ln in up.proc.stderr()[mark:].splitlines() if "refused" in ln]
-        check(all(fleet[1].root in ln for ln in refusals),
+        check(all(fleet[1].device in ln for ln in refusals),
               "during the rogue's messages the upstream refused messages of other devices:\n%s"
-              % "\n".join(ln for ln in refusals if fleet[1].root not in ln)[:3000])
+              % "\n".join(ln for ln in refusals if fleet[1].device not in ln)[:3000])
         print("upstream: %d refusals logged during the rogue's messages, all naming gw01"
               % len(refusals))
         for gw in fleet:

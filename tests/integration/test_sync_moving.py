@@ -1,6 +1,8 @@
 """The moving target (DESIGN.md section 5, "The moving target, solved by a consistent cut"),
 and the repair of a change the upstream lost, with a real mosquitto (broker.py), one gateway
-and one upstream (`sprig run --rules off`, the upstream with --serve-sync).
+and one upstream (`sprig run --rules off`, the upstream with --serve-sync). The gateway's
+sync node has a deviceId (gw-7) that is not its root id: the upstream keeps the tree under
+the root id, and after its restart (2.) takes the device back from its store.
 
 It proves:
   1. telemetry never causes a false mismatch: the gateway's sync node (period 2 s) probes
@@ -42,6 +44,7 @@ MIN_PROBES = 5              # matching probes during the telemetry
 CONVERGE_MAX = 30.0         # s
 LEAVES = 200                # static nodes besides the telemetry ones
 LOST = ("mv-n0042", "serial")  # the point row deleted from the upstream's file
+DEVICE = "gw-7"              # the link's deviceId: not the root id (the tree keeps that)
 STATUS = ("state", "error", "syncCount", "repairCount", "bytesUp", "bytesDown",
           "histPending", "histAcked")
 
@@ -246,7 +249,8 @@ def test():
         import_tree(gw, root)
         gw.expect(201, "POST", "/v1/nodes", {
             "type": "sync", "parent": root, "id": "link",
-            "points": [{"type": "uri", "text": broker.uri}, {"type": "period", "value": PERIOD}]})
+            "points": [{"type": "uri", "text": broker.uri}, {"type": "period", "value": PERIOD},
+                       {"type": "deviceId", "text": DEVICE}]})
         lk = Link(gw, root, "link")
         lk.up = up
         took = lk.wait_equal("the initial sync")

@@ -81,7 +81,8 @@ def test():
         # A link to a port nobody listens on: connecting.
         uri = "mqtt://127.0.0.1:%d" % free_port()
         d.expect(201, "POST", "/v1/nodes", {"type": "sync", "parent": root, "id": "link-a",
-                                            "points": [{"type": "uri", "text": uri}]})
+                                            "points": [{"type": "uri", "text": uri},
+                                                       {"type": "deviceId", "text": "site-a"}]})
         wait_until("sync status shows link-a connecting",
                    lambda: parse_blocks(cli("status").stdout)[0].get("link-a", {})
                    .get("state") == "connecting", 15)

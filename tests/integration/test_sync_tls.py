@@ -164,7 +164,7 @@ def tls(h):
                 name="upstream-tls")
     gw, root = gateway(h, "gw-tls", "tls")
     make_link(gw, root, "link-tls", b.uri, caFile=c.ca, certFile=c.client_cert,
-              keyFile=c.client_key)
+              keyFile=c.client_key, deviceId="site-tls")  # not its root id
     converge("a) TLS with client certificates", gw, up, root, "link-tls")
     for nid in ("tls-grp", "tls-n00", "tls-n19"):
         a, u = node(gw, nid), node(up, nid)
@@ -221,7 +221,8 @@ def passwords(h):
     wrong_file = write_file(h.path("wrong.password"), wrong_pw)
 
     gw, root = gateway(h, "gw-pw", "pw")
-    make_link(gw, root, "link-pw", b.uri, username="gateway", passwordFile=good_file)
+    make_link(gw, root, "link-pw", b.uri, username="gateway", passwordFile=good_file,
+              deviceId="site-pw")  # not its root id
     converge("c) a username and a passwordFile", gw, up, root, "link-pw")
 
     bad, bad_root = gateway(h, "gw-bad-pw", "badpw")

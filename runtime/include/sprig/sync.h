@@ -8,6 +8,13 @@
  *     answers probes (`match`/`wait`), takes part in repair, forwards changes made here to
  *     the device they belong to, and refuses (and counts) a message that is malformed,
  *     oversized, replayed, or names a node outside the sending device's subtree.
+ * A device id (topics, client id) may differ from the device's root id, which its root keeps
+ * upstream: the downstream names its root in probes, and in pts until a probe of the
+ * connection is answered (`root`); the upstream binds the device id to it (the root's local
+ * point syncDevice, so it survives restarts) and refuses that root under any other device id,
+ * answering such a probe `refused` with the reason, which the downstream shows on its sync
+ * node (state error). A person moves a root to a new device id by setting syncDevice on the
+ * upstream.
  * Loop thread only. */
 #ifndef SPRIG_SYNC_H
 #define SPRIG_SYNC_H
