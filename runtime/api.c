@@ -18,6 +18,7 @@
 #include "sprig/util.h"
 
 #define BODY_MAX_DEFAULT (1024 * 1024)
+#define IMPORT_MAX_DEFAULT ((size_t)256 << 20)
 /* How long a stopping server gives the answers of waiting writes to go out. */
 #define STOP_ANSWER_NS (2ULL * 1000000000)
 
@@ -327,6 +328,33 @@ static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+/* Sets the largest body req may bring: POST /v1/import takes a whole export, up to
+ * import_max; every other route a single write, up to body_max. */
+static void body_limit(api_req_t *req, const char *method, const char *url)
+{
+    req->bulk = strcmp(method, "POST") == 0 && strcmp(url, "/v1/import") == 0;
+    req->max = req->bulk ? req->api->import_max : req->api->body_max;
+}
+
+/* Answers 413 for a body over req->max; cl is its Content-Length, NULL when it was sent
+ * without one (chunked) and found too large on the way. */
+static enum MHD_Result send_too_large(api_req_t *req, const char *cl)
+{
+    char size[48] = "";
+    if (cl != NULL) {
+        snprintf(size, sizeof(size), " of %.24s bytes", cl);
+    }
+    if (req->bulk) {
+        return send_error(req, 413,
+                          "import body%s is over the limit of %zu bytes (sprig run --import-max)",
+                          size, req->max);
+    }
+    return send_error(req, 413,
+                      "request body%s is over the limit of %zu bytes (a whole tree goes "
+                      "through POST /v1/import)",
+                      size, req->max);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -354,8 +382,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (api->token != NULL && !api__ui_path(url) && !token_ok(api, conn)) {
             req->early_status = 401;
         }
+        body_limit(req, method, url);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl != NULL && strtoull(cl, NULL, 10) > api->body_max) {
+        if (cl != NULL && strtoull(cl, NULL, 10) > req->max) {
             req->early_status = req->early_status != 0 ? req->early_status : 413;
         }
         if (req->early_status == 401) {
@@ -363,8 +392,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                               "missing or wrong bearer token (Authorization: Bearer ...)");
         }
         if (req->early_status == 413) {
-            return send_error(req, 413, "request body of %s bytes is over the limit of %zu bytes",
-                              cl, api->body_max);
+            return send_too_large(req, cl);
         }
         return MHD_YES;
     }
@@ -374,7 +402,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (req->too_large) {
             return MHD_YES; /* read and dropped, never buffered */
         }
-        if (req->len + n > api->body_max) {
+        if (req->len + n > req->max) {
             req->too_large = true;
             sprig_free(req->body);
             req->body = NULL;
@@ -410,7 +438,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->started = true;
     api__conn_request_whole(conn);
     if (req->too_large) {
-        return send_error(req, 413, "request body is over the limit of %zu bytes", api->body_max);
+        return send_too_large(req, NULL);
     }
     if (api->stopping) {
         return send_error(req, 503, "the server is stopping");
@@ -519,6 +547,7 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
     api->core = core;
     api->loop = sprig_core_loop(core);
     api->body_max = opts->body_max != 0 ? opts->body_max : BODY_MAX_DEFAULT;
+    api->import_max = opts->import_max != 0 ? opts->import_max : IMPORT_MAX_DEFAULT;
     api->started_ns = sprig_wall_ns();
     if ((opts->token != NULL && opts->token[0] != '\0' &&
          (api->token = sprig_strdup(opts->token)) == NULL) ||

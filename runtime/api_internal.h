@@ -33,7 +33,8 @@ struct sprig_api {
     uv_poll_t *poll;   /* freed in its close callback */
     uv_timer_t *timer; /* freed in its close callback */
     char *token;
-    size_t body_max;
+    size_t body_max;   /* a request's body, but POST /v1/import's */
+    size_t import_max; /* POST /v1/import's body */
     unsigned port;
     int64_t started_ns;
     bool stopping;
@@ -58,6 +59,8 @@ typedef struct api_req {
     struct MHD_Connection *conn;
     char *body;
     size_t len, cap;
+    size_t max; /* the largest body this request may bring (body_limit) */
+    bool bulk;  /* POST /v1/import: max is import_max */
     bool started, too_large, suspended;
     int early_status; /* answered before the body: 401, 413 */
     /* A write waiting for its batch: the answer is kept until then. */

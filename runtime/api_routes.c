@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "api_internal.h"
+#include "sprig/alloc.h"
 #include "sprig/err.h"
 #include "sprig/exchange.h"
 #include "sprig/json.h"
+#include "sprig/log.h"
 #include "sprig/util.h"
 
 #define SPRIG_VERSION "0.1.0"
@@ -471,12 +474,26 @@ static void post_import(route_ctx_t *r)
 {
     sprig_error_t err;
     long nn = 0, np = 0;
+    size_t len = r->req != NULL ? r->req->len : 0;
+    uint64_t t0 = uv_hrtime();
     cJSON *j = api__parse_body(r);
     if (j == NULL) {
         return;
     }
+    if (r->req != NULL) { /* the text is parsed: a large import needs its memory back now */
+        sprig_free(r->req->body);
+        r->req->body = NULL;
+        r->req->len = r->req->cap = 0;
+    }
+    uint64_t t1 = uv_hrtime();
     int rc = sprig_import_json(r->core, j, &nn, &np, &err);
     cJSON_Delete(j);
+    uint64_t t2 = uv_hrtime();
+    /* The loop serves nothing else meanwhile: say for how long. */
+    sprig_log_info("api: import of %zu bytes: parsed in %" PRIu64 " ms, %s in %" PRIu64 " ms "
+                   "(%ld nodes, %ld points)",
+                   len, (t1 - t0) / 1000000, rc == 0 ? "applied" : "refused",
+                   (t2 - t1) / 1000000, nn, np);
     if (rc != 0) {
         api__fail(r, rc, &err);
         return;
