@@ -252,10 +252,142 @@ static void on_durable(uint64_t batch, int status, void *arg)
     resume(req);
 }
 
-/* Answers a routed request: at once, as an event stream, or once its batch is durable. */
+/* Suspends req (when it is not already) and puts it on api->waiting, where
+ * sprig_api_stop finds it. */
+static void suspend(api_req_t *req)
+{
+    sprig_api_t *api = req->api;
+    if (req->suspended) {
+        return;
+    }
+    req->suspended = true;
+    req->wait_next = api->waiting;
+    req->wait_prev = &api->waiting;
+    if (api->waiting != NULL) {
+        api->waiting->wait_prev = &req->wait_next;
+    }
+    api->waiting = req;
+    MHD_suspend_connection(req->conn);
+}
+
+/* Keeps text (taken) as req's answer and waits for batch to be durable; req is suspended
+ * meanwhile. Returns false when out of memory (text freed, nothing kept). */
+static bool wait_durable(api_req_t *req, int status, char *text, uint64_t batch)
+{
+    sprig_api_t *api = req->api;
+    api_ticket_t *t = sprig_malloc(sizeof(*t));
+    if (t == NULL) {
+        sprig_free(text);
+        return false;
+    }
+    t->req = req;
+    req->ticket = t;
+    req->status = status;
+    req->answer = text;
+    suspend(req);
+    /* Not only once durable: a write must not hang on a store that cannot write. */
+    if (sprig_store_when_durable_or_failing(sprig_core_store(api->core), batch, on_durable, t) !=
+        0) {
+        req->ticket = NULL;
+        sprig_free(t);
+        answer_error(req, 503, "out of memory: the write is applied but its answer is lost");
+        resume(req);
+    }
+    return true;
+}
+
+/* A body parsed on a worker thread (POST /v1/import): a 50 MB export takes half a second
+ * to parse, time in which the loop goes on serving. The parse owns the body; req is
+ * suspended meanwhile and set to NULL here when it ends first (sprig_api_stop), so the
+ * after-callback, which may then run after the server is freed, only frees the parse. */
+typedef struct api_parse {
+    uv_work_t work;
+    api_req_t *req;
+    api_req_t body;      /* the body and its length, alone: what the worker reads */
+    cJSON *json;         /* the parse, or NULL with ans holding the 400 */
+    api_answer_t ans;
+    uint64_t ns;         /* how long it took */
+} api_parse_t;
+
+static void parse_work(uv_work_t *w)
+{
+    api_parse_t *p = w->data;
+    uint64_t t0 = uv_hrtime();
+    p->json = api__body_json(&p->body, &p->ans);
+    p->ns = uv_hrtime() - t0;
+}
+
+static void parse_done(uv_work_t *w, int status)
+{
+    api_parse_t *p = w->data;
+    api_req_t *req = p->req;
+    sprig_free(p->body.body);
+    if (req == NULL || status != 0) {
+        cJSON_Delete(p->json);
+        cJSON_Delete(p->ans.json);
+        sprig_free(p);
+        if (req != NULL) {
+            req->parse = NULL;
+            answer_error(req, 503, "the import could not be parsed: %s", uv_strerror(status));
+            resume(req);
+        }
+        return;
+    }
+    req->parse = NULL;
+    api_answer_t ans = p->ans;
+    if (p->json != NULL) {
+        api__import_apply(req->api->core, p->json, p->body.len, p->ns, &ans);
+    }
+    sprig_free(p);
+    if (ans.status >= 400) {
+        req->api->errors++;
+    }
+    char *text = render(ans.json);
+    cJSON_Delete(ans.json);
+    if (ans.wait_batch != 0 && ans.status < 300) {
+        if (!wait_durable(req, ans.status, text, ans.wait_batch)) {
+            answer_error(req, 503, "out of memory: the import is applied but its answer is lost");
+            resume(req);
+        }
+        return;
+    }
+    sprig_free(req->answer);
+    req->answer = text;
+    req->status = ans.status;
+    resume(req);
+}
+
+/* Hands req's body to a worker thread to parse (api_parse_t); the answer comes once it is
+ * parsed and applied. */
+static enum MHD_Result parse_later(api_req_t *req)
+{
+    api_parse_t *p = sprig_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return send_error(req, 503, "out of memory");
+    }
+    p->req = req;
+    p->work.data = p;
+    p->body.body = req->body;
+    p->body.len = req->len;
+    if (uv_queue_work(req->api->loop, &p->work, parse_work, parse_done) != 0) {
+        sprig_free(p);
+        return send_error(req, 503, "out of memory: no worker thread to parse the import");
+    }
+    req->body = NULL; /* the parse owns it now */
+    req->len = req->cap = 0;
+    req->parse = p;
+    suspend(req);
+    return MHD_YES;
+}
+
+/* Answers a routed request: at once, as an event stream, once its body is parsed on a
+ * worker, or once its batch is durable. */
 static enum MHD_Result answer(api_req_t *req, api_answer_t *ans)
 {
     sprig_api_t *api = req->api;
+    if (ans->parse_later) {
+        return parse_later(req);
+    }
     if (ans->stream != NULL) {
         struct MHD_Response *r = api__events_response(api, ans->stream);
         if (r == NULL) {
@@ -273,30 +405,8 @@ static enum MHD_Result answer(api_req_t *req, api_answer_t *ans)
     if (ans->wait_batch == 0 || ans->status >= 300) {
         return send_text(req->conn, ans->status, text);
     }
-    api_ticket_t *t = sprig_malloc(sizeof(*t));
-    if (t == NULL) {
-        sprig_free(text);
+    if (!wait_durable(req, ans->status, text, ans->wait_batch)) {
         return send_error(req, 503, "out of memory");
-    }
-    t->req = req;
-    req->ticket = t;
-    req->status = ans->status;
-    req->answer = text;
-    req->suspended = true;
-    req->wait_next = api->waiting;
-    req->wait_prev = &api->waiting;
-    if (api->waiting != NULL) {
-        api->waiting->wait_prev = &req->wait_next;
-    }
-    api->waiting = req;
-    MHD_suspend_connection(req->conn);
-    /* Not only once durable: a write must not hang on a store that cannot write. */
-    if (sprig_store_when_durable_or_failing(sprig_core_store(api->core), ans->wait_batch,
-                                            on_durable, t) != 0) {
-        req->ticket = NULL;
-        sprig_free(t);
-        answer_error(req, 503, "out of memory: the write is applied but its answer is lost");
-        resume(req);
     }
     return MHD_YES;
 }
@@ -472,6 +582,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->ticket != NULL) {
         req->ticket->req = NULL; /* the store still holds it, and frees it */
     }
+    if (req->parse != NULL) {
+        req->parse->req = NULL; /* the worker still holds it; its after-callback frees it */
+    }
     if (req->wait_prev != NULL) {
         *req->wait_prev = req->wait_next;
         if (req->wait_next != NULL) {
@@ -629,6 +742,10 @@ void sprig_api_stop(sprig_api_t *api)
             if (r->ticket != NULL) {
                 r->ticket->req = NULL; /* the store still holds it, and frees it */
                 r->ticket = NULL;
+            }
+            if (r->parse != NULL) {
+                r->parse->req = NULL; /* freed by its after-callback */
+                r->parse = NULL;
             }
             answer_error(r, 503,
                          "sprig is stopping before this write is on disk: it is not stored");

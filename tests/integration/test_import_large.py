@@ -15,6 +15,7 @@ and each daemon's peak RSS (VmHWM).
 import json
 import re
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -59,6 +60,14 @@ def peak_rss_kb(d):
     return -1
 
 
+def rss_kb(d):
+    with open("/proc/%d/status" % d.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
 def loop_ms(d):
     """The last import's parse and apply times, from the daemon's log."""
     m = IMPORT_LOG.findall(d.proc.stderr())
@@ -95,6 +104,7 @@ def test():
         check("(100%)" in r.stderr and "MiB" in r.stderr,
               "sprig import --progress showed no progress: %r" % r.stderr[-500:])
         parse_a, apply_a, _ = loop_ms(a)
+        rss_a = peak_rss_kb(a)  # before any export, which builds its own document
         sa = state(a)
         check(sa["nodes"] == N + 1, "A holds %d nodes, not %d" % (sa["nodes"], N + 1))
         check(sa["points"] == 3 * N, "A holds %d points, not %d" % (sa["points"], 3 * N))
@@ -107,11 +117,28 @@ def test():
         # A's export, through the API, into another empty daemon.
         b = Daemon(h, h.path("b.db"), "--log-level", "info", name="b")
         body = json.dumps(sa["export"]).encode()
+        # Meanwhile a client polls GET /v1/status: how long does it wait at worst?
+        waits, done = [], threading.Event()
+
+        def poll():
+            while not done.is_set() and len(waits) < 10000:
+                t1 = time.monotonic()
+                r = b.get("/v1/status", timeout=60)
+                waits.append((time.monotonic() - t1, r.status))
+                time.sleep(0.02)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
         t = time.monotonic()
         o = b.expect(200, "POST", "/v1/import", body, timeout=240)
         secs_b = time.monotonic() - t
+        done.set()
+        poller.join(70)
+        check(waits and all(st == 200 for _, st in waits),
+              "GET /v1/status during the import: %r" % waits[:5])
         check(o["nodes"] == N + 1, "B's import answer: %r" % o)
         parse_b, apply_b, _ = loop_ms(b)
+        rss_b = peak_rss_kb(b)
         sb = state(b)
         check(sb["hash"] == sa["hash"] and sb["nodes"] == sa["nodes"] and
               sb["points"] == sa["points"],
@@ -127,7 +154,7 @@ def test():
         ca, cb = canon(sa["export"]), canon(sb["export"])
         diff = [(x, y) for x, y in zip(ca[0] + ca[1], cb[0] + cb[1]) if x != y][:1]
         check(ca == cb, "B's export differs from A's: %.600r" % (diff,))
-        rss_a, rss_b = peak_rss_kb(a), peak_rss_kb(b)
+        rss_a_exp, now_a = peak_rss_kb(a), rss_kb(a)
 
         # The same again under new ids, with one bad node at the end: nothing changes.
         bad = generate("site-7", "n", N)
@@ -164,10 +191,13 @@ def test():
         print("import of %.1f MB, %d nodes: sprig import into A %.1f s (loop: parse %d ms, "
               "apply %d ms), POST /v1/import into B %.1f s (parse %d ms, apply %d ms)"
               % (mb, N + 1, secs_a, parse_a, apply_a, secs_b, parse_b, apply_b))
+        print("GET /v1/status every 20 ms during B's import: %d answers, longest wait %.0f ms"
+              % (len(waits), 1000 * max(w for w, _ in waits)))
         print("refused import with a bad last node: %.1f s (parse %d ms, refused after %d ms)"
               % (secs_bad, parse_bad, apply_bad))
-        print("peak RSS: A %d kB, B %d kB (B after the refused import: %d kB)"
-              % (rss_a, rss_b, peak_rss_kb(b)))
+        print("peak RSS over the import: A %d kB, B %d kB; A's after two exports %d kB (RSS "
+              "now %d kB); B's after the refused import %d kB"
+              % (rss_a, rss_b, rss_a_exp, now_a, peak_rss_kb(b)))
         for d in (a, b, c):
             d.stop()
 
