@@ -303,10 +303,10 @@ static bool wait_durable(api_req_t *req, int status, char *text, uint64_t batch)
 typedef struct api_parse {
     uv_work_t work;
     api_req_t *req;
-    api_req_t body;      /* the body and its length, alone: what the worker reads */
-    cJSON *json;         /* the parse, or NULL with ans holding the 400 */
+    api_req_t body; /* the body and its length, alone: what the worker reads */
+    cJSON *json;    /* the parse, or NULL with ans holding the 400 */
     api_answer_t ans;
-    uint64_t ns;         /* how long it took */
+    uint64_t ns; /* how long it took */
 } api_parse_t;
 
 static void parse_work(uv_work_t *w)

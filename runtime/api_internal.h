@@ -68,7 +68,7 @@ typedef struct api_req {
     int status;
     char *answer;
     struct api_req *wait_next, **wait_prev; /* in api->waiting while wait_prev != NULL */
-    struct api_parse *parse; /* its body being parsed on a worker thread (api.c) */
+    struct api_parse *parse;                /* its body being parsed on a worker thread (api.c) */
 } api_req_t;
 
 /* What a route answers: a status and a JSON body (owned), and for a write the store batch

@@ -509,7 +509,7 @@ static double now_s(void)
 }
 
 static int on_upload_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
+                              curl_off_t ulnow)
 {
     progress_t *pg = arg;
     (void)dltotal, (void)dlnow;
@@ -524,9 +524,9 @@ static int on_upload_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, c
     }
     pg->shown_at = t;
     pg->tenth = tenth;
-    fprintf(stderr, "%ssprig %s: sent %.1f of %.1f MiB (%d%%)%s", pg->tty ? "\r" : "",
-            pg->h->cmd, (double)ulnow / 1048576.0, (double)ultotal / 1048576.0,
-            (int)(ulnow * 100 / ultotal), pg->tty && !all ? "" : "\n");
+    fprintf(stderr, "%ssprig %s: sent %.1f of %.1f MiB (%d%%)%s", pg->tty ? "\r" : "", pg->h->cmd,
+            (double)ulnow / 1048576.0, (double)ultotal / 1048576.0, (int)(ulnow * 100 / ultotal),
+            pg->tty && !all ? "" : "\n");
     if (all) {
         fprintf(stderr, "sprig %s: all sent; waiting for the daemon's answer\n", pg->h->cmd);
         pg->done = true;

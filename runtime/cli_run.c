@@ -408,8 +408,8 @@ int cli_run(int argc, char **argv)
             break;
         }
         case 'I':
-            if (cli_parse_long("run", "--import-max", optarg, 1048576L, 4294967296L,
-                               &import_max) != 0) {
+            if (cli_parse_long("run", "--import-max", optarg, 1048576L, 4294967296L, &import_max) !=
+                0) {
                 return 2;
             }
             break;
