@@ -298,8 +298,8 @@ static const char import_usage[] =
     "or, when one item is refused, none of it.\n"
     "\n"
     "flags:\n"
-    "  --progress         show the bytes sent on stderr (the default on a "
-    "terminal)\n" CLI_HTTP_FLAGS_HELP;
+    "  --progress         show the bytes sent on stderr (the default on a terminal)\n"
+    CLI_HTTP_FLAGS_HELP;
 
 static int import_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
 {
