@@ -663,7 +663,7 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
     else {
         api__error(ans, 404, "no such endpoint: %s %.128s", method, url);
     }
-    if (ans->status == 0 && ans->stream == NULL) {
+    if (ans->status == 0 && ans->stream == NULL && !ans->parse_later) {
         api__error(ans, 500, "out of memory");
     }
 }
