@@ -18,6 +18,7 @@
 #include "sprig/util.h"
 
 #define BODY_MAX_DEFAULT (1024 * 1024)
+#define IMPORT_MAX_DEFAULT ((size_t)256 << 20)
 /* How long a stopping server gives the answers of waiting writes to go out. */
 #define STOP_ANSWER_NS (2ULL * 1000000000)
 
@@ -252,10 +253,142 @@ static void on_durable(uint64_t batch, int status, void *arg)
     resume(req);
 }
 
-/* Answers a routed request: at once, as an event stream, or once its batch is durable. */
+/* Suspends req (when it is not already) and puts it on api->waiting, where
+ * sprig_api_stop finds it. */
+static void suspend(api_req_t *req)
+{
+    sprig_api_t *api = req->api;
+    if (req->suspended) {
+        return;
+    }
+    req->suspended = true;
+    req->wait_next = api->waiting;
+    req->wait_prev = &api->waiting;
+    if (api->waiting != NULL) {
+        api->waiting->wait_prev = &req->wait_next;
+    }
+    api->waiting = req;
+    MHD_suspend_connection(req->conn);
+}
+
+/* Keeps text (taken) as req's answer and waits for batch to be durable; req is suspended
+ * meanwhile. Returns false when out of memory (text freed, nothing kept). */
+static bool wait_durable(api_req_t *req, int status, char *text, uint64_t batch)
+{
+    sprig_api_t *api = req->api;
+    api_ticket_t *t = sprig_malloc(sizeof(*t));
+    if (t == NULL) {
+        sprig_free(text);
+        return false;
+    }
+    t->req = req;
+    req->ticket = t;
+    req->status = status;
+    req->answer = text;
+    suspend(req);
+    /* Not only once durable: a write must not hang on a store that cannot write. */
+    if (sprig_store_when_durable_or_failing(sprig_core_store(api->core), batch, on_durable, t) !=
+        0) {
+        req->ticket = NULL;
+        sprig_free(t);
+        answer_error(req, 503, "out of memory: the write is applied but its answer is lost");
+        resume(req);
+    }
+    return true;
+}
+
+/* A body parsed on a worker thread (POST /v1/import): a 50 MB export takes half a second
+ * to parse, time in which the loop goes on serving. The parse owns the body; req is
+ * suspended meanwhile and set to NULL here when it ends first (sprig_api_stop), so the
+ * after-callback, which may then run after the server is freed, only frees the parse. */
+typedef struct api_parse {
+    uv_work_t work;
+    api_req_t *req;
+    api_req_t body; /* the body and its length, alone: what the worker reads */
+    cJSON *json;    /* the parse, or NULL with ans holding the 400 */
+    api_answer_t ans;
+    uint64_t ns; /* how long it took */
+} api_parse_t;
+
+static void parse_work(uv_work_t *w)
+{
+    api_parse_t *p = w->data;
+    uint64_t t0 = uv_hrtime();
+    p->json = api__body_json(&p->body, &p->ans);
+    p->ns = uv_hrtime() - t0;
+}
+
+static void parse_done(uv_work_t *w, int status)
+{
+    api_parse_t *p = w->data;
+    api_req_t *req = p->req;
+    sprig_free(p->body.body);
+    if (req == NULL || status != 0) {
+        cJSON_Delete(p->json);
+        cJSON_Delete(p->ans.json);
+        sprig_free(p);
+        if (req != NULL) {
+            req->parse = NULL;
+            answer_error(req, 503, "the import could not be parsed: %s", uv_strerror(status));
+            resume(req);
+        }
+        return;
+    }
+    req->parse = NULL;
+    api_answer_t ans = p->ans;
+    if (p->json != NULL) {
+        api__import_apply(req->api->core, p->json, p->body.len, p->ns, &ans);
+    }
+    sprig_free(p);
+    if (ans.status >= 400) {
+        req->api->errors++;
+    }
+    char *text = render(ans.json);
+    cJSON_Delete(ans.json);
+    if (ans.wait_batch != 0 && ans.status < 300) {
+        if (!wait_durable(req, ans.status, text, ans.wait_batch)) {
+            answer_error(req, 503, "out of memory: the import is applied but its answer is lost");
+            resume(req);
+        }
+        return;
+    }
+    sprig_free(req->answer);
+    req->answer = text;
+    req->status = ans.status;
+    resume(req);
+}
+
+/* Hands req's body to a worker thread to parse (api_parse_t); the answer comes once it is
+ * parsed and applied. */
+static enum MHD_Result parse_later(api_req_t *req)
+{
+    api_parse_t *p = sprig_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return send_error(req, 503, "out of memory");
+    }
+    p->req = req;
+    p->work.data = p;
+    p->body.body = req->body;
+    p->body.len = req->len;
+    if (uv_queue_work(req->api->loop, &p->work, parse_work, parse_done) != 0) {
+        sprig_free(p);
+        return send_error(req, 503, "out of memory: no worker thread to parse the import");
+    }
+    req->body = NULL; /* the parse owns it now */
+    req->len = req->cap = 0;
+    req->parse = p;
+    suspend(req);
+    return MHD_YES;
+}
+
+/* Answers a routed request: at once, as an event stream, once its body is parsed on a
+ * worker, or once its batch is durable. */
 static enum MHD_Result answer(api_req_t *req, api_answer_t *ans)
 {
     sprig_api_t *api = req->api;
+    if (ans->parse_later) {
+        return parse_later(req);
+    }
     if (ans->stream != NULL) {
         struct MHD_Response *r = api__events_response(api, ans->stream);
         if (r == NULL) {
@@ -273,30 +406,8 @@ static enum MHD_Result answer(api_req_t *req, api_answer_t *ans)
     if (ans->wait_batch == 0 || ans->status >= 300) {
         return send_text(req->conn, ans->status, text);
     }
-    api_ticket_t *t = sprig_malloc(sizeof(*t));
-    if (t == NULL) {
-        sprig_free(text);
+    if (!wait_durable(req, ans->status, text, ans->wait_batch)) {
         return send_error(req, 503, "out of memory");
-    }
-    t->req = req;
-    req->ticket = t;
-    req->status = ans->status;
-    req->answer = text;
-    req->suspended = true;
-    req->wait_next = api->waiting;
-    req->wait_prev = &api->waiting;
-    if (api->waiting != NULL) {
-        api->waiting->wait_prev = &req->wait_next;
-    }
-    api->waiting = req;
-    MHD_suspend_connection(req->conn);
-    /* Not only once durable: a write must not hang on a store that cannot write. */
-    if (sprig_store_when_durable_or_failing(sprig_core_store(api->core), ans->wait_batch,
-                                            on_durable, t) != 0) {
-        req->ticket = NULL;
-        sprig_free(t);
-        answer_error(req, 503, "out of memory: the write is applied but its answer is lost");
-        resume(req);
     }
     return MHD_YES;
 }
@@ -328,6 +439,33 @@ static enum MHD_Result count_host(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+/* Sets the largest body req may bring: POST /v1/import takes a whole export, up to
+ * import_max; every other route a single write, up to body_max. */
+static void body_limit(api_req_t *req, const char *method, const char *url)
+{
+    req->bulk = strcmp(method, "POST") == 0 && strcmp(url, "/v1/import") == 0;
+    req->max = req->bulk ? req->api->import_max : req->api->body_max;
+}
+
+/* Answers 413 for a body over req->max; cl is its Content-Length, NULL when it was sent
+ * without one (chunked) and found too large on the way. */
+static enum MHD_Result send_too_large(api_req_t *req, const char *cl)
+{
+    char size[48] = "";
+    if (cl != NULL) {
+        snprintf(size, sizeof(size), " of %.24s bytes", cl);
+    }
+    if (req->bulk) {
+        return send_error(req, 413,
+                          "import body%s is over the limit of %zu bytes (sprig run --import-max)",
+                          size, req->max);
+    }
+    return send_error(req, 413,
+                      "request body%s is over the limit of %zu bytes (a whole tree goes "
+                      "through POST /v1/import)",
+                      size, req->max);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -355,8 +493,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (api->token != NULL && !api__ui_path(url) && !token_ok(api, conn)) {
             req->early_status = 401;
         }
+        body_limit(req, method, url);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl != NULL && strtoull(cl, NULL, 10) > api->body_max) {
+        if (cl != NULL && strtoull(cl, NULL, 10) > req->max) {
             req->early_status = req->early_status != 0 ? req->early_status : 413;
         }
         if (req->early_status == 401) {
@@ -364,8 +503,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                               "missing or wrong bearer token (Authorization: Bearer ...)");
         }
         if (req->early_status == 413) {
-            return send_error(req, 413, "request body of %s bytes is over the limit of %zu bytes",
-                              cl, api->body_max);
+            return send_too_large(req, cl);
         }
         return MHD_YES;
     }
@@ -375,7 +513,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (req->too_large) {
             return MHD_YES; /* read and dropped, never buffered */
         }
-        if (req->len + n > api->body_max) {
+        if (req->len + n > req->max) {
             req->too_large = true;
             sprig_free(req->body);
             req->body = NULL;
@@ -411,7 +549,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->started = true;
     api__conn_request_whole(conn);
     if (req->too_large) {
-        return send_error(req, 413, "request body is over the limit of %zu bytes", api->body_max);
+        return send_too_large(req, NULL);
     }
     if (api->stopping) {
         return send_error(req, 503, "the server is stopping");
@@ -444,6 +582,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (req->ticket != NULL) {
         req->ticket->req = NULL; /* the store still holds it, and frees it */
+    }
+    if (req->parse != NULL) {
+        req->parse->req = NULL; /* the worker still holds it; its after-callback frees it */
     }
     if (req->wait_prev != NULL) {
         *req->wait_prev = req->wait_next;
@@ -520,6 +661,7 @@ int sprig_api_start(sprig_core_t *core, const sprig_api_opts_t *opts, sprig_api_
     api->core = core;
     api->loop = sprig_core_loop(core);
     api->body_max = opts->body_max != 0 ? opts->body_max : BODY_MAX_DEFAULT;
+    api->import_max = opts->import_max != 0 ? opts->import_max : IMPORT_MAX_DEFAULT;
     api->started_ns = sprig_wall_ns();
     if ((opts->token != NULL && opts->token[0] != '\0' &&
          (api->token = sprig_strdup(opts->token)) == NULL) ||
@@ -601,6 +743,10 @@ void sprig_api_stop(sprig_api_t *api)
             if (r->ticket != NULL) {
                 r->ticket->req = NULL; /* the store still holds it, and frees it */
                 r->ticket = NULL;
+            }
+            if (r->parse != NULL) {
+                r->parse->req = NULL; /* freed by its after-callback */
+                r->parse = NULL;
             }
             answer_error(r, 503,
                          "sprig is stopping before this write is on disk: it is not stored");

@@ -33,7 +33,8 @@ struct sprig_api {
     uv_poll_t *poll;   /* freed in its close callback */
     uv_timer_t *timer; /* freed in its close callback */
     char *token;
-    size_t body_max;
+    size_t body_max;   /* a request's body, but POST /v1/import's */
+    size_t import_max; /* POST /v1/import's body */
     unsigned port;
     int64_t started_ns;
     bool stopping;
@@ -58,6 +59,8 @@ typedef struct api_req {
     struct MHD_Connection *conn;
     char *body;
     size_t len, cap;
+    size_t max; /* the largest body this request may bring (body_limit) */
+    bool bulk;  /* POST /v1/import: max is import_max */
     bool started, too_large, suspended;
     int early_status; /* answered before the body: 401, 413 */
     /* A write waiting for its batch: the answer is kept until then. */
@@ -65,6 +68,7 @@ typedef struct api_req {
     int status;
     char *answer;
     struct api_req *wait_next, **wait_prev; /* in api->waiting while wait_prev != NULL */
+    struct api_parse *parse;                /* its body being parsed on a worker thread (api.c) */
 } api_req_t;
 
 /* What a route answers: a status and a JSON body (owned), and for a write the store batch
@@ -74,6 +78,8 @@ typedef struct api_answer {
     cJSON *json;
     uint64_t wait_batch;
     api_sse_t *stream; /* set by /v1/events: answer with the stream */
+    bool parse_later;  /* set by POST /v1/import: parse the body on a worker thread, then
+                        * answer with api__import_apply */
 } api_answer_t;
 
 /* Routes a complete request; fills the answer (a JSON error for a bad one). */
@@ -86,7 +92,14 @@ void api__route(sprig_api_t *api, api_req_t *req, const char *method, const char
  * GET /v1/events, which needs a connection, is refused. Loop thread only. */
 void api__route_body(sprig_core_t *core, const char *method, const char *url, const char *body,
                      size_t len, api_answer_t *ans);
-/* Parses the request body as strict JSON; NULL with a 400 in ans naming the fault. */
+/* Imports doc (taken: freed here) as one write through sprig_import_json, logging the
+ * time the loop spent on it, and fills ans: 200 {"nodes","points"} waiting for the batch,
+ * or the refusal (503 while the store cannot write). len and parse_ns (the body's size and
+ * the time its parse took) are for the log. Loop thread only. */
+void api__import_apply(sprig_core_t *core, cJSON *doc, size_t len, uint64_t parse_ns,
+                       api_answer_t *ans);
+/* Parses the request body as strict JSON; NULL with a 400 in ans naming the fault. Reads
+ * only req's body and len, so a worker thread may call it on a request it owns. */
 cJSON *api__body_json(const api_req_t *req, api_answer_t *ans);
 /* Fills ans with {"error": msg} and status. */
 void api__error(api_answer_t *ans, int status, const char *fmt, ...)

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli_http.h"
 #include "sprig/util.h"
@@ -489,9 +491,53 @@ static void report_status(cli_http_t *h, long status, const char *method, const 
     cJSON_Delete(j);
 }
 
+/* The upload's progress (h->progress): on a terminal one line rewritten at most every
+ * 200 ms, elsewhere a line at each tenth of the body; then a line once all is sent, as the
+ * daemon works on it before answering. */
+typedef struct progress {
+    cli_http_t *h;
+    bool tty, done;
+    int tenth;       /* the last tenth shown, off a terminal */
+    double shown_at; /* seconds, monotonic */
+} progress_t;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int on_upload_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow)
+{
+    progress_t *pg = arg;
+    (void)dltotal, (void)dlnow;
+    if (pg->done || ultotal <= 0) {
+        return 0;
+    }
+    double t = now_s();
+    int tenth = (int)(ulnow * 10 / ultotal);
+    bool all = ulnow >= ultotal;
+    if (pg->tty ? (!all && t - pg->shown_at < 0.2) : (!all && tenth == pg->tenth)) {
+        return 0;
+    }
+    pg->shown_at = t;
+    pg->tenth = tenth;
+    fprintf(stderr, "%ssprig %s: sent %.1f of %.1f MiB (%d%%)%s", pg->tty ? "\r" : "", pg->h->cmd,
+            (double)ulnow / 1048576.0, (double)ultotal / 1048576.0, (int)(ulnow * 100 / ultotal),
+            pg->tty && !all ? "" : "\n");
+    if (all) {
+        fprintf(stderr, "sprig %s: all sent; waiting for the daemon's answer\n", pg->h->cmd);
+        pg->done = true;
+    }
+    return 0;
+}
+
 int cli_http_call(cli_http_t *h, const char *method, const char *path, const char *body,
                   cli_reply_t *out)
 {
+    progress_t pg = {.h = h, .tty = isatty(STDERR_FILENO) == 1, .tenth = -1};
     char url[2048], errbuf[CURL_ERROR_SIZE];
     buf_t b = {.max = CLI_BODY_MAX};
     int code = 1;
@@ -509,6 +555,11 @@ int cli_http_call(cli_http_t *h, const char *method, const char *path, const cha
     if (body != NULL) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+        if (h->progress) {
+            curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_upload_progress);
+            curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pg);
+            curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        }
     }
     curl_easy_setopt(c, CURLOPT_TIMEOUT, CLI_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

@@ -42,6 +42,7 @@ typedef struct cli_http {
     char *token;     /* owned; NULL without --token-file */
     bool json;       /* --json */
     void *curl;      /* CURL *, made on the first request */
+    bool progress;   /* cli_http_call shows the bytes of a body sent so far on stderr */
 } cli_http_t;
 
 /* A reply: status, the body as received (NUL-terminated) and, when the body is JSON, its

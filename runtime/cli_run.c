@@ -73,6 +73,8 @@ static void run_usage(FILE *f)
           "  --listen ADDR:PORT  serve the HTTP API there (default 127.0.0.1:8118; port 0\n"
           "                      picks a free one; \"off\" serves none)\n"
           "  --token-file FILE   require this bearer token (needed off loopback)\n"
+          "  --import-max BYTES  largest POST /v1/import body (a whole export), 1048576-\n"
+          "                      4294967296 (default 256 MiB); other requests take 1 MiB\n"
           "  --json              print one JSON object per change, and {\"durable\":N} once\n"
           "                      store batch N is on disk\n"
           "  --quiet             do not print changes\n"
@@ -395,6 +397,7 @@ int cli_run(int argc, char **argv)
         {"sync-user", required_argument, NULL, 'U'},
         {"sync-password-file", required_argument, NULL, 'P'},
         {"sync-max-message", required_argument, NULL, 'M'},
+        {"import-max", required_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     const char *db = "sprig.db", *listen = "127.0.0.1:8118", *token_file = NULL;
@@ -405,7 +408,7 @@ int cli_run(int argc, char **argv)
     char sync_password[256] = "";
     char token[256] = "";
     bool demo = false, rate_given = false;
-    long rate = 2, commit_ms = 5;
+    long rate = 2, commit_ms = 5, import_max = 0;
     run_ctx_t r = {0};
     int ch;
     opterr = 0;
@@ -460,6 +463,12 @@ int cli_run(int argc, char **argv)
             so.max_msg = (size_t)v;
             break;
         }
+        case 'I':
+            if (cli_parse_long("run", "--import-max", optarg, 1048576L, 4294967296L, &import_max) !=
+                0) {
+                return 2;
+            }
+            break;
         case 'R':
             if (optarg[0] == '\0') {
                 fprintf(stderr, "sprig run: --rules \"\" must name a folder, or be \"off\"\n");
@@ -610,7 +619,9 @@ int cli_run(int argc, char **argv)
         goto done;
     }
     if (strcmp(listen, "off") != 0) {
-        sprig_api_opts_t ao = {.listen = listen, .token = token[0] != '\0' ? token : NULL};
+        sprig_api_opts_t ao = {.listen = listen,
+                               .token = token[0] != '\0' ? token : NULL,
+                               .import_max = (size_t)import_max};
         if (sprig_api_start(r.core, &ao, &api, &err) != 0) {
             fprintf(stderr, "sprig run: --listen: %s\n", err.msg);
             goto done;

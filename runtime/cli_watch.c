@@ -7,6 +7,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_http.h"
@@ -292,16 +296,32 @@ static const char import_usage[] =
     "Merges a document written by `sprig export` (FILE, or - for stdin) into the\n"
     "daemon's tree through its write path: its root maps onto the daemon's root, and\n"
     "each point wins or loses by the merge rule. Prints how many nodes and points\n"
-    "were merged once they are on disk.\n"
+    "were merged once they are on disk. The document goes to POST /v1/import, which\n"
+    "takes up to the daemon's --import-max (256 MiB by default) and applies all of it\n"
+    "or, when one item is refused, none of it.\n"
     "\n"
-    "flags:\n" CLI_HTTP_FLAGS_HELP;
+    "flags:\n"
+    "  --progress         show the bytes sent on stderr (the default on a terminal)\n"
+    CLI_HTTP_FLAGS_HELP;
+
+static int import_flag(cli_http_t *h, int ch, const char *arg, void *ctx)
+{
+    (void)arg, (void)ctx;
+    if (ch == 'p') {
+        h->progress = true;
+        return 0;
+    }
+    return 2;
+}
 
 static int import_tree(cli_http_t *h, int argc, char **argv)
 {
-    static const struct option opts[] = {CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"progress", no_argument, NULL, 'p'}, CLI_HTTP_OPTIONS, {NULL, 0, NULL, 0}};
     cli_reply_t r;
     size_t len = 0;
-    int rc = cli_http_parse(h, argc, argv, opts, cli_no_flag, NULL, import_usage);
+    h->progress = isatty(STDERR_FILENO) == 1;
+    int rc = cli_http_parse(h, argc, argv, opts, import_flag, NULL, import_usage);
     if (rc != CLI_GO || (rc = cli_http_args(h, argc, argv, 1, 1, "FILE")) != 0) {
         return rc;
     }
@@ -335,6 +355,11 @@ static int import_tree(cli_http_t *h, int argc, char **argv)
         return 2;
     }
     cJSON_Delete(j);
+#ifdef __GLIBC__
+    /* The check's parse of a whole site is ten times the text: give it back before the
+     * upload, while the daemon needs its own memory to import. */
+    malloc_trim(0);
+#endif
     rc = cli_http_call(h, "POST", "/v1/import", doc, &r);
     free(doc);
     if (rc != 0) {

@@ -836,7 +836,11 @@ static void try_commit(sprig_store_t *s)
         return;
     }
     s->inflight_since = uv_hrtime();
-    uv_timer_start(s->stall, store__on_stall, SPRIG_STORE_STALL_MS, 0);
+    /* From now, not from the loop's last wake-up: a large import may have kept the loop
+     * busy for seconds before this batch was handed over. */
+    uv_update_time(s->loop);
+    uv_timer_start(s->stall, store__on_stall,
+                   SPRIG_STORE_STALL_MS + s->inflight->len / SPRIG_STORE_STALL_ROWS_PER_MS, 0);
 }
 
 uint64_t sprig_store_batch(const sprig_store_t *s)

@@ -625,6 +625,47 @@ static void t_stalled_commit(void **state)
     close_ok(f, s);
 }
 
+/* A large batch (an import of a whole site) is given time in proportion before the store
+ * calls itself stalled: 1 ms more per SPRIG_STORE_STALL_ROWS_PER_MS rows, so 100,000 rows
+ * have 3 s, not 1 s; its sentence counts the rows. */
+static void t_stalled_large_batch(void **state)
+{
+    fx_t *f = *state;
+    enum { ROWS = 100000 };
+    sprig_store_opts_t o = {.batch_max = 2 * ROWS}; /* one batch, as an import makes */
+    sprig_store_t *s = open_ok(f, &o, true);
+    sqlite3 *lock = NULL;
+    char id[16];
+    assert_int_equal(sqlite3_open(f->path, &lock), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < ROWS; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        assert_int_equal(sprig_store_put_node(s, id, "x"), 0);
+    }
+    uint64_t b = sprig_store_last_batch(s);
+    durable_t late = {.f = f, .s = s};
+    told_t early = {0};
+    assert_int_equal(sprig_store_when_durable(s, b, on_durable, &late), 0);
+    assert_int_equal(sprig_store_when_durable_or_failing(s, b, on_told, &early), 0);
+    uint64_t t0 = uv_hrtime();
+    assert_true(tu_run_until(&f->loop, told, &early, 10000));
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    uint64_t allowed = SPRIG_STORE_STALL_MS + ROWS / SPRIG_STORE_STALL_ROWS_PER_MS;
+    assert_true(allowed >= 3000);
+    assert_true(ms >= allowed - 50);
+    assert_int_equal(early.status, -ETIMEDOUT);
+    sprig_store_health_t h;
+    sprig_store_health(s, &h);
+    assert_int_equal(h.state, SPRIG_STORE_STALLED);
+    assert_non_null(strstr(h.error, "(100000 rows)"));
+    assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    assert_true(tu_run_until(&f->loop, called, &late, 20000));
+    assert_int_equal(late.status, 0);
+    assert_int_equal(late.rows_on_disk, ROWS);
+    close_ok(f, s);
+}
+
 /* --- history ------------------------------------------------------------------------ */
 
 static void put_values(sprig_store_t *s, int from, int n)
@@ -774,6 +815,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_close_commits_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(t_failed_commit_kept_and_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stalled_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_stalled_large_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history_none, setup, teardown),

@@ -44,12 +44,17 @@ typedef struct sprig_store_visitor {
 
 typedef void (*sprig_store_durable_cb)(uint64_t batch, int status, void *arg);
 
-/* A commit that has not finished after this long makes the store stalled (see below). */
+/* A commit that has not finished after this long, plus 1 ms for every
+ * SPRIG_STORE_STALL_ROWS_PER_MS rows of its batch, makes the store stalled (see below): a
+ * batch of a few rows has 1 s, an import of a whole site (890,000 rows for 100,000 nodes)
+ * 18.8 s, a tenth of the rate measured here for large batches (README, Performance). */
 #define SPRIG_STORE_STALL_MS 1000
+#define SPRIG_STORE_STALL_ROWS_PER_MS 50
 
 /* Whether the store can write now. A commit that fails (disk full, I/O error, a file made
  * read-only under it) makes the store failing until a retry succeeds; one that has not
- * finished after SPRIG_STORE_STALL_MS makes it stalled until it finishes. Either way the
+ * finished after SPRIG_STORE_STALL_MS (more for a large batch) makes it stalled until it
+ * finishes. Either way the
  * rows already queued stay queued, in order, and are written once commits work again: the
  * store never drops a row it took, except at close (sprig_store_close says so). */
 typedef enum { SPRIG_STORE_OK, SPRIG_STORE_FAILING, SPRIG_STORE_STALLED } sprig_store_state_t;
