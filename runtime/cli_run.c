@@ -74,7 +74,7 @@ static void run_usage(FILE *f)
           "                      picks a free one; \"off\" serves none)\n"
           "  --token-file FILE   require this bearer token (needed off loopback)\n"
           "  --import-max BYTES  largest POST /v1/import body (a whole export), 1048576-\n"
-          "                      4294967296 (default 256 MiB); other requests take 1 MiB\n"
+          "                      4294967296 (default 64 MiB); other requests take 1 MiB\n"
           "  --json              print one JSON object per change, and {\"durable\":N} once\n"
           "                      store batch N is on disk\n"
           "  --quiet             do not print changes\n"

@@ -297,7 +297,7 @@ static const char import_usage[] =
     "daemon's tree through its write path: its root maps onto the daemon's root, and\n"
     "each point wins or loses by the merge rule. Prints how many nodes and points\n"
     "were merged once they are on disk. The document goes to POST /v1/import, which\n"
-    "takes up to the daemon's --import-max (256 MiB by default) and applies all of it\n"
+    "takes up to the daemon's --import-max (64 MiB by default) and applies all of it\n"
     "or, when one item is refused, none of it.\n"
     "\n"
     "flags:\n"

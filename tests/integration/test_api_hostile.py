@@ -734,7 +734,7 @@ def token_mode(h, results):
 
 def test():
     with Harness("api-hostile") as h:
-        # Imports take up to 1.5 MiB here (256 MiB by default), so that the 2 MB bodies
+        # Imports take up to 1.5 MiB here (64 MiB by default), so that the 2 MB bodies
         # are over every route's limit.
         d = Daemon(h, h.path("hostile.db"), "--import-max", "1572864", name="hostile")
         root = d.status()["root"]

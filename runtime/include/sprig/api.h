@@ -14,7 +14,7 @@ typedef struct sprig_api_opts {
     const char *listen; /* "ADDR:PORT" or "[V6]:PORT"; NULL: 127.0.0.1:8118; port 0 picks one */
     const char *token;  /* bearer token, required for a non-loopback address; NULL: none */
     size_t body_max;    /* largest request body in bytes, but an import's; 0: 1 MiB */
-    size_t import_max;  /* largest POST /v1/import body in bytes; 0: 256 MiB */
+    size_t import_max;  /* largest POST /v1/import body in bytes; 0: 64 MiB */
 } sprig_api_opts_t;
 
 /* Starts serving on the core's loop. Returns 0, -EINVAL (bad address, or a non-loopback
