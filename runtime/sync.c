@@ -126,7 +126,7 @@ void sync__send(sync_peer_t *p, sbuf_t *msg)
     else if (s->connected) {
         int rc = mosquitto_publish(s->mosq, NULL, p->topic_out, (int)msg->len, msg->p, 1, false);
         if (rc == MOSQ_ERR_SUCCESS) {
-            s->bytes_up += msg->len;
+            sync__count(s, true, msg->p, msg->len);
         }
         else {
             sprig_log_warn("sync %s: publish to %s failed: %s", sync__who(s), p->topic_out,
@@ -433,7 +433,7 @@ void sync__on_message(struct mosquitto *m, void *obj, const struct mosquitto_mes
 {
     (void)m;
     sprig_sync_t *s = obj;
-    s->bytes_down += (uint64_t)msg->payloadlen;
+    sync__count(s, false, msg->payload, (size_t)msg->payloadlen);
     /* topic: prefix/device/kind */
     char device[SPRIG_ID_MAX + 1] = "";
     const char *rest = msg->topic + strlen(s->o.prefix);
@@ -594,6 +594,8 @@ void sync__status_write(sprig_sync_t *s)
     if (n == NULL) {
         return;
     }
+    char kinds[1024];
+    sync__kinds_json(s, kinds, sizeof(kinds));
     sprig_point_t want[] = {
         {.type = "state", .text = s->state},
         {.type = "error", .text = s->error},
@@ -603,10 +605,11 @@ void sync__status_write(sprig_sync_t *s)
         {.type = "bytesUp", .value = (double)s->bytes_up},
         {.type = "bytesDown", .value = (double)s->bytes_down},
         {.type = "histPending", .value = (double)sync__hist_pending(s)},
+        {.type = "bytesByKind", .text = kinds},
     };
-    sprig_point_t pts[8];
+    sprig_point_t pts[9];
     size_t k = 0;
-    for (size_t i = 0; i < 8; i++) {
+    for (size_t i = 0; i < 9; i++) {
         const sprig_point_t *cur = sprig_tree_point(t, n, want[i].type, "0");
         const char *text = want[i].text != NULL ? want[i].text : "";
         if (cur == NULL || cur->tombstone || cur->value != want[i].value ||

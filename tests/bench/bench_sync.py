@@ -58,9 +58,33 @@ def tree_docs(root):
     return docs
 
 
+KINDS = ("pts", "probe", "match", "wait", "kids", "node", "need", "hist", "hack", "other")
+
+
 def counters(gw):
+    """The gateway's bytes both ways, in all and by message kind (its bytesByKind)."""
     p = gw.points("up1")
-    return sum(p.get(k, {}).get("value", 0) for k in ("bytesUp", "bytesDown"))
+    total = sum(p.get(k, {}).get("value", 0) for k in ("bytesUp", "bytesDown"))
+    by = json.loads(p.get("bytesByKind", {}).get("text") or "{}")
+    kinds = {k: by.get("up", {}).get(k, 0) + by.get("down", {}).get(k, 0) for k in KINDS}
+    return total, kinds
+
+
+def settled(gw):
+    """The counters once they are written (once a second) and stay still."""
+    last = None
+    for _ in range(20):
+        time.sleep(1.1)
+        now = counters(gw)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def by_kind(kinds, before=None):
+    return " ".join("%s %d" % (k, kinds[k] - (before[k] if before else 0)) for k in KINDS
+                    if kinds[k] - (before[k] if before else 0) != 0)
 
 
 def equal(gw, up, root):
@@ -83,26 +107,27 @@ def bench():
                                              "points": [{"type": "uri", "text": b.uri},
                                                         {"type": "period", "value": 1}]})
         wait_until("the first sync converges", lambda: equal(gw, up, root), 300, every=0.2)
-        whole = counters(gw)
-        print("whole tree: %d nodes, %d bytes, %.2f s to converge from empty"
-              % (NODES + 110, whole, time.monotonic() - t0))
+        dt = time.monotonic() - t0
+        whole, kinds = settled(gw)
+        print("whole tree: %d nodes, %d bytes, %.2f s to converge from empty\n  by kind: %s"
+              % (NODES + 110, whole, dt, by_kind(kinds)))
         for k in (1, 10, 100):
             b.stop()
             for i in range(k):
                 gw.expect(200, "POST", "/v1/nodes/n%05d/points" % (i * 97 % NODES),
                           [{"type": "setpoint", "value": 1000 + k * 1000 + i}])
-            before = counters(gw)
+            before, kinds0 = settled(gw)
             t0 = time.monotonic()
             b.start()
             wait_until("k=%d converges" % k, lambda: equal(gw, up, root)
                        and gw.points("up1").get("state", {}).get("text") == "insync", 120,
                        every=0.05)
             dt = time.monotonic() - t0
-            time.sleep(1.2)  # the counters are written once a second
-            used = counters(gw) - before
+            after, kinds = settled(gw)
+            used = after - before
             print("k=%3d changed while disconnected: %7d bytes (%.2f%% of the whole tree), "
-                  "%.2f s from the broker's return to equal hashes" % (k, used,
-                                                                       100.0 * used / whole, dt))
+                  "%.2f s from the broker's return to equal hashes\n  by kind: %s"
+                  % (k, used, 100.0 * used / whole, dt, by_kind(kinds, kinds0)))
         # Live forwarding.
         n, batch = 20000, 1000
         t0 = time.monotonic()
