@@ -298,12 +298,45 @@ static int check_pts(sync_peer_t *p, const cJSON *items)
     return 0;
 }
 
+/* Consecutive point items of one node, written in one call: under load a pts message
+ * holds hundreds of points of a few nodes, and one write of many costs about what one
+ * write of one does. */
+#define SYNC_RUN_MAX 256
+typedef struct pts_run {
+    const char *node;
+    sprig_point_t pts[SYNC_RUN_MAX];
+    size_t n;
+} pts_run_t;
+
+/* Writes the run; when the call is refused (all or nothing), writes its points one by
+ * one, so a refused point refuses only itself, as it did item by item. */
+static void run_flush(sync_peer_t *p, pts_run_t *r, int *failed)
+{
+    sprig_core_t *c = p->s->core;
+    sprig_error_t err;
+    if (r->n == 0 || sprig_core_write(c, r->node, r->pts, r->n, p, &err) == 0) {
+        r->n = 0;
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        if (sprig_core_write(c, r->node, &r->pts[i], 1, p, &err) != 0 && (*failed)++ == 0) {
+            sprig_log_warn("sync %s: a change from device %s is refused: %s", sync__who(p->s),
+                           p->device, err.msg);
+        }
+    }
+    r->n = 0;
+}
+
 static void apply_pts(sync_peer_t *p, const cJSON *items)
 {
     sprig_core_t *c = p->s->core;
     sprig_tree_t *t = sprig_core_tree(c);
     sprig_error_t err;
     int failed = 0;
+    pts_run_t *run = sprig_malloc(sizeof(*run));
+    if (run != NULL) {
+        run->n = 0;
+    }
     const cJSON *it;
     cJSON_ArrayForEach(it, items)
     {
@@ -312,6 +345,10 @@ static void apply_pts(sync_peer_t *p, const cJSON *items)
         const cJSON *up = cJSON_GetObjectItemCaseSensitive(it, "up");
         sprig_point_t pt;
         sync__point(cJSON_GetObjectItemCaseSensitive(it, "p"), &pt);
+        if (run != NULL && run->n > 0 &&
+            (up != NULL || run->n == SYNC_RUN_MAX || strcmp(run->node, n) != 0)) {
+            run_flush(p, run, &failed);
+        }
         int rc = 0;
         if (sprig_tree_node(t, n) == NULL) {
             if (up == NULL && p->s->o.upstream) {
@@ -328,6 +365,10 @@ static void apply_pts(sync_peer_t *p, const cJSON *items)
                 rc = sprig_core_write_edge(c, up->valuestring, n, &pt, 1, p, &err);
             }
         }
+        else if (rc == 0 && run != NULL) {
+            run->node = n;
+            run->pts[run->n++] = pt;
+        }
         else if (rc == 0) {
             rc = sprig_core_write(c, n, &pt, 1, p, &err);
         }
@@ -336,6 +377,10 @@ static void apply_pts(sync_peer_t *p, const cJSON *items)
                            p->device, err.msg);
         }
     }
+    if (run != NULL) {
+        run_flush(p, run, &failed);
+    }
+    sprig_free(run);
 }
 
 /* Upstream: the device's root node, made under our root the first time it talks. */
