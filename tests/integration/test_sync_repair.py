@@ -8,9 +8,9 @@ tree (DESIGN.md section 5), against a real mosquitto and a real upstream
     changes on the gateway, the broker comes back: the hashes match again, the change is
     on the upstream, and the bytes the gateway sent and received from the broker's stop
     until its counters stand still are under 5% of the first sync's bytes for the tree
-    (its history upload apart), with no more than
-    two `node` messages' worth of `node` bytes (the changed leaf and its answer) and
-    `hist` bytes of one sample, not of the tree;
+    (its history upload apart), with no more than two `node` messages' worth of `node`
+    bytes (the changed leaf and its answer) and `hist` bytes of one sample, not of the
+    tree's;
   - the same after one change on the upstream side of the tree (the other direction).
 The counters are read once they stand still for a second, not after a fixed sleep; the
 daemons and the broker are stopped by pid; every wait is bounded.
