@@ -166,7 +166,7 @@ void sync__send(sync_peer_t *p, sbuf_t *msg)
     else if (s->connected) {
         int rc = mosquitto_publish(s->mosq, NULL, p->topic_out, (int)msg->len, msg->p, 1, false);
         if (rc == MOSQ_ERR_SUCCESS) {
-            s->bytes_up += msg->len;
+            sync__count(s, true, msg->p, msg->len);
         }
         else {
             sprig_log_warn("sync %s: publish to %s failed: %s", sync__who(s), p->topic_out,
@@ -355,12 +355,45 @@ static int check_pts(sync_peer_t *p, const cJSON *items)
     return 0;
 }
 
+/* Consecutive point items of one node, written in one call: under load a pts message
+ * holds hundreds of points of a few nodes, and one write of many costs about what one
+ * write of one does. */
+#define SYNC_RUN_MAX 256
+typedef struct pts_run {
+    const char *node;
+    sprig_point_t pts[SYNC_RUN_MAX];
+    size_t n;
+} pts_run_t;
+
+/* Writes the run; when the call is refused (all or nothing), writes its points one by
+ * one, so a refused point refuses only itself, as it did item by item. */
+static void run_flush(sync_peer_t *p, pts_run_t *r, int *failed)
+{
+    sprig_core_t *c = p->s->core;
+    sprig_error_t err;
+    if (r->n == 0 || sprig_core_write(c, r->node, r->pts, r->n, p, &err) == 0) {
+        r->n = 0;
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        if (sprig_core_write(c, r->node, &r->pts[i], 1, p, &err) != 0 && (*failed)++ == 0) {
+            sprig_log_warn("sync %s: a change from device %s is refused: %s", sync__who(p->s),
+                           p->device, err.msg);
+        }
+    }
+    r->n = 0;
+}
+
 static void apply_pts(sync_peer_t *p, const cJSON *items)
 {
     sprig_core_t *c = p->s->core;
     sprig_tree_t *t = sprig_core_tree(c);
     sprig_error_t err;
     int failed = 0;
+    pts_run_t *run = sprig_malloc(sizeof(*run));
+    if (run != NULL) {
+        run->n = 0;
+    }
     const cJSON *it;
     cJSON_ArrayForEach(it, items)
     {
@@ -369,6 +402,10 @@ static void apply_pts(sync_peer_t *p, const cJSON *items)
         const cJSON *up = cJSON_GetObjectItemCaseSensitive(it, "up");
         sprig_point_t pt;
         sync__point(cJSON_GetObjectItemCaseSensitive(it, "p"), &pt);
+        if (run != NULL && run->n > 0 &&
+            (up != NULL || run->n == SYNC_RUN_MAX || strcmp(run->node, n) != 0)) {
+            run_flush(p, run, &failed);
+        }
         int rc = 0;
         if (sprig_tree_node(t, n) == NULL) {
             if (up == NULL && p->s->o.upstream) {
@@ -385,6 +422,10 @@ static void apply_pts(sync_peer_t *p, const cJSON *items)
                 rc = sprig_core_write_edge(c, up->valuestring, n, &pt, 1, p, &err);
             }
         }
+        else if (rc == 0 && run != NULL) {
+            run->node = n;
+            run->pts[run->n++] = pt;
+        }
         else if (rc == 0) {
             rc = sprig_core_write(c, n, &pt, 1, p, &err);
         }
@@ -393,6 +434,10 @@ static void apply_pts(sync_peer_t *p, const cJSON *items)
                            p->device, err.msg);
         }
     }
+    if (run != NULL) {
+        run_flush(p, run, &failed);
+    }
+    sprig_free(run);
 }
 
 /* Upstream: a claim refused. A probe is answered with `refused` and the reason, so the
@@ -582,7 +627,7 @@ void sync__on_message(struct mosquitto *m, void *obj, const struct mosquitto_mes
 {
     (void)m;
     sprig_sync_t *s = obj;
-    s->bytes_down += (uint64_t)msg->payloadlen;
+    sync__count(s, false, msg->payload, (size_t)msg->payloadlen);
     /* topic: prefix/device/kind */
     char device[SPRIG_ID_MAX + 1] = "";
     const char *rest = msg->topic + strlen(s->o.prefix);
@@ -757,6 +802,8 @@ void sync__status_write(sprig_sync_t *s)
     if (n == NULL) {
         return;
     }
+    char kinds[1024];
+    sync__kinds_json(s, kinds, sizeof(kinds));
     sprig_point_t want[] = {
         {.type = "state", .text = s->state},
         {.type = "error", .text = s->error},
@@ -766,10 +813,11 @@ void sync__status_write(sprig_sync_t *s)
         {.type = "bytesUp", .value = (double)s->bytes_up},
         {.type = "bytesDown", .value = (double)s->bytes_down},
         {.type = "histPending", .value = (double)sync__hist_pending(s)},
+        {.type = "bytesByKind", .text = kinds},
     };
-    sprig_point_t pts[8];
+    sprig_point_t pts[9];
     size_t k = 0;
-    for (size_t i = 0; i < 8; i++) {
+    for (size_t i = 0; i < 9; i++) {
         const sprig_point_t *cur = sprig_tree_point(t, n, want[i].type, "0");
         const char *text = want[i].text != NULL ? want[i].text : "";
         if (cur == NULL || cur->tombstone || cur->value != want[i].value ||

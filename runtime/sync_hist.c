@@ -76,7 +76,7 @@ void sync__hist_pump(sync_peer_t *p)
     p->hist_sent = h.last;
     if (!b.oom && mosquitto_publish(s->mosq, NULL, p->topic_hist, (int)b.len, b.p, 1, false) ==
                       MOSQ_ERR_SUCCESS) {
-        s->bytes_up += b.len;
+        sync__count(s, true, b.p, b.len);
         if (s->poll != NULL) {
             uv_poll_start(s->poll, UV_READABLE | UV_WRITABLE, sync__on_poll);
         }

@@ -11,6 +11,7 @@
 #define SYNC_BATCH_MAX (64 * 1024) /* a pts message is sent at this size, or after 5 ms */
 #define SYNC_REPAIR_ROUNDS 8       /* probes that still differ after repair, then error */
 #define SYNC_TREE_MAX 20000        /* nodes sent for one `need` of a whole subtree */
+#define SYNC_KINDS 10              /* entries of sync__kinds */
 
 /* A growing text buffer. */
 typedef struct sbuf {
@@ -80,6 +81,7 @@ struct sprig_sync {
     const char *state;
     char error[512];
     uint64_t sync_count, repair_count, bytes_up, bytes_down, refused;
+    uint64_t kind_bytes[2][SYNC_KINDS]; /* [0] sent, [1] received, by sync__kinds */
     int64_t last_sync;
     char sub_topic[320], status_topic[320], hist_topic[320];
     struct sync_ack *acks; /* upstream: history acks waiting for their batch on disk */
@@ -124,6 +126,14 @@ int sync__on_hist(sync_peer_t *p, const cJSON *m);  /* upstream: a batch */
 int64_t sync__hist_pending(sprig_sync_t *s);        /* downstream: rows not acknowledged */
 
 /* sync_msg.c */
+/* The message kinds the byte counters tell apart; the last, "other", takes the rest. */
+extern const char *const sync__kinds[SYNC_KINDS];
+/* Counts a message of len bytes sent (up = true) or received under its kind, read from
+ * its first field ({"t":"KIND",...}), and in bytes_up or bytes_down. */
+void sync__count(sprig_sync_t *s, bool up, const void *msg, size_t len);
+/* Writes the counters by kind as the JSON text of the sync node's bytesByKind point:
+ * {"up":{"pts":N,...},"down":{...}}, kinds with no bytes left out. */
+void sync__kinds_json(const sprig_sync_t *s, char *out, size_t size);
 /* Reads a point object of a message into out (strings borrowed from o). 0 or -EINVAL. */
 int sync__point(const cJSON *o, sprig_point_t *out);
 /* Sends `kids` / `node` for a node of the local tree. */

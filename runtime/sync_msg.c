@@ -101,6 +101,55 @@ void sb_free(sbuf_t *b)
     memset(b, 0, sizeof(*b));
 }
 
+/* --- byte counters by kind ---------------------------------------------------------- */
+
+const char *const sync__kinds[SYNC_KINDS] = {"pts",  "probe", "match", "wait", "kids",
+                                             "node", "need",  "hist",  "hack", "other"};
+
+void sync__count(sprig_sync_t *s, bool up, const void *msg, size_t len)
+{
+    static const char head[] = "{\"t\":\"";
+    const char *m = msg;
+    size_t k = SYNC_KINDS - 1;
+    if (len > sizeof(head) - 1 && memcmp(m, head, sizeof(head) - 1) == 0) {
+        const char *t = m + sizeof(head) - 1;
+        const char *end = memchr(t, '"', len - (sizeof(head) - 1));
+        for (size_t i = 0; end != NULL && i < SYNC_KINDS - 1; i++) {
+            if (strlen(sync__kinds[i]) == (size_t)(end - t) &&
+                memcmp(sync__kinds[i], t, (size_t)(end - t)) == 0) {
+                k = i;
+                break;
+            }
+        }
+    }
+    s->kind_bytes[up ? 0 : 1][k] += len;
+    if (up) {
+        s->bytes_up += len;
+    }
+    else {
+        s->bytes_down += len;
+    }
+}
+
+void sync__kinds_json(const sprig_sync_t *s, char *out, size_t size)
+{
+    sbuf_t b = {0};
+    for (int dir = 0; dir < 2; dir++) {
+        sb_str(&b, dir == 0 ? "{\"up\":{" : "},\"down\":{");
+        bool first = true;
+        for (size_t i = 0; i < SYNC_KINDS; i++) {
+            if (s->kind_bytes[dir][i] != 0) {
+                sb_fmt(&b, "%s\"%s\":%" PRIu64, first ? "" : ",", sync__kinds[i],
+                       s->kind_bytes[dir][i]);
+                first = false;
+            }
+        }
+    }
+    sb_str(&b, "}}");
+    snprintf(out, size, "%s", b.oom || b.p == NULL ? "" : b.p);
+    sb_free(&b);
+}
+
 /* --- text in ------------------------------------------------------------------------ */
 
 int sync__point(const cJSON *o, sprig_point_t *out)

@@ -35,6 +35,9 @@ nodetype "sync" {
                      description = "Bytes published to the upstream" },
     bytesDown    = { kind = "integer", min = 0, unit = "B", owner = "driver", ["local"] = true,
                      description = "Bytes received from the upstream" },
+    bytesByKind  = { kind = "text", owner = "driver", ["local"] = true,
+                     description = "bytesUp and bytesDown by message kind, as JSON: " ..
+                                   "{\"up\":{\"pts\":N,\"node\":N,...},\"down\":{...}}" },
     histPending  = { kind = "integer", min = 0, owner = "driver", ["local"] = true,
                      description = "History samples not yet acknowledged by the upstream" },
     histAcked    = { kind = "integer", min = 0, owner = "driver", ["local"] = true,

@@ -5,15 +5,21 @@
      broker comes back; the bytes (both directions, from the gateway's counters) and the
      time until both root hashes are equal again, next to the whole tree's bytes
      (goal for k = 10: at most 5%);
-  3. live forwarding: points written on the gateway through its API reach the upstream,
-     points/s, next to a bare libmosquitto publish loop of 100-byte QoS 1 messages
-     (build/bench_mqtt) in the same run.
+  3. live forwarding: 100,000 points written on the gateway through its API (batches of
+     10,000) reach the upstream, points/s (bounded by the API: the calls alone are
+     printed too); then 100,000 more while the upstream is stopped (SIGSTOP), so they
+     wait in the broker as the pts messages the gateway made, and the points/s from the
+     upstream's SIGCONT until the last is applied; next to a bare libmosquitto loop of
+     100-byte QoS 1 messages (build/bench_mqtt) in the same run.
+The bytes of each phase come from the gateway's bytesUp/bytesDown and, by message kind,
+its bytesByKind, read once they stand still (they are written once a second).
 Not a test: prints figures for the README.
 
 usage: /usr/bin/python3 tests/bench/bench_sync.py build/sprig build/bench_mqtt
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,9 +64,40 @@ def tree_docs(root):
     return docs
 
 
+KINDS = ("pts", "probe", "match", "wait", "kids", "node", "need", "hist", "hack", "other")
+
+
 def counters(gw):
+    """The gateway's bytes both ways, in all and by message kind (its bytesByKind)."""
     p = gw.points("up1")
-    return sum(p.get(k, {}).get("value", 0) for k in ("bytesUp", "bytesDown"))
+    total = sum(p.get(k, {}).get("value", 0) for k in ("bytesUp", "bytesDown"))
+    by = json.loads(p.get("bytesByKind", {}).get("text") or "{}")
+    kinds = {k: (by.get("up", {}).get(k, 0), by.get("down", {}).get(k, 0)) for k in KINDS}
+    return total, kinds
+
+
+def settled(gw):
+    """The counters once they are written (once a second) and stay still."""
+    last = None
+    for _ in range(20):
+        time.sleep(1.1)
+        now = counters(gw)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def by_kind(kinds, before=None):
+    """"kind up/down" for each kind with bytes since before."""
+    out = []
+    for k in KINDS:
+        u, d = kinds[k]
+        if before:
+            u, d = u - before[k][0], d - before[k][1]
+        if u or d:
+            out.append("%s %d/%d" % (k, u, d))
+    return " ".join(out)
 
 
 def equal(gw, up, root):
@@ -83,45 +120,77 @@ def bench():
                                              "points": [{"type": "uri", "text": b.uri},
                                                         {"type": "period", "value": 1}]})
         wait_until("the first sync converges", lambda: equal(gw, up, root), 300, every=0.2)
-        whole = counters(gw)
-        print("whole tree: %d nodes, %d bytes, %.2f s to converge from empty"
-              % (NODES + 110, whole, time.monotonic() - t0))
+        dt = time.monotonic() - t0
+        wait_until("the first sync's history is uploaded",
+                   lambda: gw.points("up1").get("histPending", {}).get("value") == 0, 300)
+        total, kinds = settled(gw)
+        whole = total - sum(kinds["hist"]) - sum(kinds["hack"])
+        print("whole tree: %d nodes, %d bytes (and %d of its import's history), %.2f s to "
+              "converge from empty\n  by kind, up/down: %s"
+              % (NODES + 110, whole, total - whole, dt, by_kind(kinds)))
         for k in (1, 10, 100):
             b.stop()
             for i in range(k):
                 gw.expect(200, "POST", "/v1/nodes/n%05d/points" % (i * 97 % NODES),
                           [{"type": "setpoint", "value": 1000 + k * 1000 + i}])
-            before = counters(gw)
+            before, kinds0 = settled(gw)
             t0 = time.monotonic()
             b.start()
             wait_until("k=%d converges" % k, lambda: equal(gw, up, root)
                        and gw.points("up1").get("state", {}).get("text") == "insync", 120,
                        every=0.05)
             dt = time.monotonic() - t0
-            time.sleep(1.2)  # the counters are written once a second
-            used = counters(gw) - before
+            after, kinds = settled(gw)
+            used = after - before
             print("k=%3d changed while disconnected: %7d bytes (%.2f%% of the whole tree), "
-                  "%.2f s from the broker's return to equal hashes" % (k, used,
-                                                                       100.0 * used / whole, dt))
-        # Live forwarding.
-        n, batch = 20000, 1000
+                  "%.2f s from the broker's return to equal hashes\n  by kind, up/down: %s"
+                  % (k, used, 100.0 * used / whole, dt, by_kind(kinds, kinds0)))
+        # Live forwarding, fed through the gateway's API in batches of 10,000 points: the
+        # time until the last is on the upstream, and the time of the API calls alone.
+        n, batch = 100000, 10000
+
+        def feed(base):
+            t = time.monotonic()
+            for s in range(0, n, batch):
+                gw.expect(200, "POST", "/v1/nodes/n00001/points",
+                          [{"type": "live", "key": str(i % 50), "value": base + s + i}
+                           for i in range(batch)])
+            return time.monotonic() - t
+
+        def arrived(last):
+            wait_until("the last live point reaches the upstream",
+                       lambda: any(p["type"] == "live" and p["value"] == last
+                                   for p in up.expect(200, "GET", "/v1/nodes/n00001")["points"]),
+                       60, every=0.01)
+
+        pts0 = counters(gw)[1]["pts"][0]
         t0 = time.monotonic()
-        for s in range(0, n, batch):
-            gw.expect(200, "POST", "/v1/nodes/n00001/points",
-                      [{"type": "live", "key": str(i % 50), "value": s + i}
-                       for i in range(batch)])
-        last = n - 1
-        wait_until("the last live point reaches the upstream",
-                   lambda: any(p["type"] == "live" and p["value"] == last
-                               for p in up.expect(200, "GET", "/v1/nodes/n00001")["points"]),
-                   60, every=0.01)
+        posted = feed(0)
+        arrived(n - 1)
         dt = time.monotonic() - t0
+        # Through the broker under load, without the API's pace: the upstream is stopped
+        # (SIGSTOP) while the gateway takes and publishes the points, the broker queues
+        # them, and the clock runs from the upstream's SIGCONT until the last is applied.
+        up.proc.send(signal.SIGSTOP)
+        feed(1000000)
+        time.sleep(2)
+        t0 = time.monotonic()
+        up.proc.send(signal.SIGCONT)
+        arrived(1000000 + n - 1)
+        drained = time.monotonic() - t0
+        per_point = (settled(gw)[1]["pts"][0] - pts0) / (2.0 * n)
         bare = subprocess.run([mqtt, "127.0.0.1", str(b.port), "100000", "100"],
                               capture_output=True, text=True, timeout=120)
-        print("live: %d points through the broker in %.2f s = %.0f points/s; bare libmosquitto "
-              "QoS 1 loop of 100-byte messages: %s messages/s"
-              % (n, dt, n / dt, bare.stdout.strip() or "failed: " + bare.stderr.strip()))
-
+        rate = float(bare.stdout.strip() or 0)
+        print("live, fed through the gateway's API: %d points in %.2f s = %.0f points/s (the API "
+              "calls alone: %.0f points/s)" % (n, dt, n / dt, n / posted))
+        print("live, through the broker from a backlog: %d points in %.2f s = %.0f points/s, "
+              "%.0f bytes a point in pts messages of up to 64 KiB" % (n, drained, n / drained,
+                                                                     per_point))
+        print("bare libmosquitto QoS 1 loop of 100-byte messages: %s messages/s; ratio of the "
+              "backlog's points/s to it: %.1f" % (bare.stdout.strip() or "failed: " +
+                                                  bare.stderr.strip(),
+                                                  n / drained / rate if rate else 0))
 
 if __name__ == "__main__":
     main(bench)
