@@ -1020,7 +1020,8 @@ static int load_dirs(const char *const *dirs, size_t n, size_t *ntypes, msgs_t *
 static void test_same_folder_once(void **state)
 {
     (void)state;
-    char shipped[PATH_MAX], slash[PATH_MAX], dotdot[PATH_MAX], links[PATH_MAX], link[PATH_MAX];
+    char shipped[PATH_MAX], slash[PATH_MAX + 2], dotdot[PATH_MAX], links[PATH_MAX];
+    char link[PATH_MAX];
     char mine[PATH_MAX], copy[PATH_MAX], mine_link[PATH_MAX];
     msgs_t m;
     size_t n_shipped, n;
