@@ -209,6 +209,28 @@ static void observe(check_ctx_t *c, const sprig_point_t *p, const sprig_point_t 
                                        .what = c->what});
 }
 
+
+/* The end both point handlers share: a broken point is reported and left out, any other
+ * merges into its node n (or edge e) and has its stored hash compared. */
+static int merge_point(check_ctx_t *c, sprig_check_problem_t *pr, sprig_node_t *n,
+                       sprig_edge_t *e, uint64_t stored)
+{
+    const sprig_point_t *p = pr->p;
+    if (point_broken(c, p)) {
+        pr->kind = SPRIG_CHECK_POINT;
+        report(c, pr);
+        return 0;
+    }
+    const sprig_point_t *held = NULL;
+    int rc = n != NULL ? sprig_tree_point_merge(c->tree, n, p, &held)
+                       : sprig_tree_edge_point_merge(c->tree, e, p, &held);
+    if (rc < 0) {
+        return rc;
+    }
+    observe(c, p, held, stored, pr->up, pr->id);
+    return 0;
+}
+
 static int c_point(const char *node, const sprig_point_t *p, uint64_t stored, void *arg)
 {
     check_ctx_t *c = arg;
@@ -225,18 +247,7 @@ static int c_point(const char *node, const sprig_point_t *p, uint64_t stored, vo
         report(c, &pr);
         return 0;
     }
-    if (point_broken(c, p)) {
-        pr.kind = SPRIG_CHECK_POINT;
-        report(c, &pr);
-        return 0;
-    }
-    const sprig_point_t *held = NULL;
-    int rc = sprig_tree_point_merge(c->tree, n, p, &held);
-    if (rc < 0) {
-        return rc;
-    }
-    observe(c, p, held, stored, NULL, node);
-    return 0;
+    return merge_point(c, &pr, n, NULL, stored);
 }
 
 static int c_edge_point(const char *up, const char *down, const sprig_point_t *p, uint64_t stored,
@@ -257,18 +268,7 @@ static int c_edge_point(const char *up, const char *down, const sprig_point_t *p
         report(c, &pr);
         return 0;
     }
-    if (point_broken(c, p)) {
-        pr.kind = SPRIG_CHECK_POINT;
-        report(c, &pr);
-        return 0;
-    }
-    const sprig_point_t *held = NULL;
-    int rc = sprig_tree_edge_point_merge(c->tree, e, p, &held);
-    if (rc < 0) {
-        return rc;
-    }
-    observe(c, p, held, stored, up, down);
-    return 0;
+    return merge_point(c, &pr, NULL, e, stored);
 }
 
 /* The time an edge was last written: the latest time of its points. An edge with no
