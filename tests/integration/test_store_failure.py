@@ -23,7 +23,7 @@
      never aborts (no "Fatal error" from libmicrohttpd, no signal), and the file still
      verifies.
   4. A commit that does not come back (another connection holds SQLite's write lock): the
-     waiting POST gets 503 after about a second ("has not finished"), status says
+     waiting POST gets 503 after about 3 s ("has not finished"), status says
      "stalled", new writes are refused at once; once the lock is released the kept point
      is written and writes are taken again.
 Times are printed, bounds asserted generously (the machine is shared).

@@ -46,9 +46,12 @@ typedef void (*sprig_store_durable_cb)(uint64_t batch, int status, void *arg);
 
 /* A commit that has not finished after this long, plus 1 ms for every
  * SPRIG_STORE_STALL_ROWS_PER_MS rows of its batch, makes the store stalled (see below): a
- * batch of a few rows has 1 s, an import of a whole site (890,000 rows for 100,000 nodes)
- * 18.8 s, a tenth of the rate measured here for large batches (README, Performance). */
-#define SPRIG_STORE_STALL_MS 1000
+ * batch of a few rows has 3 s, an import of a whole site (890,000 rows for 100,000 nodes)
+ * 20.8 s, a tenth of the rate measured here for large batches (README, Performance). 3 s,
+ * not 1: an SD card's write can pause a second or two, and a healthy 10,000-row commit
+ * took 1.3 s in a sanitizer build on a loaded machine; below SQLite's 5 s busy timeout, so
+ * a commit waiting on another process's lock is called stalled before it fails. */
+#define SPRIG_STORE_STALL_MS 3000
 #define SPRIG_STORE_STALL_ROWS_PER_MS 50
 
 /* Whether the store can write now. A commit that fails (disk full, I/O error, a file made
