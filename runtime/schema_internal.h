@@ -1,9 +1,13 @@
-/* What schema.c and schema_src.c share: finding the line of a field in a schema file's
+/* What schema.c, schema_check.c and schema_src.c share: finding the line of a field in a schema file's
  * source text, so an error names the line of the point or attribute that is wrong. */
 #ifndef SPRIG_SCHEMA_INTERNAL_H
 #define SPRIG_SCHEMA_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+/* True when v is one of the NULL-terminated list (NULL: an empty list). */
+bool schema__in_list(const char *const *list, const char *v);
 
 /* The tokens of one schema file. */
 typedef struct schema_src schema_src_t;
