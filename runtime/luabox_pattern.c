@@ -505,6 +505,26 @@ static void lead_of(matcher_t *m, const char *p, lead_t *ld)
     ld->c = *p == '%' || *p == '[' ? -1 : (unsigned char)*p;
 }
 
+/* What find, match, gmatch and gsub do before matching: a leading '^' anchors the pattern
+ * (*p moves past it), the matcher is set up, and unless anchored (or want_lead is false)
+ * the pattern's first item is noted so positions where it cannot match are skipped.
+ * Returns whether the pattern is anchored. */
+static bool matcher_start(matcher_t *m, lua_State *L, const char *s, size_t ls, const char **p,
+                          size_t lp, bool want_lead, lead_t *ld)
+{
+    bool anchor = **p == '^';
+    if (anchor) {
+        (*p)++;
+        lp--;
+    }
+    matcher_init(m, L, s, ls, *p, lp);
+    *ld = (lead_t){NULL, NULL, -1};
+    if (!anchor && want_lead) {
+        lead_of(m, *p, ld);
+    }
+    return anchor;
+}
+
 /* The first position from s where the lead item matches a byte, or NULL: no match can
  * start anywhere from s on. */
 static const char *skip_to(matcher_t *m, const lead_t *ld, const char *s)
@@ -634,17 +654,9 @@ static int find_or_match(lua_State *L, bool find)
         lua_pushinteger(L, (lua_Integer)(hit - s) + (lua_Integer)lp);
         return 2;
     }
-    bool anchor = *p == '^';
-    if (anchor) {
-        p++;
-        lp--;
-    }
     matcher_t m;
-    matcher_init(&m, L, s, ls, p, lp);
-    lead_t ld = {NULL, NULL, -1};
-    if (!anchor) {
-        lead_of(&m, p, &ld);
-    }
+    lead_t ld;
+    bool anchor = matcher_start(&m, L, s, ls, &p, lp, true, &ld);
     const char *at = s + init;
     for (;;) {
         if (ld.p != NULL && (at = skip_to(&m, &ld, at)) == NULL) {
@@ -840,17 +852,9 @@ static int pattern_gsub(lua_State *L)
         "string/function/table");
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    bool anchor = *p == '^';
-    if (anchor) {
-        p++;
-        lp--;
-    }
     matcher_t m;
-    matcher_init(&m, L, s, ls, p, lp);
-    lead_t ld = {NULL, NULL, -1};
-    if (!anchor && max > 0) {
-        lead_of(&m, p, &ld);
-    }
+    lead_t ld;
+    bool anchor = matcher_start(&m, L, s, ls, &p, lp, max > 0, &ld);
     const char *at = s, *last = NULL, *done = s;
     lua_Integer n = 0;
     bool changed = false;
