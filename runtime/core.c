@@ -161,13 +161,16 @@ int core__check_schema(sprig_core_t *c, const sprig_node_t *n, const sprig_point
             return rc;
         }
         /* A rule writes data like a person, but not what configures the system: another
-         * rule's code, a link's connection (DESIGN.md section 7). */
-        const sprig_schema_point_t *sp = sprig_schema_point(t, pts[i].type);
-        const sprig_node_t *by = sp != NULL && sp->owner_people && origin != NULL &&
-                                         origin[0] != '\0'
-                                     ? sprig_tree_node(c->tree, origin)
-                                     : NULL;
-        if (by != NULL && strcmp(sprig_node_type(by), "rule") == 0) {
+         * rule's code (its own too), a link's connection (DESIGN.md section 7). A person's
+         * write pays nothing more; any other looks its origin up, and only a rule's looks
+         * the point up in its type. */
+        if (origin == NULL || origin[0] == '\0') {
+            continue;
+        }
+        const sprig_node_t *by = sprig_tree_node(c->tree, origin);
+        bool by_rule = by != NULL && strcmp(sprig_node_type(by), "rule") == 0;
+        const sprig_schema_point_t *sp = by_rule ? sprig_schema_point(t, pts[i].type) : NULL;
+        if (sp != NULL && sp->owner_people) {
             return sprig_error_set(err, -EINVAL,
                                    "node %s: point \"%s\" is changed by people only, not by "
                                    "rule \"%s\" (%s)",
