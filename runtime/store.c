@@ -17,6 +17,7 @@
  * answers within a bound (and refuses new writes meanwhile). Only close gives rows up. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,22 +67,6 @@ static const char *const schema_v1[] = {
 
 /* migrations[v] takes a file from version v to v + 1. */
 static const char *const *const migrations[] = {schema_v1};
-
-static const char *const stmt_sql[ST_COUNT] = {
-    "INSERT OR IGNORE INTO nodes(id, type) VALUES(?1, ?2)",
-    "INSERT OR IGNORE INTO edges(up, down) VALUES(?1, ?2)",
-    "INSERT INTO points(node, type, key, time, value, text, tombstone, origin, hash)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(node, type, key) DO UPDATE SET"
-    " time = excluded.time, value = excluded.value, text = excluded.text,"
-    " tombstone = excluded.tombstone, origin = excluded.origin, hash = excluded.hash",
-    "INSERT INTO edge_points(up, down, type, key, time, value, text, tombstone, origin, hash)"
-    " VALUES(?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(up, down, type, key)"
-    " DO UPDATE SET time = excluded.time, value = excluded.value, text = excluded.text,"
-    " tombstone = excluded.tombstone, origin = excluded.origin, hash = excluded.hash",
-    "INSERT INTO history(series, time, value, text, tombstone, origin, accepted)"
-    " VALUES(?1, ?4, ?5, ?6, ?7, ?8, ?9)",
-    "INSERT OR IGNORE INTO series(id, node, type, key) VALUES(?1, ?2, ?3, ?4)",
-};
 
 int store__map_sqlite(int rc)
 {
@@ -168,7 +153,7 @@ static int identify(sprig_store_t *s, long long *version_out, sprig_error_t *err
  * for an I/O error or a full disk, errno as the call left it (SQLite's unix VFS keeps the
  * errno of a failed write in the file, not in the connection: a write past RLIMIT_FSIZE
  * is "disk I/O error" with no system errno, while errno says EFBIG). Read it at once. */
-static int sys_errno(sqlite3 *db, int rc, int errno_now)
+int store__sys_errno(sqlite3 *db, int rc, int errno_now)
 {
     int e = sqlite3_system_errno(db);
     if (e == 0 && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL)) {
@@ -200,7 +185,7 @@ static int probe_write(sprig_store_t *s, sprig_error_t *err)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
-        int e = sys_errno(s->db, rc, errno);
+        int e = store__sys_errno(s->db, rc, errno);
         rc = store__map_sqlite(rc);
         reason(why, sizeof(why), sqlite3_errmsg(s->db), e, rc);
         exec(s, "ROLLBACK");
@@ -239,6 +224,16 @@ static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
     }
     return 0;
 }
+
+/* SQLite's process-wide settings, made once before its first connection. Memory
+ * statistics off: with them on, every allocation SQLite makes takes one global mutex
+ * (about 9% of a commit's CPU in bench_write); sprig never reads those statistics. */
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 
 static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
 {
@@ -287,7 +282,7 @@ static void batch_free(batch_t *b)
 static void release(sprig_store_t *s)
 {
     store__series_free(s);
-    for (int i = 0; i < ST_COUNT; i++) {
+    for (int i = 0; i < ST_ALL; i++) {
         sqlite3_finalize(s->st[i]);
     }
     sqlite3_close(s->db);
@@ -350,6 +345,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     /* NOMUTEX: the connection is never used by two threads at once (the worker only while
      * a batch is in flight, the loop thread only when none is), so SQLite's per-call
      * locking is pure cost (about 6% of a commit's CPU). */
+    pthread_once(&sqlite_once, sqlite_setup);
     int flags = SQLITE_OPEN_NOMUTEX | (s->o.read_only ? SQLITE_OPEN_READONLY
                                                       : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     rc = sqlite3_open_v2(path, &s->db, flags, NULL);
@@ -382,14 +378,10 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
         goto fail;
     }
     if (!s->o.read_only) {
-        for (int i = 0; i < ST_COUNT; i++) {
-            rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                                    NULL);
-            if (rc != SQLITE_OK) {
-                rc = sprig_error_set(err, store__map_sqlite(rc), "database %s: %s", path,
-                                     sqlite3_errmsg(s->db));
-                goto fail;
-            }
+        if ((rc = store__prepare(s)) != SQLITE_OK) {
+            rc = sprig_error_set(err, store__map_sqlite(rc), "database %s: %s", path,
+                                 sqlite3_errmsg(s->db));
+            goto fail;
         }
         if (store__history_range(s) != 0) {
             rc = sprig_error_set(err, -EIO, "database %s: history cannot be read: %s", path,
@@ -593,30 +585,6 @@ int sprig_store_put_edge_point(sprig_store_t *s, const char *up, const char *dow
     return put_row(s, &r);
 }
 
-static int step(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    int e = errno; /* the system's reason for a failed write; the reset must not lose it */
-    sqlite3_reset(st);
-    errno = e;
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static int bind_point(sqlite3_stmt *st, const row_t *r)
-{
-    sqlite3_bind_text(st, 1, r->a, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, r->time);
-    sqlite3_bind_double(st, 5, r->value);
-    sqlite3_bind_text(st, 6, r->text, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 7, r->tombstone);
-    sqlite3_bind_text(st, 8, r->origin, -1, SQLITE_STATIC);
-    return 0;
-}
-
-/* Writes a batch in one transaction. Runs on the worker thread (or the loop thread in a
- * flush, when nothing is in flight). */
 /* The page cache a commit wants: enough for the hot leaf pages of the history index, one
  * per series and about a page of history each, at least 2 MiB (a gateway's few hundred
  * series need no more) and at most 32 MiB (10,000 busy series). SQLite grows a cache only
@@ -628,98 +596,10 @@ static int cache_kib(const sprig_store_t *s)
     return kib < 2048 ? 2048 : kib > 32768 ? 32768 : (int)kib;
 }
 
-static void commit_batch(sprig_store_t *s, batch_t *b)
-{
-    if (b->cache_kib != 0 && b->cache_kib != s->cache_kib) {
-        char sql[48];
-        snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", b->cache_kib);
-        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK) {
-            s->cache_kib = b->cache_kib;
-        }
-    }
-    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    bool hist = s->o.history_max_rows >= 0;
-    for (size_t i = 0; i < b->len && rc == SQLITE_OK; i++) {
-        const row_t *r = &b->rows[i];
-        sqlite3_stmt *st;
-        switch (r->kind) {
-        case ROW_NODE:
-            st = s->st[ST_NODE];
-            sqlite3_bind_text(st, 1, r->a, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, r->type, -1, SQLITE_STATIC);
-            rc = step(st);
-            break;
-        case ROW_EDGE:
-            st = s->st[ST_EDGE];
-            sqlite3_bind_text(st, 1, r->a, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, r->b, -1, SQLITE_STATIC);
-            rc = step(st);
-            break;
-        case ROW_POINT:
-        case ROW_POINT_NOHIST:
-        case ROW_HISTORY:
-            if (r->kind != ROW_HISTORY) {
-                st = s->st[ST_POINT];
-                bind_point(st, r);
-                sqlite3_bind_int64(st, 9, (sqlite3_int64)r->hash);
-                rc = step(st);
-            }
-            if (rc == SQLITE_OK && hist && r->kind != ROW_POINT_NOHIST) {
-                st = s->st[ST_HIST];
-                sqlite3_bind_int64(st, 1, r->series);
-                sqlite3_bind_int64(st, 4, r->time);
-                sqlite3_bind_double(st, 5, r->value);
-                sqlite3_bind_text(st, 6, r->text, -1, SQLITE_STATIC);
-                sqlite3_bind_int(st, 7, r->tombstone);
-                sqlite3_bind_text(st, 8, r->origin, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 9, r->accepted);
-                rc = step(st);
-                s->hist_max = sqlite3_last_insert_rowid(s->db);
-            }
-            break;
-        case ROW_SERIES:
-            st = s->st[ST_SERIES];
-            sqlite3_bind_int64(st, 1, r->series);
-            sqlite3_bind_text(st, 2, r->a, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, r->type, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, r->key, -1, SQLITE_STATIC);
-            rc = step(st);
-            break;
-        default:
-            st = s->st[ST_EDGE_POINT];
-            bind_point(st, r);
-            sqlite3_bind_int64(st, 9, (sqlite3_int64)r->hash);
-            sqlite3_bind_text(st, 10, r->b, -1, SQLITE_STATIC);
-            rc = step(st);
-            break;
-        }
-    }
-    if (rc == SQLITE_OK && hist) {
-        int64_t now = sprig_wall_ns();
-        rc = store__history_trim(s, now);
-        if (rc == SQLITE_OK) {
-            rc = store__history_index(s, now);
-        }
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    }
-    if (rc != SQLITE_OK) {
-        b->sys_errno = sys_errno(s->db, rc, errno);
-        snprintf(b->error, sizeof(b->error), "%s", sqlite3_errmsg(s->db));
-        b->status = store__map_sqlite(rc);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        /* Our view of the id range may be off now; read it back. */
-        store__history_range(s);
-    }
-    b->hist_min = s->hist_min;
-    b->hist_max = s->hist_max;
-}
-
 static void work_cb(uv_work_t *w)
 {
     sprig_store_t *s = w->data;
-    commit_batch(s, s->inflight);
+    store__commit_batch(s, s->inflight);
 }
 
 /* Calls the waiters of batches up to seq with status, and the early ones of any batch too
@@ -831,7 +711,7 @@ static void try_commit(sprig_store_t *s)
     int rc = uv_queue_work(s->loop, &s->work, work_cb, after_work_cb);
     if (rc != 0) {
         /* No worker could be had: write it here rather than lose it. */
-        commit_batch(s, s->inflight);
+        store__commit_batch(s, s->inflight);
         after_work_cb(&s->work, 0);
         return;
     }
@@ -911,7 +791,7 @@ void store__wait_inflight(sprig_store_t *s)
 /* Commits one batch on this thread; a failure is final only when `final`. */
 static int flush_one(sprig_store_t *s, batch_t *b, bool final)
 {
-    commit_batch(s, b);
+    store__commit_batch(s, b);
     int status = b->status;
     finish_batch(s, b, final);
     return status;

@@ -62,12 +62,25 @@ typedef struct waiter {
     bool early; /* also called when the store turns failing or stalled */
 } waiter_t;
 
-enum { ST_NODE, ST_EDGE, ST_POINT, ST_EDGE_POINT, ST_HIST, ST_SERIES, ST_COUNT };
+/* The store's prepared statements; those after ST_COUNT write STORE_MULTI rows at once
+ * (store_commit.c). */
+enum {
+    ST_NODE,
+    ST_EDGE,
+    ST_POINT,
+    ST_EDGE_POINT,
+    ST_HIST,
+    ST_SERIES,
+    ST_COUNT,
+    ST_POINT_N = ST_COUNT,
+    ST_HIST_N,
+    ST_ALL
+};
 
 struct sprig_store {
     sqlite3 *db;
     int cache_kib; /* the page cache size set on db; worker while a batch is in flight */
-    sqlite3_stmt *st[ST_COUNT];
+    sqlite3_stmt *st[ST_ALL];
     uv_loop_t *loop;
     uv_timer_t *timer; /* freed in its close callback */
     uv_work_t work;
@@ -117,6 +130,13 @@ int store__series_load(sprig_store_t *s);
 /* Frees the map and the read connection. */
 void store__series_free(sprig_store_t *s);
 int store__map_sqlite(int rc);
+/* The system's errno behind a failed SQLite call (0: none); read it at once. */
+int store__sys_errno(sqlite3 *db, int rc, int errno_now);
+/* Prepares the statements a batch is written with (writable stores only). */
+int store__prepare(sprig_store_t *s);
+/* Writes a batch in one transaction; sets its status, error and history range. Worker
+ * thread, or the loop thread when nothing is in flight. */
+void store__commit_batch(sprig_store_t *s, batch_t *b);
 /* Runs the loop until no batch is in flight (not from inside a loop callback). */
 void store__wait_inflight(sprig_store_t *s);
 /* Runs a query returning one integer; 0 or -errno. */

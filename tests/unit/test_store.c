@@ -692,6 +692,42 @@ static void t_history(void **state)
     close_ok(f, s);
 }
 
+/* A batch of many rows: points and history go to the database in groups of rows per
+ * statement; the later write of a point wins, and history keeps every sample in order. */
+static void t_history_many_in_one_batch(void **state)
+{
+    fx_t *f = *state;
+    sprig_store_t *s = open_ok(f, NULL, true);
+    for (int i = 0; i < 100; i++) {
+        sprig_point_t p = pt("value", NULL, 1000 + i, i, NULL, NULL, 0);
+        assert_int_equal(sprig_store_put_point(s, "a", &p, (uint64_t)i), 0);
+        if (i % 3 == 0) {
+            assert_int_equal(sprig_store_put_point(s, "b", &p, (uint64_t)i), 0);
+        }
+        if (i % 7 == 0) { /* a point whose sample is kept elsewhere: no history row */
+            sprig_point_t q = pt("other", NULL, 1000 + i, -i, NULL, NULL, 0);
+            assert_int_equal(sprig_store_put_point_ex(s, "a", &q, (uint64_t)i, false), 0);
+        }
+    }
+    assert_int_equal(sprig_store_flush(s), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM points"), 3);
+    assert_int_equal(sql_int(f, "SELECT value FROM points WHERE node = 'a' AND type = 'value'"),
+                     99);
+    assert_int_equal(sql_int(f, "SELECT value FROM points WHERE node = 'b'"), 99);
+    assert_int_equal(sql_int(f, "SELECT value FROM points WHERE type = 'other'"), -98);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM history"), 100 + 34);
+    /* ids follow the order of the writes, series by series */
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM history h1 JOIN history h2"
+                                " ON h2.series = h1.series AND h2.id > h1.id"
+                                " WHERE h2.time <= h1.time"),
+                     0);
+    sprig_store_stats_t st;
+    sprig_store_stats(s, &st);
+    assert_int_equal(st.history_rows, 134);
+    assert_int_equal(st.history_last_id, sql_int(f, "SELECT max(id) FROM history"));
+    close_ok(f, s);
+}
+
 static void t_history_trimmed(void **state)
 {
     fx_t *f = *state;
@@ -818,6 +854,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_stalled_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(t_stalled_large_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_history_many_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(t_history_none, setup, teardown),
         cmocka_unit_test_setup_teardown(t_meta, setup, teardown),
