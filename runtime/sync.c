@@ -164,15 +164,15 @@ void sync__send(sync_peer_t *p, sbuf_t *msg)
         sprig_log_error("sync %s: out of memory building a message", sync__who(s));
     }
     else if (s->connected) {
-        int rc = mosquitto_publish(s->mosq, NULL, p->topic_out, (int)msg->len, msg->p, 1, false);
+        int rc = sync__mosq.publish(s->mosq, NULL, p->topic_out, (int)msg->len, msg->p, 1, false);
         if (rc == MOSQ_ERR_SUCCESS) {
             sync__count(s, true, msg->p, msg->len);
         }
         else {
             sprig_log_warn("sync %s: publish to %s failed: %s", sync__who(s), p->topic_out,
-                           mosquitto_strerror(rc));
+                           sync__mosq.strerror(rc));
         }
-        if (s->poll != NULL && mosquitto_want_write(s->mosq)) {
+        if (s->poll != NULL && sync__mosq.want_write(s->mosq)) {
             uv_poll_start(s->poll, UV_READABLE | UV_WRITABLE, sync__on_poll);
         }
     }

@@ -74,7 +74,7 @@ void sync__hist_pump(sync_peer_t *p)
     sb_str(&b, "]}");
     sb_free(&rows);
     p->hist_sent = h.last;
-    if (!b.oom && mosquitto_publish(s->mosq, NULL, p->topic_hist, (int)b.len, b.p, 1, false) ==
+    if (!b.oom && sync__mosq.publish(s->mosq, NULL, p->topic_hist, (int)b.len, b.p, 1, false) ==
                       MOSQ_ERR_SUCCESS) {
         sync__count(s, true, b.p, b.len);
         if (s->poll != NULL) {

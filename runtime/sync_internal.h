@@ -4,7 +4,7 @@
 #define SPRIG_SYNC_INTERNAL_H
 
 #include <cJSON.h>
-#include <mosquitto.h>
+#include "sync_mosq.h"
 
 #include "sprig/sync.h"
 

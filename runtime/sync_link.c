@@ -35,7 +35,7 @@ static void lost(sprig_sync_t *s, int rc)
     }
     if (was || s->backoff_ms == 0) {
         sprig_log_warn("sync %s: disconnected from %s:%d: %s", sync__who(s), s->host, s->port,
-                       mosquitto_strerror(rc));
+                       sync__mosq.strerror(rc));
     }
     if (s->denied) {
         /* The broker answered and said no (on_connect has the reason): keep it. */
@@ -49,11 +49,11 @@ static void lost(sprig_sync_t *s, int rc)
             snprintf(s->error, sizeof(s->error),
                      "%.200s:%d closed the TLS connection before accepting it (%s): is the "
                      "client certificate (certFile, keyFile) signed by a CA the broker trusts?",
-                     s->host, s->port, mosquitto_strerror(rc));
+                     s->host, s->port, sync__mosq.strerror(rc));
         }
         else {
             snprintf(s->error, sizeof(s->error), "%.200s:%d refused the connection: %s%s", s->host,
-                     s->port, mosquitto_strerror(rc),
+                     s->port, sync__mosq.strerror(rc),
                      s->tls ? " (check caFile, certFile and keyFile against the broker's)" : "");
         }
     }
@@ -74,10 +74,10 @@ void sync__on_poll(uv_poll_t *h, int status, int events)
         rc = MOSQ_ERR_CONN_LOST;
     }
     if (rc == MOSQ_ERR_SUCCESS && (events & UV_READABLE)) {
-        rc = mosquitto_loop_read(s->mosq, 1);
+        rc = sync__mosq.loop_read(s->mosq, 1);
     }
     if (rc == MOSQ_ERR_SUCCESS && s->poll != NULL && (events & UV_WRITABLE)) {
-        rc = mosquitto_loop_write(s->mosq, 1);
+        rc = sync__mosq.loop_write(s->mosq, 1);
         s->reached |= rc == MOSQ_ERR_SUCCESS; /* the TCP connection is up */
     }
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -85,14 +85,14 @@ void sync__on_poll(uv_poll_t *h, int status, int events)
         return;
     }
     if (s->poll != NULL) {
-        uv_poll_start(s->poll, UV_READABLE | (mosquitto_want_write(s->mosq) ? UV_WRITABLE : 0),
+        uv_poll_start(s->poll, UV_READABLE | (sync__mosq.want_write(s->mosq) ? UV_WRITABLE : 0),
                       sync__on_poll);
     }
 }
 
 static void start_poll(sprig_sync_t *s)
 {
-    int fd = mosquitto_socket(s->mosq);
+    int fd = sync__mosq.socket(s->mosq);
     if (fd < 0) {
         return;
     }
@@ -109,7 +109,7 @@ static void start_poll(sprig_sync_t *s)
 
 static void try_connect(sprig_sync_t *s)
 {
-    int rc = mosquitto_connect_async(s->mosq, s->host, s->port, 30);
+    int rc = sync__mosq.connect_async(s->mosq, s->host, s->port, 30);
     if (rc != MOSQ_ERR_SUCCESS) {
         lost(s, rc);
         return;
@@ -125,7 +125,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
         s->state = "error";
         s->denied = true;
         snprintf(s->error, sizeof(s->error), "the broker refused the connection: %s",
-                 mosquitto_reason_string(rc));
+                 sync__mosq.reason_string(rc));
         sprig_log_error("sync %s: %s", sync__who(s), s->error);
         sync__status_write(s);
         return;
@@ -135,13 +135,13 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     s->backoff_ms = 0;
     s->state = "syncing";
     s->error[0] = '\0';
-    mosquitto_subscribe(s->mosq, NULL, s->sub_topic, 1);
+    sync__mosq.subscribe(s->mosq, NULL, s->sub_topic, 1);
     if (s->o.upstream) {
-        mosquitto_subscribe(s->mosq, NULL, s->hist_topic, 1);
+        sync__mosq.subscribe(s->mosq, NULL, s->hist_topic, 1);
     }
     sprig_log_info("sync %s: connected to %s:%d", sync__who(s), s->host, s->port);
     if (!s->o.upstream) {
-        mosquitto_publish(s->mosq, NULL, s->status_topic, 6, "online", 1, true);
+        sync__mosq.publish(s->mosq, NULL, s->status_topic, 6, "online", 1, true);
         sync_peer_t *p = s->peers[0];
         p->repairing = false;
         p->rounds = 0;
@@ -174,11 +174,11 @@ static void on_tick(uv_timer_t *t)
 {
     sprig_sync_t *s = t->data;
     if (s->poll != NULL) {
-        int rc = mosquitto_loop_misc(s->mosq);
+        int rc = sync__mosq.loop_misc(s->mosq);
         if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
             lost(s, rc);
         }
-        else if (s->poll != NULL && mosquitto_want_write(s->mosq)) {
+        else if (s->poll != NULL && sync__mosq.want_write(s->mosq)) {
             uv_poll_start(s->poll, UV_READABLE | UV_WRITABLE, sync__on_poll);
         }
     }
@@ -247,12 +247,11 @@ static const char *keep(sprig_sync_t *s, int i, const char *v)
 int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts, sprig_sync_t **out,
                      sprig_error_t *err)
 {
-    static bool lib;
-    if (!lib) {
-        mosquitto_lib_init();
-        lib = true;
-    }
     *out = NULL;
+    int lrc = sync__mosq_load(err);
+    if (lrc != 0) {
+        return lrc;
+    }
     sprig_sync_t *s = sprig_calloc(1, sizeof(*s));
     if (s == NULL) {
         return sprig_error_set(err, -ENOMEM, "sync: out of memory");
@@ -286,16 +285,16 @@ int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts, sprig_sy
         snprintf(s->sub_topic, sizeof(s->sub_topic), "%s/%s/down", s->o.prefix, device);
         snprintf(s->status_topic, sizeof(s->status_topic), "%s/%s/status", s->o.prefix, device);
     }
-    if (rc == 0 && (s->mosq = mosquitto_new(client_id, false, s)) == NULL) {
+    if (rc == 0 && (s->mosq = sync__mosq.new_(client_id, false, s)) == NULL) {
         rc = sprig_error_set(err, -ENOMEM, "sync: out of memory");
     }
     if (rc == 0) {
-        mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-        mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-        mosquitto_connect_callback_set(s->mosq, on_connect);
-        mosquitto_disconnect_callback_set(s->mosq, on_disconnect);
-        mosquitto_message_callback_set(s->mosq, sync__on_message);
-        if (s->tls && mosquitto_tls_set(s->mosq, s->o.ca_file, NULL, s->o.cert_file, s->o.key_file,
+        sync__mosq.int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+        sync__mosq.int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+        sync__mosq.connect_callback_set(s->mosq, on_connect);
+        sync__mosq.disconnect_callback_set(s->mosq, on_disconnect);
+        sync__mosq.message_callback_set(s->mosq, sync__on_message);
+        if (s->tls && sync__mosq.tls_set(s->mosq, s->o.ca_file, NULL, s->o.cert_file, s->o.key_file,
                                         NULL) != MOSQ_ERR_SUCCESS) {
             rc = sprig_error_set(err, -EINVAL,
                                  "sync: TLS files (caFile %s, certFile %s, keyFile %s) cannot "
@@ -306,10 +305,10 @@ int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts, sprig_sy
         }
     }
     if (rc == 0 && s->o.username != NULL) {
-        mosquitto_username_pw_set(s->mosq, s->o.username, s->o.password);
+        sync__mosq.username_pw_set(s->mosq, s->o.username, s->o.password);
     }
     if (rc == 0 && !opts->upstream) {
-        mosquitto_will_set(s->mosq, s->status_topic, 7, "offline", 1, true);
+        sync__mosq.will_set(s->mosq, s->status_topic, 7, "offline", 1, true);
         if (sync__peer_add(s, device) == NULL) {
             rc = sprig_error_set(err, -ENOMEM, "sync: out of memory");
         }
@@ -361,11 +360,11 @@ void sprig_sync_stop(sprig_sync_t *s)
             sync__flush_peer(s->peers[i]);
         }
         if (!s->o.upstream) {
-            mosquitto_publish(s->mosq, NULL, s->status_topic, 7, "offline", 1, true);
+            sync__mosq.publish(s->mosq, NULL, s->status_topic, 7, "offline", 1, true);
         }
-        mosquitto_disconnect(s->mosq);
-        for (int i = 0; i < 10 && mosquitto_want_write(s->mosq); i++) {
-            mosquitto_loop_write(s->mosq, 1);
+        sync__mosq.disconnect(s->mosq);
+        for (int i = 0; i < 10 && sync__mosq.want_write(s->mosq); i++) {
+            sync__mosq.loop_write(s->mosq, 1);
         }
     }
     for (sync_ack_t *a = s->acks; a != NULL; a = a->next) {
@@ -379,7 +378,7 @@ void sprig_sync_stop(sprig_sync_t *s)
         }
     }
     if (s->mosq != NULL) {
-        mosquitto_destroy(s->mosq);
+        sync__mosq.destroy(s->mosq);
     }
     for (size_t i = 0; i < s->npeers; i++) {
         sb_free(&s->peers[i]->batch);

@@ -16,6 +16,8 @@
   - a deleted sync node leaves both;
   - a bad flag exits 2 naming it, as does an unknown subcommand; `sprig sync --help`,
     `sprig sync status --help` and `sprig --help` describe the command.
+Libraries: with no sync node the daemon has not loaded libmosquitto (nor the OpenSSL it
+links); the first sync node loads it.
 The daemon is stopped by pid (SIGTERM, exit 0); every wait is bounded.
 """
 import json
@@ -34,6 +36,13 @@ FIELD = re.compile(r"^  (\S+)\s+(.*)$")
 COUNTERS = ("syncCount", "repairCount", "bytesUp", "bytesDown")
 
 
+
+
+def mapped(pid, name):
+    """Whether a file whose name starts with name is mapped into process pid."""
+    with open("/proc/%d/maps" % pid) as f:
+        return any(os.path.basename(ln.split()[-1]).startswith(name)
+                   for ln in f if len(ln.split()) >= 6)
 
 
 def parse_blocks(out):
@@ -77,6 +86,8 @@ def test():
         check(r.stdout.strip() == NO_SYNC and r.stderr == "",
               "sync status with no sync node printed %r (stderr %r), expected %r"
               % (r.stdout, r.stderr, NO_SYNC))
+        for lib in ("libmosquitto", "libssl", "libcrypto"):
+            check(not mapped(d.proc.pid, lib), "with no sync node the daemon has %s loaded" % lib)
 
         # A link to a port nobody listens on: connecting.
         uri = "mqtt://127.0.0.1:%d" % free_port()
@@ -107,6 +118,8 @@ def test():
         check(all(isinstance(sa.get(c), (int, float)) and sa[c] >= 0 for c in COUNTERS),
               "/v1/status sync entry for link-a lacks a counter: %r" % sa)
         print("link-a: %r" % sa)
+        check(mapped(d.proc.pid, "libmosquitto"),
+              "a sync link runs but libmosquitto is not loaded")
 
         # A malformed uri: the driver does not start; the node is still listed.
         d.expect(201, "POST", "/v1/nodes", {"type": "sync", "parent": root, "id": "link-bad",

@@ -1,0 +1,67 @@
+/* libmosquitto loaded on first use: see sync_mosq.h. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
+
+#include "sync_mosq.h"
+
+sprig_mosq_t sync__mosq;
+
+static const struct {
+    const char *name;
+    size_t offset;
+} entries[] = {
+#define E(field, fn) {#fn, offsetof(sprig_mosq_t, field)}
+    E(lib_init, mosquitto_lib_init),
+    E(new_, mosquitto_new),
+    E(destroy, mosquitto_destroy),
+    E(int_option, mosquitto_int_option),
+    E(tls_set, mosquitto_tls_set),
+    E(username_pw_set, mosquitto_username_pw_set),
+    E(will_set, mosquitto_will_set),
+    E(connect_callback_set, mosquitto_connect_callback_set),
+    E(disconnect_callback_set, mosquitto_disconnect_callback_set),
+    E(message_callback_set, mosquitto_message_callback_set),
+    E(connect_async, mosquitto_connect_async),
+    E(disconnect, mosquitto_disconnect),
+    E(socket, mosquitto_socket),
+    E(loop_read, mosquitto_loop_read),
+    E(loop_write, mosquitto_loop_write),
+    E(loop_misc, mosquitto_loop_misc),
+    E(want_write, mosquitto_want_write),
+    E(publish, mosquitto_publish),
+    E(subscribe, mosquitto_subscribe),
+    E(strerror, mosquitto_strerror),
+    E(reason_string, mosquitto_reason_string),
+#undef E
+};
+
+int sync__mosq_load(sprig_error_t *err)
+{
+    static bool loaded;
+    if (loaded) {
+        return 0;
+    }
+    void *lib = dlopen(SPRIG_MOSQ_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        return sprig_error_set(err, -ENOENT,
+                               "sync: %s cannot be loaded (%s); sync needs the libmosquitto1 "
+                               "package",
+                               SPRIG_MOSQ_SONAME, dlerror());
+    }
+    sprig_mosq_t m;
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        void *fn = dlsym(lib, entries[i].name);
+        if (fn == NULL) {
+            dlclose(lib);
+            return sprig_error_set(err, -ENOENT,
+                                   "sync: %s has no %s (libmosquitto 2.0 or newer is needed)",
+                                   SPRIG_MOSQ_SONAME, entries[i].name);
+        }
+        *(void **)((char *)&m + entries[i].offset) = fn;
+    }
+    m.lib_init();
+    sync__mosq = m; /* the library stays loaded for the process's life */
+    loaded = true;
+    return 0;
+}
