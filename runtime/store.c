@@ -1,4 +1,6 @@
-/* SQLite persistence with group commit on a libuv worker thread: see store.h.
+/* Persistence with group commit on a libuv worker thread: see store.h. This file is what
+ * every backend shares (batches, their order, waiters, retries, health); a backend
+ * (store_sqlite.c) opens the database, commits a batch and reads.
  *
  * Two batches at most exist: the open one, filled by the loop thread, and the one in
  * flight, owned by the worker thread from uv_queue_work until its after-callback. The
@@ -16,14 +18,8 @@
  * takes longer than SPRIG_STORE_STALL_MS. Early waiters hear of either at once, so the API
  * answers within a bound (and refuses new writes meanwhile). Only close gives rows up. */
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "sprig/alloc.h"
 #include "store_internal.h"
@@ -32,236 +28,10 @@
 #include "sprig/store.h"
 #include "sprig/util.h"
 
-#define APPLICATION_ID 0x53505247 /* "SPRG" */
-
-static const char *const schema_v1[] = {
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE nodes(id TEXT PRIMARY KEY, type TEXT NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE edges(up TEXT NOT NULL, down TEXT NOT NULL, PRIMARY KEY(up, down))"
-    " WITHOUT ROWID",
-    "CREATE TABLE points(node TEXT NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL,"
-    " time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
-    " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, hash INTEGER NOT NULL,"
-    " PRIMARY KEY(node, type, key)) WITHOUT ROWID",
-    "CREATE TABLE edge_points(up TEXT NOT NULL, down TEXT NOT NULL, type TEXT NOT NULL,"
-    " key TEXT NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
-    " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, hash INTEGER NOT NULL,"
-    " PRIMARY KEY(up, down, type, key)) WITHOUT ROWID",
-    /* One row per point series (node, type, key); history refers to it by integer id, so
-     * the per-series index is on integers, not on text keys (about 20x cheaper to keep). */
-    "CREATE TABLE series(id INTEGER PRIMARY KEY, node TEXT NOT NULL, type TEXT NOT NULL,"
-    " key TEXT NOT NULL, UNIQUE(node, type, key))",
-    /* Append-only, trimmed from the oldest id; AUTOINCREMENT so an id is never reused
-     * (history_idx may still name a trimmed one until it is swept). */
-    "CREATE TABLE history(id INTEGER PRIMARY KEY AUTOINCREMENT, series INTEGER NOT NULL,"
-    " time INTEGER NOT NULL, value REAL NOT NULL, text TEXT NOT NULL,"
-    " tombstone INTEGER NOT NULL, origin TEXT NOT NULL, accepted INTEGER NOT NULL)",
-    /* The per-series index, filled in bulk (sorted by series) every few seconds rather
-     * than row by row: one row per series per batch would dirty one index page per series
-     * per commit. Reads cover the not yet indexed tail (ids above meta
-     * history_indexed) by scanning it. */
-    "CREATE TABLE history_idx(series INTEGER NOT NULL, time INTEGER NOT NULL,"
-    " id INTEGER NOT NULL, PRIMARY KEY(series, time, id)) WITHOUT ROWID",
-    NULL,
-};
-
-/* migrations[v] takes a file from version v to v + 1. */
-static const char *const *const migrations[] = {schema_v1};
-
-int store__map_sqlite(int rc)
+const char *store__reason(char *buf, size_t n, const char *msg, int sys, int code)
 {
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-        return -EACCES;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_CANTOPEN:
-        return -ENOENT;
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-        return SPRIG_ECORRUPT;
-    default:
-        return -EIO;
-    }
-}
-
-static int exec(sprig_store_t *s, const char *sql)
-{
-    return store__map_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
-}
-
-int store__query_int(sqlite3 *db, const char *sql, long long *out)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        return store__map_sqlite(rc);
-    }
-    rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store__map_sqlite(rc);
-}
-
-/* Reads the file's identity without writing to it: refuses files that are not sprig
- * databases (or are newer than this build) before anything, even the journal mode, is
- * changed. *version is the layout version found (0 for a new file). */
-static int identify(sprig_store_t *s, long long *version_out, sprig_error_t *err)
-{
-    long long version, app, tables;
-    int rc;
-    if ((rc = store__query_int(s->db, "PRAGMA user_version", &version)) != 0 ||
-        (rc = store__query_int(s->db, "PRAGMA application_id", &app)) != 0 ||
-        (rc = store__query_int(s->db, "SELECT count(*) FROM sqlite_master", &tables)) != 0) {
-        return sprig_error_set(err, rc, "database %s: cannot be read: %s", s->path,
-                               sqlite3_errmsg(s->db));
-    }
-    if (app != APPLICATION_ID && (app != 0 || tables != 0)) {
-        return sprig_error_set(err, SPRIG_ECORRUPT,
-                               "database %s: is not a sprig database (application_id %lld, "
-                               "%lld tables)",
-                               s->path, app, tables);
-    }
-    if (version > SPRIG_STORE_VERSION) {
-        return sprig_error_set(err, SPRIG_ECORRUPT,
-                               "database %s: layout version %lld is newer than this sprig "
-                               "reads (%d)",
-                               s->path, version, SPRIG_STORE_VERSION);
-    }
-    if (s->o.read_only && version < SPRIG_STORE_VERSION) {
-        return sprig_error_set(err, SPRIG_ECORRUPT,
-                               "database %s: layout version %lld must be migrated to %d; open "
-                               "it for writing once",
-                               s->path, version, SPRIG_STORE_VERSION);
-    }
-    *version_out = version;
-    return 0;
-}
-
-/* The system's errno behind a failed SQLite call (0: none): SQLite's record of it, else,
- * for an I/O error or a full disk, errno as the call left it (SQLite's unix VFS keeps the
- * errno of a failed write in the file, not in the connection: a write past RLIMIT_FSIZE
- * is "disk I/O error" with no system errno, while errno says EFBIG). Read it at once. */
-int store__sys_errno(sqlite3 *db, int rc, int errno_now)
-{
-    int e = sqlite3_system_errno(db);
-    if (e == 0 && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL)) {
-        e = errno_now;
-    }
-    return e;
-}
-
-/* The words for a failed SQLite call: SQLite's message and the system's reason behind it
- * (or the errno the code maps to, when SQLite names none), in buf. */
-static const char *reason(char *buf, size_t n, const char *sqlite_msg, int sys, int code)
-{
-    snprintf(buf, n, "%s (%s)", sqlite_msg, sys != 0 ? strerror(sys) : sprig_strerror(code));
+    snprintf(buf, n, "%s (%s)", msg, sys != 0 ? strerror(sys) : sprig_strerror(code));
     return buf;
-}
-
-/* One commit before the store is handed out, so that a read-only mount, a full disk or a
- * -shm file of another user stop the open rather than the first write: it rewrites the
- * header's version with the same number. */
-static int probe_write(sprig_store_t *s, sprig_error_t *err)
-{
-    char sql[64], why[320];
-    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SPRIG_STORE_VERSION);
-    int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    }
-    if (rc != SQLITE_OK) {
-        int e = store__sys_errno(s->db, rc, errno);
-        rc = store__map_sqlite(rc);
-        reason(why, sizeof(why), sqlite3_errmsg(s->db), e, rc);
-        exec(s, "ROLLBACK");
-        return sprig_error_set(err, rc, "database %s: cannot be written: %s", s->path, why);
-    }
-    return 0;
-}
-
-/* Brings the file from version to SPRIG_STORE_VERSION, one transaction per step. */
-static int migrate(sprig_store_t *s, long long version, sprig_error_t *err)
-{
-    int rc;
-    for (; version < SPRIG_STORE_VERSION; version++) {
-        char sql[96];
-        rc = exec(s, "BEGIN IMMEDIATE");
-        for (const char *const *q = migrations[version]; rc == 0 && *q != NULL; q++) {
-            rc = exec(s, *q);
-        }
-        snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", version + 1);
-        if (rc == 0) {
-            rc = exec(s, sql);
-        }
-        snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", APPLICATION_ID);
-        if (rc == 0) {
-            rc = exec(s, sql);
-        }
-        if (rc == 0) {
-            rc = exec(s, "COMMIT");
-        }
-        if (rc != 0) {
-            sprig_error_set(err, rc, "database %s: migration to version %lld failed: %s", s->path,
-                            version + 1, sqlite3_errmsg(s->db));
-            exec(s, "ROLLBACK");
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* SQLite's process-wide settings, made once before its first connection. Memory
- * statistics off: with them on, every allocation SQLite makes takes one global mutex
- * (about 9% of a commit's CPU in bench_write); sprig never reads those statistics. */
-static void sqlite_setup(void)
-{
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-}
-
-static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
-
-static int take_lock(sprig_store_t *s, const char *path, sprig_error_t *err)
-{
-    char lock[4096];
-    int rc;
-    s->lock_fd = -1;
-    if (s->o.read_only || strcmp(path, ":memory:") == 0) {
-        return 0;
-    }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        return sprig_error_set(err, -EISDIR, "database %s: is a directory", path);
-    }
-    if ((rc = store__check_writable(path, err)) != 0) {
-        return rc;
-    }
-    snprintf(lock, sizeof(lock), "%s-lock", path);
-    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0) {
-        return sprig_error_set(err, -errno, "database %s: cannot open lock file %s: %s", path, lock,
-                               strerror(errno));
-    }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        return sprig_error_set(err, SPRIG_ELOCKED,
-                               "database %s: is in use by another sprig process (lock %s)", path,
-                               lock);
-    }
-    return 0;
 }
 
 static void batch_free(batch_t *b)
@@ -282,12 +52,8 @@ static void batch_free(batch_t *b)
 static void release(sprig_store_t *s)
 {
     store__series_free(s);
-    for (int i = 0; i < ST_ALL; i++) {
-        sqlite3_finalize(s->st[i]);
-    }
-    sqlite3_close(s->db);
-    if (s->lock_fd >= 0) {
-        close(s->lock_fd);
+    if (s->be != NULL) {
+        s->be->release(s);
     }
     if (s->timer != NULL) {
         uv_close((uv_handle_t *)s->timer, sprig_free_handle);
@@ -339,62 +105,9 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     }
     s->loop = loop;
     s->next_seq = 1;
-    if ((rc = take_lock(s, path, err)) != 0) {
+    s->be = &store__sqlite;
+    if ((rc = s->be->open(s, err)) != 0) {
         goto fail;
-    }
-    /* NOMUTEX: the connection is never used by two threads at once (the worker only while
-     * a batch is in flight, the loop thread only when none is), so SQLite's per-call
-     * locking is pure cost (about 6% of a commit's CPU). */
-    pthread_once(&sqlite_once, sqlite_setup);
-    int flags = SQLITE_OPEN_NOMUTEX | (s->o.read_only ? SQLITE_OPEN_READONLY
-                                                      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    rc = sqlite3_open_v2(path, &s->db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sprig_error_set(err, store__map_sqlite(rc), "database %s: cannot open: %s", path,
-                             s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->db, 5000);
-    long long version = 0;
-    if ((rc = identify(s, &version, err)) != 0) {
-        goto fail;
-    }
-    if (!s->o.read_only) {
-        const char *sync =
-            s->o.sync_normal ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
-        /* The page cache starts at 2 MiB and follows the number of series (cache_kib). */
-        if ((rc = exec(s, "PRAGMA journal_mode = WAL")) != 0 || (rc = exec(s, sync)) != 0 ||
-            (rc = exec(s, "PRAGMA cache_size = -2048")) != 0) {
-            rc = sprig_error_set(err, rc, "database %s: cannot be opened as a database: %s", path,
-                                 sqlite3_errmsg(s->db));
-            goto fail;
-        }
-        s->cache_kib = 2048;
-    }
-    if ((rc = migrate(s, version, err)) != 0) {
-        goto fail;
-    }
-    if (!s->o.read_only && (rc = probe_write(s, err)) != 0) {
-        goto fail;
-    }
-    if (!s->o.read_only) {
-        if ((rc = store__prepare(s)) != SQLITE_OK) {
-            rc = sprig_error_set(err, store__map_sqlite(rc), "database %s: %s", path,
-                                 sqlite3_errmsg(s->db));
-            goto fail;
-        }
-        if (store__history_range(s) != 0) {
-            rc = sprig_error_set(err, -EIO, "database %s: history cannot be read: %s", path,
-                                 sqlite3_errmsg(s->db));
-            goto fail;
-        }
-        s->stats.history_rows = s->hist_max - s->hist_min + 1;
-        s->stats.history_last_id = s->hist_max;
-        if ((rc = store__series_load(s)) != 0) {
-            rc = sprig_error_set(err, rc, "database %s: history series cannot be read: %s", path,
-                                 sqlite3_errmsg(s->db));
-            goto fail;
-        }
     }
     if (loop != NULL) {
         s->timer = sprig_malloc(sizeof(*s->timer));
@@ -599,7 +312,7 @@ static int cache_kib(const sprig_store_t *s)
 static void work_cb(uv_work_t *w)
 {
     sprig_store_t *s = w->data;
-    store__commit_batch(s, s->inflight);
+    s->be->commit(s, s->inflight);
 }
 
 /* Calls the waiters of batches up to seq with status, and the early ones of any batch too
@@ -630,7 +343,7 @@ static void finish_batch(sprig_store_t *s, batch_t *b, bool final)
     s->stats.history_last_id = b->hist_max;
     if (b->status != 0) {
         char why[320];
-        reason(why, sizeof(why), b->error[0] != '\0' ? b->error : "not committed", b->sys_errno,
+        store__reason(why, sizeof(why), b->error[0] != '\0' ? b->error : "not committed", b->sys_errno,
                b->status);
         s->stats.commit_errors++;
         if (!final) {
@@ -711,7 +424,7 @@ static void try_commit(sprig_store_t *s)
     int rc = uv_queue_work(s->loop, &s->work, work_cb, after_work_cb);
     if (rc != 0) {
         /* No worker could be had: write it here rather than lose it. */
-        store__commit_batch(s, s->inflight);
+        s->be->commit(s, s->inflight);
         after_work_cb(&s->work, 0);
         return;
     }
@@ -791,7 +504,7 @@ void store__wait_inflight(sprig_store_t *s)
 /* Commits one batch on this thread; a failure is final only when `final`. */
 static int flush_one(sprig_store_t *s, batch_t *b, bool final)
 {
-    store__commit_batch(s, b);
+    s->be->commit(s, b);
     int status = b->status;
     finish_batch(s, b, final);
     return status;
@@ -842,9 +555,8 @@ int sprig_store_close(sprig_store_t *s)
             rc = flush_one(s, b, true);
         }
     }
-    if (!s->o.read_only) {
-        /* Fold the WAL back so the file is whole on its own. */
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (!s->o.read_only && s->be->closing != NULL) {
+        s->be->closing(s);
     }
     release(s);
     return rc;
@@ -853,4 +565,48 @@ int sprig_store_close(sprig_store_t *s)
 void sprig_store_stats(const sprig_store_t *s, sprig_store_stats_t *out)
 {
     *out = s->stats;
+}
+
+/* --- what each backend does its own way ---------------------------------------------- */
+
+int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
+{
+    if (s->loop != NULL) {
+        store__wait_inflight(s);
+    }
+    return s->be->load(s, v);
+}
+
+int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
+{
+    return s->be->meta_get(s, key, out, n);
+}
+
+int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value)
+{
+    return s->be->meta_set(s, key, value);
+}
+
+int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char *node, const char *type,
+                         const char *key, uint64_t hash)
+{
+    return s->be->fix_hash(s, up, node, type, key, hash);
+}
+
+int sprig_store_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
+                           const char *type, const char *key)
+{
+    return s->be->delete_row(s, table, a, b, type, key);
+}
+
+long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
+                         sprig_store_history_fn fn, void *arg)
+{
+    return s->be->history(s, q, fn, arg);
+}
+
+long sprig_store_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
+                               sprig_store_history_after_fn fn, void *arg)
+{
+    return s->be->history_after(s, after_id, limit, fn, arg);
 }

@@ -222,10 +222,8 @@ static int open_reader(sprig_store_t *s)
     return 0;
 }
 
-long sprig_store_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
-                               int (*fn)(const char *node, const sprig_point_t *p, int64_t id,
-                                         void *arg),
-                               void *arg)
+long store__sqlite_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
+                                 sprig_store_history_after_fn fn, void *arg)
 {
     if (open_reader(s) != 0) {
         return -EIO;
@@ -263,8 +261,8 @@ long sprig_store_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
     return n;
 }
 
-long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
-                         int (*fn)(const sprig_point_t *p, int64_t id, void *arg), void *arg)
+long store__sqlite_history(sprig_store_t *s, const sprig_store_history_query_t *q,
+                           sprig_store_history_fn fn, void *arg)
 {
     /* The indexed part through history_idx, then the tail not yet indexed by a scan of
      * its (short) id range; each ordered and limited, then merged. */

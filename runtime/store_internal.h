@@ -77,7 +77,10 @@ enum {
     ST_ALL
 };
 
+typedef struct store_backend store_backend_t;
+
 struct sprig_store {
+    const store_backend_t *be;
     sqlite3 *db;
     int cache_kib; /* the page cache size set on db; worker while a batch is in flight */
     sqlite3_stmt *st[ST_ALL];
@@ -114,6 +117,47 @@ struct sprig_store {
     sqlite3 *rdb;       /* read-only connection for history queries, opened lazily */
 };
 
+/* What a backend does its own way; the batches, their order, waiters, retries and health
+ * are the store's (store.c). Each function but commit runs on the loop thread when no
+ * batch is in flight (the wrappers wait for one where it matters). */
+struct store_backend {
+    const char *name;
+    /* Opens s->path with s->o: checks, migrates, and for a writable store prepares its
+     * statements and reads the history range (s->hist_min, hist_max) and the series. */
+    int (*open)(sprig_store_t *s, sprig_error_t *err);
+    void (*closing)(sprig_store_t *s); /* after the last flush of a writable store */
+    void (*release)(sprig_store_t *s); /* frees what open made; also after a failed open */
+    /* Writes batch b in one transaction; sets b->status, error, sys_errno and the
+     * history range. Worker thread, or the loop thread when nothing is in flight. */
+    void (*commit)(sprig_store_t *s, batch_t *b);
+    int (*load)(sprig_store_t *s, const sprig_store_visitor_t *v);
+    int (*meta_get)(sprig_store_t *s, const char *key, char *out, size_t n);
+    int (*meta_set)(sprig_store_t *s, const char *key, const char *value);
+    int (*fix_hash)(sprig_store_t *s, const char *up, const char *node, const char *type,
+                    const char *key, uint64_t hash);
+    int (*delete_row)(sprig_store_t *s, const char *table, const char *a, const char *b,
+                      const char *type, const char *key);
+    long (*history)(sprig_store_t *s, const sprig_store_history_query_t *q,
+                    sprig_store_history_fn fn, void *arg);
+    long (*history_after)(sprig_store_t *s, int64_t after_id, size_t limit,
+                          sprig_store_history_after_fn fn, void *arg);
+};
+
+extern const store_backend_t store__sqlite;
+
+/* The SQLite backend's parts (store_load.c, store_history.c). */
+int store__sqlite_load(sprig_store_t *s, const sprig_store_visitor_t *v);
+int store__sqlite_meta_get(sprig_store_t *s, const char *key, char *out, size_t n);
+int store__sqlite_meta_set(sprig_store_t *s, const char *key, const char *value);
+int store__sqlite_fix_hash(sprig_store_t *s, const char *up, const char *node, const char *type,
+                           const char *key, uint64_t hash);
+int store__sqlite_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
+                             const char *type, const char *key);
+long store__sqlite_history(sprig_store_t *s, const sprig_store_history_query_t *q,
+                           sprig_store_history_fn fn, void *arg);
+long store__sqlite_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
+                                 sprig_store_history_after_fn fn, void *arg);
+
 /* A history series as the store knows it: its id and "node\0type\0key". */
 typedef struct series {
     int64_t id;
@@ -130,6 +174,9 @@ int store__series_load(sprig_store_t *s);
 /* Frees the map and the read connection. */
 void store__series_free(sprig_store_t *s);
 int store__map_sqlite(int rc);
+/* The words for a failed database call: its message and the system's reason behind it
+ * (or the errno that code maps to, when there is none), in buf. */
+const char *store__reason(char *buf, size_t n, const char *msg, int sys, int code);
 /* The system's errno behind a failed SQLite call (0: none); read it at once. */
 int store__sys_errno(sqlite3 *db, int rc, int errno_now);
 /* Prepares the statements a batch is written with (writable stores only). */

@@ -32,7 +32,7 @@ static void col_point(sqlite3_stmt *st, int first, sprig_point_t *p)
     p->origin = col_text(st, first + 6);
 }
 
-int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
+int store__sqlite_load(sprig_store_t *s, const sprig_store_visitor_t *v)
 {
     static const char *const sql[] = {
         "SELECT id, type FROM nodes",
@@ -41,9 +41,6 @@ int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
         "SELECT up, down, type, key, time, value, text, tombstone, origin, hash FROM edge_points",
     };
     int rc = 0;
-    if (s->loop != NULL) {
-        store__wait_inflight(s);
-    }
     for (int q = 0; q < 4 && rc == 0; q++) {
         sqlite3_stmt *st;
         int src = sqlite3_prepare_v2(s->db, sql[q], -1, &st, NULL);
@@ -108,7 +105,7 @@ static int run(sprig_store_t *s, const char *sql, const char *const *texts, int 
     return rc == SQLITE_DONE ? 0 : store__map_sqlite(rc);
 }
 
-int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
+int store__sqlite_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
 {
     sqlite3_stmt *st = NULL;
     const char *args[] = {key};
@@ -123,7 +120,7 @@ int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
     return rc;
 }
 
-int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value)
+int store__sqlite_meta_set(sprig_store_t *s, const char *key, const char *value)
 {
     const char *args[] = {key, value};
     if (s->loop != NULL) {
@@ -132,7 +129,7 @@ int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value)
     return run(s, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", args, 2, NULL);
 }
 
-int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char *node, const char *type,
+int store__sqlite_fix_hash(sprig_store_t *s, const char *up, const char *node, const char *type,
                          const char *key, uint64_t hash)
 {
     char h[24];
@@ -158,7 +155,7 @@ int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char *node, con
     return rc != 0 ? rc : (sqlite3_changes(s->db) > 0 ? 0 : -ENOENT);
 }
 
-int sprig_store_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
+int store__sqlite_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
                            const char *type, const char *key)
 {
     const char *args[] = {a, b, type, key};

@@ -160,6 +160,9 @@ SPRIG_API int sprig_store_delete_row(sprig_store_t *s, const char *table, const 
  * time order (newest first with desc), at most limit samples. fn gets each sample (p
  * borrowed for the call) with its row id, the cursor of the next page. Reads what is on
  * disk, on a connection of its own. Returns the number of samples, or -errno. */
+typedef int (*sprig_store_history_fn)(const sprig_point_t *p, int64_t id, void *arg);
+typedef int (*sprig_store_history_after_fn)(const char *node, const sprig_point_t *p, int64_t id,
+                                            void *arg);
 typedef struct sprig_store_history_query {
     const char *node, *type, *key;
     int64_t from, to;
@@ -168,16 +171,13 @@ typedef struct sprig_store_history_query {
     size_t limit;
 } sprig_store_history_query_t;
 SPRIG_API long sprig_store_history(sprig_store_t *s, const sprig_store_history_query_t *q,
-                                   int (*fn)(const sprig_point_t *p, int64_t id, void *arg),
-                                   void *arg);
+                                   sprig_store_history_fn fn, void *arg);
 
 /* The history in the order it was appended, after row id after_id, at most limit rows:
  * fn gets each sample's node, point (borrowed for the call) and row id. Reads what is on
  * disk, on the history reader's connection. Returns the number of rows, or -errno. */
 SPRIG_API long sprig_store_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
-                                         int (*fn)(const char *node, const sprig_point_t *p,
-                                                   int64_t id, void *arg),
-                                         void *arg);
+                                         sprig_store_history_after_fn fn, void *arg);
 
 /* Counts for status and tests. */
 typedef struct sprig_store_stats {
