@@ -3,10 +3,16 @@
 #ifndef SPRIG_CLI_H
 #define SPRIG_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 int cli_run(int argc, char **argv);
 int cli_store(int argc, char **argv);
+/* The value of --store for command cmd (e.g. "sprig run"): a PostgreSQL URI
+ * (postgresql://... or postgres://...) or sqlite:FILE, stored in *db; 0, or 2 with the
+ * error printed (a bad value, or --db given too: *given tracks either). */
+int cli_store_flag(const char *cmd, const char *flag, const char *value, const char **db,
+                   bool *given);
 /* `sprig schema ls|show|check` (cli_schema.c): reads schema folders, needs no daemon. */
 int cli_schema(int argc, char **argv);
 /* `sprig rule test` (cli_rule.c): runs a rule offline, needs no daemon. */

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "sprig/api.h"
 #include "sprig/core.h"
+#include "sprig/store.h"
 #include "sprig/driver.h"
 #include "sprig/err.h"
 #include "sprig/log.h"
@@ -53,6 +54,8 @@ static void run_usage(FILE *f)
           "\n"
           "flags:\n"
           "  --db FILE           SQLite database (default sprig.db); created when missing\n"
+          "  --store URI         the database as a URI instead: postgresql://USER@HOST[:PORT]/DB\n"
+          "                      (libpq's form; the tables are created in DB) or sqlite:FILE\n"
           "  --demo              seed a demo plant of signal generators when the tree is empty\n"
           "  --demo-rate HZ      sample rate of the demo generators, 1-1000 (default 2)\n"
           "  --schema DIR        node types of your own, beside the shipped ones (the\n"
@@ -378,6 +381,7 @@ int cli_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 'O'},
         {"demo", no_argument, NULL, 'D'},
         {"demo-rate", required_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},
@@ -407,7 +411,7 @@ int cli_run(int argc, char **argv)
     const char *sync_password_file = NULL;
     char sync_password[256] = "";
     char token[256] = "";
-    bool demo = false, rate_given = false;
+    bool demo = false, rate_given = false, db_given = false;
     long rate = 2, commit_ms = 5, import_max = 0;
     run_ctx_t r = {0};
     int ch;
@@ -416,11 +420,11 @@ int cli_run(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
-            if (optarg[0] == '\0') {
-                fprintf(stderr, "sprig run: --db \"\" must name a database file\n");
+        case 'O':
+            if (cli_store_flag("sprig run", ch == 'd' ? "db" : "store", optarg, &db,
+                               &db_given) != 0) {
                 return 2;
             }
-            db = optarg;
             break;
         case 'D':
             demo = true;
@@ -584,6 +588,9 @@ int cli_run(int argc, char **argv)
         fprintf(stderr, "sprig run: %s\n", err.msg);
         goto done;
     }
+    char db_name[512]; /* as logs show it: a URI without its password */
+    snprintf(db_name, sizeof(db_name), "%s", sprig_store_name(sprig_core_store(r.core)));
+    db = db_name;
     sprig_tree_t *t = sprig_core_tree(r.core);
     sprig_log_info("database %s: %zu nodes, %zu points, root %s hash %016" PRIx64, db,
                    sprig_tree_node_count(t), sprig_tree_point_count(t), sprig_core_root_id(r.core),

@@ -79,9 +79,39 @@ static void on_problem(const sprig_check_problem_t *pr, void *arg)
     }
 }
 
+int cli_store_flag(const char *cmd, const char *flag, const char *value, const char **db,
+                   bool *given)
+{
+    if (*given) {
+        fprintf(stderr, "%s: --db and --store name the database: give one of them, once\n", cmd);
+        return 2;
+    }
+    *given = true;
+    if (strcmp(flag, "db") == 0) {
+        if (value[0] == '\0') {
+            fprintf(stderr, "%s: --db \"\" must name a database file\n", cmd);
+            return 2;
+        }
+        *db = value;
+        return 0;
+    }
+    bool pg = strncmp(value, "postgresql://", 13) == 0 || strncmp(value, "postgres://", 11) == 0;
+    if (!pg && (strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0')) {
+        char shown[80];
+        snprintf(shown, sizeof(shown), "%s", value);
+        fprintf(stderr,
+                "%s: --store \"%s\" is not a store: give postgresql://USER@HOST[:PORT]/DB "
+                "(libpq's URI) or sqlite:FILE\n",
+                cmd, pg ? "postgresql://..." : shown);
+        return 2;
+    }
+    *db = value;
+    return 0;
+}
+
 static void store_usage(FILE *f)
 {
-    fputs("usage: sprig store verify [--db FILE] [--fix]\n"
+    fputs("usage: sprig store verify [--db FILE | --store URI] [--fix]\n"
           "\n"
           "Runs the checks the daemon runs when it loads the database (ids, types, points,\n"
           "cycles, rows of missing nodes) and compares each point with its stored hash. Exits\n"
@@ -89,6 +119,8 @@ static void store_usage(FILE *f)
           "\n"
           "flags:\n"
           "  --db FILE    SQLite database (default sprig.db)\n"
+          "  --store URI  the database as a URI: postgresql://USER@HOST[:PORT]/DB (libpq's\n"
+          "               form) or sqlite:FILE\n"
           "  --fix        repair every problem found, saying how: rewrite the stored hash\n"
           "               of rows changed outside sprig; delete points that are not valid,\n"
           "               nodes whose id or type is not valid (with their edges and\n"
@@ -106,16 +138,20 @@ static int verify(const char *db, bool fix)
     sprig_tree_t *tree = NULL;
     sprig_check_result_t res;
     int code = 2;
-    FILE *probe = fopen(db, "rb");
-    if (probe == NULL) {
-        fprintf(stderr, "sprig store verify: database %s does not exist\n", db);
-        return 2;
+    const char *file = strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
+    if (strstr(db, "://") == NULL) {
+        FILE *probe = fopen(file, "rb");
+        if (probe == NULL) {
+            fprintf(stderr, "sprig store verify: database %s does not exist\n", file);
+            return 2;
+        }
+        fclose(probe);
     }
-    fclose(probe);
     if (sprig_store_open(db, &so, NULL, &v.store, &err) != 0) {
         fprintf(stderr, "sprig store verify: %s\n", err.msg);
         return 2;
     }
+    db = sprig_store_name(v.store); /* a URI without its password */
     if (sprig_tree_open(&tree) != 0) {
         goto done;
     }
@@ -165,6 +201,7 @@ int cli_store(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 's'},
         {"fix", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -178,18 +215,18 @@ int cli_store(int argc, char **argv)
         return 2;
     }
     const char *db = "sprig.db";
-    bool fix = false;
+    bool fix = false, db_given = false;
     int ch;
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc - 1, argv + 1, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'd':
-            if (optarg[0] == '\0') {
-                fprintf(stderr, "sprig store verify: --db \"\" must name a database file\n");
+        case 's':
+            if (cli_store_flag("sprig store verify", ch == 'd' ? "db" : "store", optarg, &db,
+                               &db_given) != 0) {
                 return 2;
             }
-            db = optarg;
             break;
         case 'f':
             fix = true;

@@ -72,29 +72,31 @@ int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sprig_core_t
     if ((rc = sprig_store_open(opts->db_path, &opts->store, loop, &c->store, err)) != 0) {
         goto fail;
     }
+    const char *db = sprig_store_name(c->store); /* a URI without its password */
     /* The rows go through the checks of `sprig store verify` (check.h): what it would
      * repair is left out here, and said once. */
     sprig_check_result_t res;
     if ((rc = sprig_check_load(c->store, c->tree, NULL, NULL, &res)) != 0) {
-        rc = sprig_error_set(err, rc, "database %s: cannot be loaded: %s", opts->db_path,
+        rc = sprig_error_set(err, rc, "database %s: cannot be loaded: %s", db,
                              sprig_strerror(rc));
         goto fail;
     }
     /* A restart with a clock that went back must still write later times. */
     sprig_hlc_observe(&c->hlc, res.max_time);
-    if ((rc = open_root(c, opts->db_path, opts->root_id, err)) != 0) {
+    if ((rc = open_root(c, db, opts->root_id, err)) != 0) {
         goto fail;
     }
     if ((rc = sprig_tree_hash_rebuild(c->tree)) != 0) {
-        rc = sprig_error_set(err, rc, "database %s: hashes cannot be built: %s", opts->db_path,
+        rc = sprig_error_set(err, rc, "database %s: hashes cannot be built: %s", db,
                              sprig_strerror(rc));
         goto fail;
     }
     char sum[512];
     if (sprig_check_summary(&res, sum, sizeof(sum))) {
+        bool uri = strstr(opts->db_path, "://") != NULL;
         sprig_log_warn("database %s: %s; to repair, stop sprig and run "
-                       "`sprig store verify --db %s --fix`",
-                       opts->db_path, sum, opts->db_path);
+                       "`sprig store verify %s %s --fix`",
+                       db, sum, uri ? "--store" : "--db", uri ? "URI" : db);
     }
     *out = c;
     return 0;

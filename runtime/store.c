@@ -23,6 +23,7 @@
 
 #include "sprig/alloc.h"
 #include "store_internal.h"
+#include "store_pg.h"
 #include "sprig/err.h"
 #include "sprig/log.h"
 #include "sprig/store.h"
@@ -79,6 +80,9 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     sprig_store_t *s = sprig_calloc(1, sizeof(*s));
     int rc;
     *out = NULL;
+    if (strncmp(path, "sqlite:", 7) == 0) {
+        path += 7;
+    }
     if (s == NULL || (s->path = sprig_strdup(path)) == NULL) {
         sprig_free(s);
         return sprig_error_set(err, -ENOMEM, "database %s: out of memory", path);
@@ -105,7 +109,7 @@ int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t
     }
     s->loop = loop;
     s->next_seq = 1;
-    s->be = &store__sqlite;
+    s->be = store__pg_target(path) ? &store__pg : &store__sqlite;
     if ((rc = s->be->open(s, err)) != 0) {
         goto fail;
     }
@@ -562,6 +566,16 @@ int sprig_store_close(sprig_store_t *s)
     return rc;
 }
 
+const char *sprig_store_name(const sprig_store_t *s)
+{
+    return s->path;
+}
+
+const char *sprig_store_backend(const sprig_store_t *s)
+{
+    return s->be->name;
+}
+
 void sprig_store_stats(const sprig_store_t *s, sprig_store_stats_t *out)
 {
     *out = s->stats;
@@ -579,23 +593,35 @@ int sprig_store_load(sprig_store_t *s, const sprig_store_visitor_t *v)
 
 int sprig_store_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
 {
+    if (s->loop != NULL) {
+        store__wait_inflight(s);
+    }
     return s->be->meta_get(s, key, out, n);
 }
 
 int sprig_store_meta_set(sprig_store_t *s, const char *key, const char *value)
 {
+    if (s->loop != NULL) {
+        store__wait_inflight(s);
+    }
     return s->be->meta_set(s, key, value);
 }
 
 int sprig_store_fix_hash(sprig_store_t *s, const char *up, const char *node, const char *type,
                          const char *key, uint64_t hash)
 {
+    if (s->loop != NULL) {
+        store__wait_inflight(s);
+    }
     return s->be->fix_hash(s, up, node, type, key, hash);
 }
 
 int sprig_store_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
                            const char *type, const char *key)
 {
+    if (s->loop != NULL) {
+        store__wait_inflight(s);
+    }
     return s->be->delete_row(s, table, a, b, type, key);
 }
 

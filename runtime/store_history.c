@@ -172,6 +172,30 @@ int store__series(sprig_store_t *s, const char *node, const char *type, const ch
     return rc;
 }
 
+int store__series_put(sprig_store_t *s, const char *node, const char *type, const char *key,
+                      int64_t id)
+{
+    char name[3 * 65 + 8];
+    size_t len = series_name(name, sizeof(name), node, type, key);
+    return len == 0 ? 0 : series_add(s, name, len, tree__hash_bytes(name, len), id);
+}
+
+bool store__series_find(sprig_store_t *s, const char *node, const char *type, const char *key,
+                        int64_t *id)
+{
+    char name[3 * 65 + 8];
+    size_t len = series_name(name, sizeof(name), node, type, key);
+    if (len == 0) {
+        return false;
+    }
+    name_key_t k = {name, len};
+    series_t *se = tree__map_get(&s->series, tree__hash_bytes(name, len), series_eq, &k);
+    if (se != NULL) {
+        *id = se->id;
+    }
+    return se != NULL;
+}
+
 int store__series_load(sprig_store_t *s)
 {
     sqlite3_stmt *st;
@@ -291,37 +315,19 @@ long store__sqlite_history(sprig_store_t *s, const sprig_store_history_query_t *
     };
 #undef HIST_COLS
 #undef HIST_TAIL
-    char name[3 * 65 + 8];
-    size_t len = series_name(name, sizeof(name), q->node, q->type, q->key);
-    if (len == 0) {
-        return 0;
-    }
-    name_key_t k = {name, len};
-    series_t *se = tree__map_get(&s->series, tree__hash_bytes(name, len), series_eq, &k);
-    if (se == NULL) {
+    int64_t series;
+    if (!store__series_find(s, q->node, q->type, q->key, &series)) {
         return 0; /* no sample of that series was ever stored */
     }
     if (open_reader(s) != 0) {
         return -EIO;
-    }
-    if (s->rdb == NULL) {
-        const char *path = sqlite3_db_filename(s->db, "main");
-        int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc != SQLITE_OK) {
-            sprig_log_error("database %s: history reader cannot open: %s", path,
-                            sqlite3_errstr(rc));
-            sqlite3_close(s->rdb);
-            s->rdb = NULL;
-            return store__map_sqlite(rc);
-        }
-        sqlite3_busy_timeout(s->rdb, 2000);
     }
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(s->rdb, sql[q->desc ? 1 : 0], -1, &st, NULL);
     if (rc != SQLITE_OK) {
         return store__map_sqlite(rc);
     }
-    sqlite3_bind_int64(st, 1, se->id);
+    sqlite3_bind_int64(st, 1, series);
     sqlite3_bind_int64(st, 2, q->from);
     sqlite3_bind_int64(st, 3, q->to > 0 ? q->to : INT64_MAX);
     sqlite3_bind_int64(st, 4, q->after_time);

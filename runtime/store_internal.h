@@ -115,6 +115,7 @@ struct sprig_store {
     tree__map_t series; /* (node, type, key) -> series_t, loop thread only */
     int64_t series_max; /* largest series id given out */
     sqlite3 *rdb;       /* read-only connection for history queries, opened lazily */
+    struct store_pg *pg; /* the PostgreSQL backend's connections (store_pg.h) */
 };
 
 /* What a backend does its own way; the batches, their order, waiters, retries and health
@@ -143,7 +144,7 @@ struct store_backend {
                           sprig_store_history_after_fn fn, void *arg);
 };
 
-extern const store_backend_t store__sqlite;
+extern const store_backend_t store__sqlite, store__pg;
 
 /* The SQLite backend's parts (store_load.c, store_history.c). */
 int store__sqlite_load(sprig_store_t *s, const sprig_store_visitor_t *v);
@@ -171,6 +172,12 @@ int store__series(sprig_store_t *s, const char *node, const char *type, const ch
                   int64_t *id, bool *fresh);
 /* Reads the series table into the map at open. 0 or -errno. */
 int store__series_load(sprig_store_t *s);
+/* Records that series (node, type, key) has id (read from a backend at open). */
+int store__series_put(sprig_store_t *s, const char *node, const char *type, const char *key,
+                      int64_t id);
+/* The id of series (node, type, key); false when it has none yet. */
+bool store__series_find(sprig_store_t *s, const char *node, const char *type, const char *key,
+                        int64_t *id);
 /* Frees the map and the read connection. */
 void store__series_free(sprig_store_t *s);
 int store__map_sqlite(int rc);

@@ -109,9 +109,6 @@ int store__sqlite_meta_get(sprig_store_t *s, const char *key, char *out, size_t 
 {
     sqlite3_stmt *st = NULL;
     const char *args[] = {key};
-    if (s->loop != NULL) {
-        store__wait_inflight(s);
-    }
     int rc = run(s, "SELECT value FROM meta WHERE key = ?1", args, 1, &st);
     if (rc == 0) {
         snprintf(out, n, "%s", col_text(st, 0));
@@ -123,9 +120,6 @@ int store__sqlite_meta_get(sprig_store_t *s, const char *key, char *out, size_t 
 int store__sqlite_meta_set(sprig_store_t *s, const char *key, const char *value)
 {
     const char *args[] = {key, value};
-    if (s->loop != NULL) {
-        store__wait_inflight(s);
-    }
     return run(s, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", args, 2, NULL);
 }
 
@@ -134,9 +128,6 @@ int store__sqlite_fix_hash(sprig_store_t *s, const char *up, const char *node, c
 {
     char h[24];
     snprintf(h, sizeof(h), "%lld", (long long)hash);
-    if (s->loop != NULL) {
-        store__wait_inflight(s);
-    }
     int rc;
     if (up != NULL) {
         const char *args[] = {h, up, node, type, key};
@@ -177,9 +168,6 @@ int store__sqlite_delete_row(sprig_store_t *s, const char *table, const char *a,
     }
     else {
         return -EINVAL;
-    }
-    if (s->loop != NULL) {
-        store__wait_inflight(s);
     }
     int rc = run(s, sql, args, n, NULL);
     return rc != 0 ? rc : (sqlite3_changes(s->db) > 0 ? 0 : -ENOENT);

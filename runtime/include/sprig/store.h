@@ -73,7 +73,10 @@ typedef struct sprig_store_health {
     const char *error;
 } sprig_store_health_t;
 
-/* Opens (creating when missing) the database at path and migrates its tables. loop may
+/* Opens (creating when missing) the database at path and migrates its tables. path is a
+ * SQLite file (also written sqlite:FILE) or a PostgreSQL URI (postgresql://... or
+ * postgres://..., libpq's form: the store of record of a fleet, DESIGN.md section 11),
+ * whose tables sprig creates and migrates in the database the URI names. loop may
  * be NULL for a store that is only loaded, checked or fixed (no group commit then:
  * sprig_store_flush writes synchronously). Unless opts->read_only, the database must be
  * writable: the file, its -wal, -shm and -lock files (or, for those missing, their
@@ -85,6 +88,10 @@ typedef struct sprig_store_health {
  * file and the fault. */
 SPRIG_API int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t *loop,
                                sprig_store_t **out, sprig_error_t *err);
+/* The database as logs name it: the file, or the PostgreSQL URI without its password. */
+SPRIG_API const char *sprig_store_name(const sprig_store_t *s);
+/* "sqlite" or "postgresql". */
+SPRIG_API const char *sprig_store_backend(const sprig_store_t *s);
 /* Commits everything queued (waiting for a batch in flight), then closes. NULL is a
  * no-op. Returns 0, or the error of the last commit: a batch that cannot be written even
  * then is given up (logged as lost, its waiters called with the error). */
