@@ -15,7 +15,7 @@ PACKAGES = gcc make cmake pkg-config git python3 sqlite3 \
 	mosquitto mosquitto-clients python3-pymodbus mbpoll socat \
 	chromium chromium-driver python3-selenium
 
-.PHONY: deps build demo check check-unit check-sanitizers bench bench-api bench-rules bench-modbus bench-sync footprint screenshots clean
+.PHONY: deps build demo check check-unit check-sanitizers bench bench-api bench-rules bench-modbus bench-sync bench-fleet footprint screenshots clean
 
 deps:
 	@missing=""; \
@@ -54,6 +54,11 @@ bench: build
 # The HTTP API's write rate against the core write path, and SSE latency (README, "Performance").
 bench-sync: build
 	/usr/bin/python3 tests/bench/bench_sync.py ./$(BUILD)/sprig ./$(BUILD)/bench_mqtt
+
+# The fleet side (DESIGN.md section 11) on a throwaway PostgreSQL: its store against a raw
+# batched upsert of the same rows.
+bench-fleet: build
+	/usr/bin/python3 tests/integration/pg.py --run -- ./$(BUILD)/bench_store_pg
 
 bench-modbus: build
 	./$(BUILD)/bench_modbus
