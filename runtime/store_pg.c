@@ -237,13 +237,16 @@ int store__pg_code(PGconn *conn, const PGresult *res)
 }
 
 /* Opens a connection to uri with sprig's bounds; the URI's own settings win over them.
- * timeout_s bounds each statement on it. */
+ * timeout_s bounds each statement on it, and how long sent data may go unacknowledged
+ * (a server that vanished without a word). */
 PGconn *store__pg_connect(const char *uri, int timeout_s, char *why, size_t n)
 {
+    char tcp_ms[24];
+    snprintf(tcp_ms, sizeof(tcp_ms), "%d", (timeout_s < 15 ? timeout_s : 15) * 1000);
     const char *const keys[] = {"connect_timeout", "keepalives",     "keepalives_idle",
                                 "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                                 "application_name", "dbname",        NULL};
-    const char *const values[] = {"5", "1", "10", "5", "3", "15000", "sprig", uri, NULL};
+    const char *const values[] = {"5", "1", "10", "5", "3", tcp_ms, "sprig", uri, NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         store__pg_error(conn, why, n);

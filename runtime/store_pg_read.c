@@ -226,7 +226,8 @@ static PGconn *reader(sprig_store_t *s)
     }
     if (s->pg->r == NULL) {
         char why[512];
-        s->pg->r = store__pg_connect(s->pg->uri, 10, why, sizeof(why));
+        /* Pages are read on the loop thread: a short bound (see the README's note on it). */
+        s->pg->r = store__pg_connect(s->pg->uri, 3, why, sizeof(why));
         if (s->pg->r == NULL) {
             sprig_log_error("database %s: history reader cannot connect: %s", s->path, why);
         }
