@@ -6,13 +6,15 @@ CMAKE_FLAGS ?=
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-# Build: compiler, cmake, libraries. Tests: the real peers (broker, Modbus, serial ptys)
-# and a headless browser for the web UI (Chromium driven by chromedriver through Selenium).
+# Build: compiler, cmake, libraries. Tests: the real peers (broker, Modbus, serial ptys,
+# PostgreSQL 15 and a NATS cluster for the fleet) and a headless browser for the web UI
+# (Chromium driven by chromedriver through Selenium).
 PACKAGES = gcc make cmake pkg-config git python3 sqlite3 \
 	liblua5.4-dev libmodbus-dev libmosquitto-dev libsqlite3-dev libuv1-dev \
-	libxxhash-dev libcjson-dev libcmocka-dev \
+	libxxhash-dev libcjson-dev libcmocka-dev libpq-dev \
 	libcurl4-openssl-dev libmicrohttpd-dev curl \
 	mosquitto mosquitto-clients python3-pymodbus mbpoll socat \
+	postgresql-15 postgresql-client-15 nats-server \
 	chromium chromium-driver python3-selenium
 
 .PHONY: deps build demo check check-unit check-sanitizers bench bench-api bench-rules bench-modbus bench-sync bench-fleet footprint screenshots clean

@@ -275,6 +275,18 @@ class Harness:
         return r
 
 
+class PeerHarness(Harness):
+    """A Harness without a sprig binary, for a peer module's own self-check and command-line
+    modes (pg.py, nats.py): the same temp directory and process ownership, no argv."""
+
+    def __init__(self, name):
+        self.name = name
+        self.sprig = None
+        self.dir = None
+        self.procs = []
+        self._n = 0
+
+
 def db_connect(path, readonly=True):
     """A sqlite3 connection; read-only by default (mode=ro through a URI)."""
     if readonly:
