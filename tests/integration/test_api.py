@@ -172,7 +172,9 @@ class Daemon:
         self.h = h
         self.db = db
         self.token = token
-        args = ["run", "--db", db, "--listen", "127.0.0.1:0", "--quiet"]
+        # a PostgreSQL URI goes to --store (DESIGN.md section 11), a file to --db
+        args = ["run", "--store" if "://" in db else "--db", db, "--listen", "127.0.0.1:0",
+                "--quiet"]
         if token_file is not None:
             args += ["--token-file", token_file]
         self.proc = h.start(*(args + list(extra)), name=name)
