@@ -341,6 +341,12 @@ def live_changes(pair):
     return lats
 
 
+def upstream_rows(up, sql):
+    """The upstream's rows for sql, as tuples: from its SQLite file here (test_sync_pg.py
+    reads them from PostgreSQL instead)."""
+    return db_query(up.db, sql)
+
+
 def history_once(pair, last_row):
     """Every history sample the gateway took up to last_row (its newest row when the
     broker came back: the outage included) is on the upstream exactly once, once the
@@ -354,7 +360,7 @@ def history_once(pair, last_row):
          " JOIN series s ON s.id = h.series%s")
     taken = db_query(gw.db, q % " WHERE h.id <= ?", (last_row,))
     stored = {}
-    for row in db_query(up.db, q % ""):
+    for row in upstream_rows(up, q % ""):
         stored[row] = stored.get(row, 0) + 1
     missing = [r for r in taken if stored.get(r, 0) == 0]
     twice = [r for r in taken if stored.get(r, 0) > 1]

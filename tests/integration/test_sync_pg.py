@@ -1,0 +1,77 @@
+"""Sync with the upstream on PostgreSQL (`sprig run --serve-sync --store postgresql://...`,
+DESIGN.md section 11): test_sync.py's scenario with the upstream's store on a real
+PostgreSQL 15 (pg.py) instead of a SQLite file, against a real mosquitto (broker.py):
+  1. the initial sync of a 1,000-node gateway (and a small second gateway) converges;
+  2. live changes both ways converge, each within test_sync's latency bound;
+  3. a partition (the broker stopped while both sides write) converges, conflicts holding
+     the later write, and every history sample the gateway took is in PostgreSQL's history
+     exactly once;
+  4. the upstream restarted (SIGTERM, then a new process on the same database) loads the
+     gateways' trees from PostgreSQL with the same hashes and stays in sync: a new point on
+     the gateway arrives.
+Every process is stopped by pid; every wait is bounded (test_sync's bounds).
+"""
+import json
+import os
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import test_sync  # noqa: E402
+from broker import Broker  # noqa: E402
+from pg import Postgres  # noqa: E402
+from sprigtest import Harness, check, main  # noqa: E402
+from test_api import Daemon  # noqa: E402
+from test_sync import CONVERGE_MAX, Pair, initial_sync, live_changes, partition, set_point, timed  # noqa: E402,E501
+
+
+def pg_rows(pg):
+    """upstream_rows for an upstream on pg: each row as JSON, so times and doubles come
+    back exact and texts may hold any character."""
+    def rows(up, sql):
+        out = pg.psql("SELECT row_to_json(x) FROM (%s) x" % sql)
+        return [tuple(json.loads(ln).values()) for ln in out.splitlines() if ln.strip()]
+    return rows
+
+
+def test():
+    with Harness("sync_pg") as h:
+        pg = Postgres(h)
+        test_sync.upstream_rows = pg_rows(pg)
+        broker = Broker(h)
+        up_args = ("--rules", "off", "--serve-sync", "--sync-broker", broker.uri)
+        up = Daemon(h, pg.uri, *up_args, name="upstream")
+        gw = Daemon(h, h.path("gw.db"), "--demo", "--demo-rate", "5", "--rules", "off",
+                    name="gateway")
+        gw2 = Daemon(h, h.path("gw2.db"), "--rules", "off", name="gateway2")
+
+        pair, pair2 = initial_sync(h, broker, up, gw, gw2)
+        live_changes(pair)
+        partition(pair, broker)
+
+        # The upstream restarted on the same database: it loads both trees from PostgreSQL.
+        hashes = {p.root: test_sync.node(up, p.root)["hash"] for p in (pair, pair2)}
+        up.stop()
+        up = Daemon(h, pg.uri, *up_args, name="upstream-2")
+        pair.up = pair2.up = up
+        for p in (pair, pair2):
+            n = test_sync.node(up, p.root)
+            check(n is not None, "the restarted upstream has no node %s" % p.root)
+        check(test_sync.node(up, pair2.root)["hash"] == hashes[pair2.root],
+              "idle gateway 2's tree has hash %s after the upstream's restart, %s before"
+              % (test_sync.node(up, pair2.root)["hash"], hashes[pair2.root]))
+        took = pair.wait_equal("after the upstream's restart", CONVERGE_MAX)
+        print("upstream restarted on PostgreSQL: in sync again %.2f s after its start" % took)
+        leaf = test_sync.leaf(5)
+        timed("a point set on the gateway reaches the restarted upstream",
+              lambda: set_point(pair.gw, leaf, "afterRestart", 42.0),
+              lambda: test_sync.pval(up, leaf, "afterRestart") == 42.0)
+        pair.wait_equal("after a write past the upstream's restart", CONVERGE_MAX)
+        pair2.wait_equal("gateway 2 after the upstream's restart", CONVERGE_MAX)
+        for d in (gw, gw2, up):
+            d.stop()
+
+
+if __name__ == "__main__":
+    main(test)
