@@ -53,6 +53,16 @@ static int open_root(sprig_core_t *c, const char *path, const char *root_id, spr
     return 0;
 }
 
+/* The device whose tree holds node (its device root's id), "" for this instance's own:
+ * the store's device column (DESIGN.md section 11). */
+static const char *row_device(const char *node, void *arg)
+{
+    sprig_core_t *c = arg;
+    const sprig_node_t *n = sprig_tree_node(c->tree, node);
+    const sprig_node_t *d = n != NULL ? sprig_node_device(c->tree, n) : NULL;
+    return d != NULL ? sprig_node_id(d) : "";
+}
+
 int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sprig_core_t **out,
                     sprig_error_t *err)
 {
@@ -73,6 +83,9 @@ int sprig_core_open(uv_loop_t *loop, const sprig_core_opts_t *opts, sprig_core_t
         goto fail;
     }
     const char *db = sprig_store_name(c->store); /* a URI without its password */
+    if (strcmp(sprig_store_backend(c->store), "postgresql") == 0) {
+        sprig_store_set_device_fn(c->store, row_device, c); /* it keeps devices apart */
+    }
     /* The rows go through the checks of `sprig store verify` (check.h): what it would
      * repair is left out here, and said once. */
     sprig_check_result_t res;

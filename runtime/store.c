@@ -216,6 +216,7 @@ static int put_row(sprig_store_t *s, const row_t *in)
         b->cap = cap;
     }
     row_t r = *in;
+    r.device = s->device_fn != NULL ? NULL : ""; /* NULL: named when the batch closes */
     const char **fields[] = {&r.a, &r.b, &r.type, &r.key, &r.text, &r.origin};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         if (*fields[i] != NULL && (*fields[i] = arena_copy(b, *fields[i])) == NULL) {
@@ -405,6 +406,24 @@ static void after_work_cb(uv_work_t *w, int status)
     }
 }
 
+/* Names the device of each row of batch b as it leaves the loop thread: by then a node
+ * made in the batch is linked under its parent too (a node row is queued before its
+ * edge). A row whose device cannot be copied (out of memory) is the instance's own. */
+static void name_devices(sprig_store_t *s, batch_t *b)
+{
+    for (size_t i = 0; s->device_fn != NULL && i < b->len; i++) {
+        row_t *r = &b->rows[i];
+        if (r->device == NULL) {
+            const char *lower = r->kind == ROW_EDGE || r->kind == ROW_EDGE_POINT ? r->b : r->a;
+            const char *d = s->device_fn(lower, s->device_arg);
+            r->device = d != NULL && d[0] != '\0' ? arena_copy(b, d) : "";
+            if (r->device == NULL) {
+                r->device = "";
+            }
+        }
+    }
+}
+
 static void try_commit(sprig_store_t *s)
 {
     if (s->inflight != NULL) {
@@ -419,6 +438,7 @@ static void try_commit(sprig_store_t *s)
         s->inflight = s->open;
         s->open = NULL;
         s->next_seq++;
+        name_devices(s, s->inflight);
     }
     else {
         return;
@@ -508,6 +528,7 @@ void store__wait_inflight(sprig_store_t *s)
 /* Commits one batch on this thread; a failure is final only when `final`. */
 static int flush_one(sprig_store_t *s, batch_t *b, bool final)
 {
+    name_devices(s, b);
     s->be->commit(s, b);
     int status = b->status;
     finish_batch(s, b, final);
@@ -564,6 +585,12 @@ int sprig_store_close(sprig_store_t *s)
     }
     release(s);
     return rc;
+}
+
+void sprig_store_set_device_fn(sprig_store_t *s, sprig_store_device_fn fn, void *arg)
+{
+    s->device_fn = fn;
+    s->device_arg = arg;
 }
 
 const char *sprig_store_name(const sprig_store_t *s)

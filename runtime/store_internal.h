@@ -30,6 +30,7 @@ typedef struct row {
     unsigned char kind;
     int tombstone;
     const char *a, *b, *type, *key, *text, *origin; /* a: node or up; b: down */
+    const char *device; /* the device the row belongs to ("" unless a device fn is set) */
     int64_t time, accepted;
     int64_t series; /* history series of a point, or the id of a new series */
     double value;
@@ -116,6 +117,8 @@ struct sprig_store {
     int64_t series_max; /* largest series id given out */
     sqlite3 *rdb;       /* read-only connection for history queries, opened lazily */
     struct store_pg *pg; /* the PostgreSQL backend's connections (store_pg.h) */
+    sprig_store_device_fn device_fn; /* set: rows carry their device (loop thread) */
+    void *device_arg;
 };
 
 /* What a backend does its own way; the batches, their order, waiters, retries and health

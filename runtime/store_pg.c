@@ -514,7 +514,6 @@ static int copy_in(PGconn *conn, const char *sql, const pgbuf_t *b, char *why, s
 static int batch_text(sprig_store_t *s, const batch_t *b, pgbuf_t *in, int64_t *days,
                       size_t *ndays, size_t maxdays)
 {
-    const char *dev = s->pg->device;
     bool hist = s->o.history_max_rows >= 0;
     for (size_t i = 0; i < b->len; i++) {
         const row_t *r = &b->rows[i];
@@ -522,19 +521,19 @@ static int batch_text(sprig_store_t *s, const batch_t *b, pgbuf_t *in, int64_t *
         switch (r->kind) {
         case ROW_NODE:
             t = &in[IN_NODES];
-            buf_text(t, dev, '\t');
+            buf_text(t, r->device, '\t');
             buf_text(t, r->a, '\t');
             buf_text(t, r->type, '\n');
             break;
         case ROW_EDGE:
             t = &in[IN_EDGES];
-            buf_text(t, dev, '\t');
+            buf_text(t, r->device, '\t');
             buf_text(t, r->a, '\t');
             buf_text(t, r->b, '\n');
             break;
         case ROW_SERIES:
             t = &in[IN_SERIES];
-            buf_text(t, dev, '\t');
+            buf_text(t, r->device, '\t');
             buf_int(t, r->series, '\t');
             buf_text(t, r->a, '\t');
             buf_text(t, r->type, '\t');
@@ -543,7 +542,7 @@ static int batch_text(sprig_store_t *s, const batch_t *b, pgbuf_t *in, int64_t *
         case ROW_EDGE_POINT:
             t = &in[IN_EDGE_POINTS];
             buf_int(t, (int64_t)i, '\t');
-            buf_text(t, dev, '\t');
+            buf_text(t, r->device, '\t');
             buf_text(t, r->a, '\t');
             buf_text(t, r->b, '\t');
             buf_point(t, r);
@@ -552,13 +551,13 @@ static int batch_text(sprig_store_t *s, const batch_t *b, pgbuf_t *in, int64_t *
             if (r->kind != ROW_HISTORY) {
                 t = &in[IN_POINTS];
                 buf_int(t, (int64_t)i, '\t');
-                buf_text(t, dev, '\t');
+                buf_text(t, r->device, '\t');
                 buf_text(t, r->a, '\t');
                 buf_point(t, r);
             }
             if (hist && r->kind != ROW_POINT_NOHIST) {
                 t = &in[IN_HISTORY];
-                buf_text(t, dev, '\t');
+                buf_text(t, r->device, '\t');
                 buf_int(t, r->series, '\t');
                 buf_int(t, r->time, '\t');
                 buf_double(t, r->value, '\t');

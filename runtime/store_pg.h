@@ -18,7 +18,7 @@ typedef struct pgbuf {
 
 typedef struct store_pg {
     char *uri;          /* as given, password included: never logged */
-    const char *device; /* the device column of the rows this store writes */
+    const char *device; /* this instance's own device ("": meta, its history upload) */
     PGconn *w;          /* commits (worker), reads and repairs (loop, none in flight) */
     PGconn *r;          /* history pages, opened when first needed */
     bool staged;        /* the staging tables exist on w's session */

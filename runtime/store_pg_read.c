@@ -46,9 +46,8 @@ static void col_point(const PGresult *res, int row, int first, sprig_point_t *p)
 
 int store__pg_series_load(sprig_store_t *s, char *why, size_t n)
 {
-    const char *params[] = {s->pg->device};
-    PGresult *res = PQexecParams(s->pg->w, "SELECT id, node, type, key FROM series WHERE device = $1",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(s->pg->w, "SELECT id, node, type, key FROM series", 0, NULL,
+                                 NULL, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         int rc = store__pg_code(s->pg->w, res);
         store__pg_error(s->pg->w, why, n);
@@ -67,19 +66,16 @@ int store__pg_series_load(sprig_store_t *s, char *why, size_t n)
 int store__pg_load(sprig_store_t *s, const sprig_store_visitor_t *v)
 {
     static const char *const sql[] = {
-        "SELECT id, type FROM nodes WHERE device = $1",
-        "SELECT up, down FROM edges WHERE device = $1",
-        "SELECT node, type, key, time, value, text, tombstone, origin, hash FROM points"
-        " WHERE device = $1",
-        "SELECT up, down, type, key, time, value, text, tombstone, origin, hash FROM edge_points"
-        " WHERE device = $1",
+        "SELECT id, type FROM nodes",
+        "SELECT up, down FROM edges",
+        "SELECT node, type, key, time, value, text, tombstone, origin, hash FROM points",
+        "SELECT up, down, type, key, time, value, text, tombstone, origin, hash FROM edge_points",
     };
     PGconn *conn = s->pg->w;
-    const char *params[] = {s->pg->device};
     int rc = 0;
     char why[512];
     for (int q = 0; q < 4 && rc == 0; q++) {
-        if (!PQsendQueryParams(conn, sql[q], 1, NULL, params, NULL, NULL, 0) ||
+        if (!PQsendQueryParams(conn, sql[q], 0, NULL, NULL, NULL, NULL, 0) ||
             !PQsetSingleRowMode(conn)) {
             sprig_log_error("database %s: %s", s->path, store__pg_error(conn, why, sizeof(why)));
             return store__pg_code(conn, NULL);
@@ -178,42 +174,37 @@ int store__pg_fix_hash(sprig_store_t *s, const char *up, const char *node, const
     char h[24];
     snprintf(h, sizeof(h), "%" PRId64, (int64_t)hash);
     if (up != NULL) {
-        const char *params[] = {h, s->pg->device, up, node, type, key};
+        const char *params[] = {h, up, node, type, key};
         return change(s,
-                      "UPDATE edge_points SET hash = $1 WHERE device = $2 AND up = $3"
-                      " AND down = $4 AND type = $5 AND key = $6",
-                      6, params);
+                      "UPDATE edge_points SET hash = $1 WHERE up = $2 AND down = $3"
+                      " AND type = $4 AND key = $5",
+                      5, params);
     }
-    const char *params[] = {h, s->pg->device, node, type, key};
-    return change(s,
-                  "UPDATE points SET hash = $1 WHERE device = $2 AND node = $3 AND type = $4"
-                  " AND key = $5",
-                  5, params);
+    const char *params[] = {h, node, type, key};
+    return change(s, "UPDATE points SET hash = $1 WHERE node = $2 AND type = $3 AND key = $4", 4,
+                  params);
 }
 
 int store__pg_delete_row(sprig_store_t *s, const char *table, const char *a, const char *b,
                          const char *type, const char *key)
 {
-    const char *params[] = {s->pg->device, a, b, type, key};
+    /* Node ids are unique across devices: the rows are found without their device. */
+    const char *params[] = {a, b, type, key};
     if (strcmp(table, "nodes") == 0) {
-        return change(s, "DELETE FROM nodes WHERE device = $1 AND id = $2", 2, params);
+        return change(s, "DELETE FROM nodes WHERE id = $1", 1, params);
     }
     if (strcmp(table, "edges") == 0) {
-        return change(s, "DELETE FROM edges WHERE device = $1 AND up = $2 AND down = $3", 3,
-                      params);
+        return change(s, "DELETE FROM edges WHERE up = $1 AND down = $2", 2, params);
     }
     if (strcmp(table, "points") == 0) {
-        const char *p[] = {s->pg->device, a, type, key};
-        return change(s,
-                      "DELETE FROM points WHERE device = $1 AND node = $2 AND type = $3"
-                      " AND key = $4",
-                      4, p);
+        const char *p[] = {a, type, key};
+        return change(s, "DELETE FROM points WHERE node = $1 AND type = $2 AND key = $3", 3, p);
     }
     if (strcmp(table, "edge_points") == 0) {
         return change(s,
-                      "DELETE FROM edge_points WHERE device = $1 AND up = $2 AND down = $3"
-                      " AND type = $4 AND key = $5",
-                      5, params);
+                      "DELETE FROM edge_points WHERE up = $1 AND down = $2 AND type = $3"
+                      " AND key = $4",
+                      4, params);
     }
     return -EINVAL;
 }
@@ -295,7 +286,8 @@ long store__pg_history(sprig_store_t *s, const sprig_store_history_query_t *q,
     snprintf(v[3], 24, "%" PRId64, q->after_time);
     snprintf(v[4], 24, "%" PRId64, q->after_id);
     snprintf(v[5], 24, "%zu", q->limit);
-    const char *params[] = {s->pg->device, v[0], v[1], v[2], v[3], v[4], v[5]};
+    const char *device = s->device_fn != NULL ? s->device_fn(q->node, s->device_arg) : NULL;
+    const char *params[] = {device != NULL ? device : "", v[0], v[1], v[2], v[3], v[4], v[5]};
     int rc;
     PGresult *res = run(s, conn, sql[q->desc ? 1 : 0], 7, params, &rc);
     if (res == NULL) {

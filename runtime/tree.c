@@ -1034,3 +1034,20 @@ bool sprig_node_foreign(const sprig_tree_t *t, const sprig_node_t *n)
     }
     return false;
 }
+
+const sprig_node_t *sprig_node_device(const sprig_tree_t *t, const sprig_node_t *n)
+{
+    const sprig_node_t *root = sprig_tree_root(t);
+    for (int depth = 0; n != NULL && n != root && depth < 256; depth++) {
+        /* a device node with no parent is a root of its own (this instance's) */
+        if (strcmp(sprig_node_type(n), "device") == 0 && sprig_node_parents(n) != NULL) {
+            return n;
+        }
+        const sprig_edge_t *e = sprig_node_live_parent(n);
+        if (e == NULL) {
+            e = sprig_node_parents(n);
+        }
+        n = e != NULL ? sprig_edge_up(e) : NULL;
+    }
+    return NULL;
+}

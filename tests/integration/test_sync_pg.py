@@ -1,7 +1,10 @@
 """Sync with the upstream on PostgreSQL (`sprig run --serve-sync --store postgresql://...`,
 DESIGN.md section 11): test_sync.py's scenario with the upstream's store on a real
 PostgreSQL 15 (pg.py) instead of a SQLite file, against a real mosquitto (broker.py):
-  1. the initial sync of a 1,000-node gateway (and a small second gateway) converges;
+  1. the initial sync of a 1,000-node gateway (and a small second gateway) converges, and
+     each row in PostgreSQL names its device: every node of a gateway's tree has that
+     gateway's root id in the device column (as many as the gateway's own store holds),
+     the upstream's own nodes have "";
   2. live changes both ways converge, each within test_sync's latency bound;
   3. a partition (the broker stopped while both sides write) converges, conflicts holding
      the later write, and every history sample the gateway took is in PostgreSQL's history
@@ -21,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_sync  # noqa: E402
 from broker import Broker  # noqa: E402
 from pg import Postgres  # noqa: E402
-from sprigtest import Harness, check, main  # noqa: E402
+from sprigtest import Harness, check, db_query, main  # noqa: E402
 from test_api import Daemon  # noqa: E402
 from test_sync import CONVERGE_MAX, Pair, initial_sync, live_changes, partition, set_point, timed  # noqa: E402,E501
 
@@ -47,6 +50,22 @@ def test():
         gw2 = Daemon(h, h.path("gw2.db"), "--rules", "off", name="gateway2")
 
         pair, pair2 = initial_sync(h, broker, up, gw, gw2)
+        by_device = dict(ln.split("|") for ln in
+                         pg.psql("SELECT device, count(*) FROM nodes GROUP BY device").split())
+        for p in (pair, pair2):
+            want = db_query(p.gw.db, "SELECT count(*) FROM nodes")[0][0]
+            check(int(by_device.get(p.root, 0)) == want,
+                  "PostgreSQL holds %s nodes with device %s, its gateway %d (all devices: %r)"
+                  % (by_device.get(p.root, 0), p.root, want, by_device))
+        own = int(by_device.get("", 0))
+        check(set(by_device) == {"", pair.root, pair2.root} and own >= 1,
+              "devices in PostgreSQL's nodes: %r, expected the upstream's own (\"\") and the "
+              "two gateways' roots" % by_device)
+        edges = pg.psql("SELECT count(*) FROM edges WHERE device = '%s' AND down = '%s'"
+                        % (pair.root, pair.root)).strip()
+        check(edges == "1", "the edge from the upstream's root to gateway 1's root is not "
+              "in gateway 1's rows (%s found)" % edges)
+        print("devices in PostgreSQL: %r" % by_device)
         live_changes(pair)
         partition(pair, broker)
 

@@ -392,6 +392,36 @@ static void t_negative_zero_is_zero(void **state)
     sprig_tree_close(t);
 }
 
+/* The device a node's rows belong to: the device root above it (a node of type device
+ * with a parent), followed through a deleted edge too; none for the instance's own. */
+static void t_node_device(void **state)
+{
+    (void)state;
+    sprig_tree_t *t = open_tree();
+    sprig_node_t *root = add(t, "root", "device");
+    sprig_node_t *own = add(t, "own", "group");
+    sprig_node_t *gw = add(t, "gw", "device");
+    sprig_node_t *a = add(t, "a", "group");
+    sprig_node_t *b = add(t, "b", "sensor");
+    sprig_tree_set_root(t, root);
+    edge_link(t, root, own);
+    edge_link(t, root, gw);
+    edge_link(t, gw, a);
+    sprig_edge_t *ab = edge_link(t, a, b);
+    assert_null(sprig_node_device(t, root));
+    assert_null(sprig_node_device(t, own));
+    assert_ptr_equal(sprig_node_device(t, gw), gw);
+    assert_ptr_equal(sprig_node_device(t, a), gw);
+    assert_ptr_equal(sprig_node_device(t, b), gw);
+    sprig_point_t tomb = edge_tomb(10, 1);
+    assert_int_equal(sprig_tree_edge_point_put(t, ab, &tomb), 1);
+    assert_false(sprig_node_live(t, b));
+    assert_ptr_equal(sprig_node_device(t, b), gw); /* deleted, still gw's */
+    sprig_node_t *lone = add(t, "lone", "device"); /* no parent: a root of its own */
+    assert_null(sprig_node_device(t, lone));
+    sprig_tree_close(t);
+}
+
 static void t_edge_points(void **state)
 {
     (void)state;
@@ -1407,6 +1437,7 @@ int main(void)
         cmocka_unit_test(t_find_cycle_and_remove),
         cmocka_unit_test(t_point_put_merge),
         cmocka_unit_test(t_negative_zero_is_zero),
+        cmocka_unit_test(t_node_device),
         cmocka_unit_test(t_edge_points),
         cmocka_unit_test(t_hash_basics),
         cmocka_unit_test(t_hash_mirror_propagates),

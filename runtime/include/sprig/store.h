@@ -88,6 +88,12 @@ typedef struct sprig_store_health {
  * file and the fault. */
 SPRIG_API int sprig_store_open(const char *path, const sprig_store_opts_t *opts, uv_loop_t *loop,
                                sprig_store_t **out, sprig_error_t *err);
+/* Tells the store the device each row belongs to (DESIGN.md section 11): fn(node) names
+ * the device whose tree node lies in ("" for this instance's own), called as each row is
+ * queued; its answer is copied. Rows of an edge or an edge point belong to its lower node.
+ * Only a backend that keeps devices apart (PostgreSQL) asks; without fn every row is "". */
+typedef const char *(*sprig_store_device_fn)(const char *node, void *arg);
+SPRIG_API void sprig_store_set_device_fn(sprig_store_t *s, sprig_store_device_fn fn, void *arg);
 /* The database as logs name it: the file, or the PostgreSQL URI without its password. */
 SPRIG_API const char *sprig_store_name(const sprig_store_t *s);
 /* "sqlite" or "postgresql". */

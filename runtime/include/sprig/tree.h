@@ -116,6 +116,10 @@ SPRIG_API bool sprig_node_live(const sprig_tree_t *t, const sprig_node_t *n);
  * tree under a node of type "device" below its root): its drivers and rules run on that
  * device, not here (DESIGN.md section 2). Follows live parents; bounded. */
 SPRIG_API bool sprig_node_foreign(const sprig_tree_t *t, const sprig_node_t *n);
+/* The root of the device tree n lies in (the nearest node of type "device" above or at n
+ * that has a parent: not the tree's root), or NULL when n is this instance's own. Follows live parents, else
+ * (a deleted node) its first parent; bounded. */
+SPRIG_API const sprig_node_t *sprig_node_device(const sprig_tree_t *t, const sprig_node_t *n);
 /* Edge accessors. Tombstoned edges are listed too; check sprig_edge_tombstone. */
 SPRIG_API sprig_node_t *sprig_edge_up(const sprig_edge_t *e);
 SPRIG_API sprig_node_t *sprig_edge_down(const sprig_edge_t *e);
