@@ -653,7 +653,7 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
         }
         b->status = rc;
         b->sys_errno = 0;
-        snprintf(b->error, sizeof(b->error), "%s", why);
+        snprintf(b->error, sizeof(b->error), "%.*s", (int)sizeof(b->error) - 1, why);
     }
     else if (last > 0) {
         s->hist_max = last;
