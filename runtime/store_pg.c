@@ -17,7 +17,6 @@
  * Reads are in store_pg_read.c. */
 #include <errno.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,7 +205,7 @@ static void buf_point(pgbuf_t *b, const row_t *r)
 /* The last error of conn in one line, in buf. */
 const char *store__pg_error(PGconn *conn, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s", conn != NULL ? PQerrorMessage(conn) : "out of memory");
+    snprintf(buf, n, "%s", conn != NULL ? store__pq.errorMessage(conn) : "out of memory");
     size_t len = strlen(buf);
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) {
         buf[--len] = '\0';
@@ -223,10 +222,10 @@ const char *store__pg_error(PGconn *conn, char *buf, size_t n)
  * full disk -ENOSPC, a query cancelled by statement_timeout -ETIMEDOUT, the rest -EIO. */
 int store__pg_code(PGconn *conn, const PGresult *res)
 {
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+    if (conn == NULL || store__pq.status(conn) != CONNECTION_OK) {
         return -ECONNRESET;
     }
-    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *state = res != NULL ? store__pq.resultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (state != NULL && strncmp(state, "53100", 5) == 0) {
         return -ENOSPC;
     }
@@ -247,10 +246,10 @@ PGconn *store__pg_connect(const char *uri, int timeout_s, char *why, size_t n)
                                 "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                                 "application_name", "dbname",        NULL};
     const char *const values[] = {"5", "1", "10", "5", "3", tcp_ms, "sprig", uri, NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+    PGconn *conn = store__pq.connectdbParams(keys, values, 1);
+    if (conn == NULL || store__pq.status(conn) != CONNECTION_OK) {
         store__pg_error(conn, why, n);
-        PQfinish(conn);
+        store__pq.finish(conn);
         return NULL;
     }
     char sql[96];
@@ -258,12 +257,12 @@ PGconn *store__pg_connect(const char *uri, int timeout_s, char *why, size_t n)
              "SET statement_timeout = %d; SET client_min_messages = warning; "
              "SET TIME ZONE 'UTC'",
              timeout_s * 1000);
-    PGresult *res = PQexec(conn, sql);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
+    PGresult *res = store__pq.exec(conn, sql);
+    bool ok = store__pq.resultStatus(res) == PGRES_COMMAND_OK;
+    store__pq.clear(res);
     if (!ok) {
         store__pg_error(conn, why, n);
-        PQfinish(conn);
+        store__pq.finish(conn);
         return NULL;
     }
     return conn;
@@ -272,30 +271,30 @@ PGconn *store__pg_connect(const char *uri, int timeout_s, char *why, size_t n)
 /* Runs sql with no result rows; 0 or -errno with the reason in why. */
 int store__pg_exec(PGconn *conn, const char *sql, char *why, size_t n)
 {
-    PGresult *res = PQexec(conn, sql);
+    PGresult *res = store__pq.exec(conn, sql);
     int rc = 0;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (store__pq.resultStatus(res) != PGRES_COMMAND_OK && store__pq.resultStatus(res) != PGRES_TUPLES_OK) {
         rc = store__pg_code(conn, res);
         store__pg_error(conn, why, n);
     }
-    PQclear(res);
+    store__pq.clear(res);
     return rc;
 }
 
 /* The first column of the first row of sql as an integer (0 when there is none). */
 static int query_int(PGconn *conn, const char *sql, long long *out, char *why, size_t n)
 {
-    PGresult *res = PQexec(conn, sql);
+    PGresult *res = store__pq.exec(conn, sql);
     int rc = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (store__pq.resultStatus(res) != PGRES_TUPLES_OK) {
         rc = store__pg_code(conn, res);
         store__pg_error(conn, why, n);
     }
     else {
-        *out = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+        *out = store__pq.ntuples(res) > 0 && !store__pq.getisnull(res, 0, 0) ? strtoll(store__pq.getvalue(res, 0, 0), NULL, 10)
                                                               : 0;
     }
-    PQclear(res);
+    store__pq.clear(res);
     return rc;
 }
 
@@ -449,19 +448,19 @@ static int retention(sprig_store_t *s, int64_t now, char *why, size_t n)
     }
     pg->last_retention = now;
     int64_t keep_from = (now - s->o.history_max_age_ns) / DAY_NS; /* first day kept */
-    PGresult *res = PQexec(pg->w, "SELECT c.relname FROM pg_inherits i JOIN pg_class c"
+    PGresult *res = store__pq.exec(pg->w, "SELECT c.relname FROM pg_inherits i JOIN pg_class c"
                                   " ON c.oid = i.inhrelid WHERE i.inhparent = 'history'::regclass");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (store__pq.resultStatus(res) != PGRES_TUPLES_OK) {
         int rc = store__pg_code(pg->w, res);
         store__pg_error(pg->w, why, n);
-        PQclear(res);
+        store__pq.clear(res);
         return rc;
     }
     char keep[48];
     partition_name(keep_from, keep, sizeof(keep));
     int rc = 0;
-    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
-        const char *name = PQgetvalue(res, i, 0);
+    for (int i = 0; i < store__pq.ntuples(res) && rc == 0; i++) {
+        const char *name = store__pq.getvalue(res, i, 0);
         /* history_YYYYMMDD sorts as its day does */
         if (strlen(name) == strlen(keep) && strcmp(name, keep) < 0) {
             char sql[96];
@@ -473,7 +472,7 @@ static int retention(sprig_store_t *s, int64_t now, char *why, size_t n)
             }
         }
     }
-    PQclear(res);
+    store__pq.clear(res);
     pg->ndays = 0; /* partitions may have gone: ask again */
     return rc;
 }
@@ -482,27 +481,27 @@ static int retention(sprig_store_t *s, int64_t now, char *why, size_t n)
 
 static int copy_in(PGconn *conn, const char *sql, const pgbuf_t *b, char *why, size_t n)
 {
-    PGresult *res = PQexec(conn, sql);
+    PGresult *res = store__pq.exec(conn, sql);
     int rc = 0;
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
+    if (store__pq.resultStatus(res) != PGRES_COPY_IN) {
         rc = store__pg_code(conn, res);
         store__pg_error(conn, why, n);
-        PQclear(res);
+        store__pq.clear(res);
         return rc;
     }
-    PQclear(res);
-    if (PQputCopyData(conn, b->p, (int)b->len) != 1) {
-        PQputCopyEnd(conn, "sprig could not send the rows");
+    store__pq.clear(res);
+    if (store__pq.putCopyData(conn, b->p, (int)b->len) != 1) {
+        store__pq.putCopyEnd(conn, "sprig could not send the rows");
     }
-    else if (PQputCopyEnd(conn, NULL) != 1) {
+    else if (store__pq.putCopyEnd(conn, NULL) != 1) {
         rc = -ECONNRESET;
     }
-    while ((res = PQgetResult(conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+    while ((res = store__pq.getResult(conn)) != NULL) {
+        if (store__pq.resultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
             rc = store__pg_code(conn, res);
             store__pg_error(conn, why, n);
         }
-        PQclear(res);
+        store__pq.clear(res);
     }
     if (rc == -ECONNRESET && why[0] == '\0') {
         store__pg_error(conn, why, n);
@@ -590,11 +589,11 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
     store_pg_t *pg = s->pg;
     char why[512] = "";
     int rc = 0;
-    if (PQstatus(pg->w) != CONNECTION_OK) {
-        PQreset(pg->w); /* bounded by connect_timeout; the staging tables went with it */
+    if (store__pq.status(pg->w) != CONNECTION_OK) {
+        store__pq.reset(pg->w); /* bounded by connect_timeout; the staging tables went with it */
         pg->staged = false;
         pg->ndays = 0;
-        if (PQstatus(pg->w) != CONNECTION_OK) {
+        if (store__pq.status(pg->w) != CONNECTION_OK) {
             rc = -ECONNRESET;
             store__pg_error(pg->w, why, sizeof(why));
         }
@@ -648,7 +647,7 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
     }
     if (rc != 0) {
         char ignored[256];
-        if (PQstatus(pg->w) == CONNECTION_OK) {
+        if (store__pq.status(pg->w) == CONNECTION_OK) {
             store__pg_exec(pg->w, "ROLLBACK", ignored, sizeof(ignored));
         }
         b->status = rc;
@@ -674,6 +673,10 @@ bool store__pg_target(const char *target)
 
 static int pg_open(sprig_store_t *s, sprig_error_t *err)
 {
+    char why[512];
+    if (store__pq_load(why, sizeof(why)) != 0) {
+        return sprig_error_set(err, -ENOENT, "database: %s", why);
+    }
     store_pg_t *pg = sprig_calloc(1, sizeof(*pg));
     if (pg == NULL || (pg->uri = sprig_strdup(s->path)) == NULL) {
         sprig_free(pg);
@@ -682,7 +685,7 @@ static int pg_open(sprig_store_t *s, sprig_error_t *err)
     s->pg = pg;
     pg->device = "";
     /* Logs name the database by its URI without the password. */
-    char shown[512], why[512];
+    char shown[512];
     display_uri(pg->uri, shown, sizeof(shown));
     char *p = sprig_strdup(shown);
     if (p == NULL) {
@@ -728,8 +731,12 @@ static void pg_release(sprig_store_t *s)
     if (pg == NULL) {
         return;
     }
-    PQfinish(pg->w);
-    PQfinish(pg->r);
+    if (pg->w != NULL) {
+        store__pq.finish(pg->w);
+    }
+    if (pg->r != NULL) {
+        store__pq.finish(pg->r);
+    }
     sprig_free(pg->uri);
     sprig_free(pg);
     s->pg = NULL;

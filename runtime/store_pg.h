@@ -3,7 +3,7 @@
 #ifndef SPRIG_STORE_PG_H
 #define SPRIG_STORE_PG_H
 
-#include <libpq-fe.h>
+#include "store_pq.h"
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -15,13 +15,13 @@
 static PGresult *run(sprig_store_t *s, PGconn *conn, const char *sql, int n,
                      const char *const *params, int *rc)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
+    PGresult *res = store__pq.execParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = store__pq.resultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         char why[512];
         *rc = store__pg_code(conn, res);
         sprig_log_error("database %s: %s", s->path, store__pg_error(conn, why, sizeof(why)));
-        PQclear(res);
+        store__pq.clear(res);
         return NULL;
     }
     *rc = 0;
@@ -30,36 +30,36 @@ static PGresult *run(sprig_store_t *s, PGconn *conn, const char *sql, int n,
 
 static int64_t col_int(const PGresult *res, int row, int col)
 {
-    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+    return strtoll(store__pq.getvalue(res, row, col), NULL, 10);
 }
 
 static void col_point(const PGresult *res, int row, int first, sprig_point_t *p)
 {
-    p->type = PQgetvalue(res, row, first);
-    p->key = PQgetvalue(res, row, first + 1);
+    p->type = store__pq.getvalue(res, row, first);
+    p->key = store__pq.getvalue(res, row, first + 1);
     p->time = col_int(res, row, first + 2);
-    p->value = strtod(PQgetvalue(res, row, first + 3), NULL);
-    p->text = PQgetvalue(res, row, first + 4);
+    p->value = strtod(store__pq.getvalue(res, row, first + 3), NULL);
+    p->text = store__pq.getvalue(res, row, first + 4);
     p->tombstone = (int)col_int(res, row, first + 5);
-    p->origin = PQgetvalue(res, row, first + 6);
+    p->origin = store__pq.getvalue(res, row, first + 6);
 }
 
 int store__pg_series_load(sprig_store_t *s, char *why, size_t n)
 {
-    PGresult *res = PQexecParams(s->pg->w, "SELECT id, node, type, key FROM series", 0, NULL,
+    PGresult *res = store__pq.execParams(s->pg->w, "SELECT id, node, type, key FROM series", 0, NULL,
                                  NULL, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (store__pq.resultStatus(res) != PGRES_TUPLES_OK) {
         int rc = store__pg_code(s->pg->w, res);
         store__pg_error(s->pg->w, why, n);
-        PQclear(res);
+        store__pq.clear(res);
         return rc;
     }
     int rc = 0;
-    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
-        rc = store__series_put(s, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                               PQgetvalue(res, i, 3), col_int(res, i, 0));
+    for (int i = 0; i < store__pq.ntuples(res) && rc == 0; i++) {
+        rc = store__series_put(s, store__pq.getvalue(res, i, 1), store__pq.getvalue(res, i, 2),
+                               store__pq.getvalue(res, i, 3), col_int(res, i, 0));
     }
-    PQclear(res);
+    store__pq.clear(res);
     return rc;
 }
 
@@ -75,38 +75,38 @@ int store__pg_load(sprig_store_t *s, const sprig_store_visitor_t *v)
     int rc = 0;
     char why[512];
     for (int q = 0; q < 4 && rc == 0; q++) {
-        if (!PQsendQueryParams(conn, sql[q], 0, NULL, NULL, NULL, NULL, 0) ||
-            !PQsetSingleRowMode(conn)) {
+        if (!store__pq.sendQueryParams(conn, sql[q], 0, NULL, NULL, NULL, NULL, 0) ||
+            !store__pq.setSingleRowMode(conn)) {
             sprig_log_error("database %s: %s", s->path, store__pg_error(conn, why, sizeof(why)));
             return store__pg_code(conn, NULL);
         }
         PGresult *res;
         int failed = 0;
-        while ((res = PQgetResult(conn)) != NULL) {
-            ExecStatusType st = PQresultStatus(res);
+        while ((res = store__pq.getResult(conn)) != NULL) {
+            ExecStatusType st = store__pq.resultStatus(res);
             if (st == PGRES_SINGLE_TUPLE && rc == 0) {
                 sprig_point_t p;
                 switch (q) {
                 case 0:
-                    rc = v->node != NULL ? v->node(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                    rc = v->node != NULL ? v->node(store__pq.getvalue(res, 0, 0), store__pq.getvalue(res, 0, 1),
                                                    v->arg)
                                          : 0;
                     break;
                 case 1:
-                    rc = v->edge != NULL ? v->edge(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+                    rc = v->edge != NULL ? v->edge(store__pq.getvalue(res, 0, 0), store__pq.getvalue(res, 0, 1),
                                                    v->arg)
                                          : 0;
                     break;
                 case 2:
                     col_point(res, 0, 1, &p);
-                    rc = v->point != NULL ? v->point(PQgetvalue(res, 0, 0), &p,
+                    rc = v->point != NULL ? v->point(store__pq.getvalue(res, 0, 0), &p,
                                                      (uint64_t)col_int(res, 0, 8), v->arg)
                                           : 0;
                     break;
                 default:
                     col_point(res, 0, 2, &p);
                     rc = v->edge_point != NULL
-                             ? v->edge_point(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), &p,
+                             ? v->edge_point(store__pq.getvalue(res, 0, 0), store__pq.getvalue(res, 0, 1), &p,
                                              (uint64_t)col_int(res, 0, 9), v->arg)
                              : 0;
                     break;
@@ -117,7 +117,7 @@ int store__pg_load(sprig_store_t *s, const sprig_store_visitor_t *v)
                 sprig_log_error("database %s: %s", s->path,
                                 store__pg_error(conn, why, sizeof(why)));
             }
-            PQclear(res); /* read to the end even after a visitor stopped: the next query */
+            store__pq.clear(res); /* read to the end even after a visitor stopped: the next query */
         }
         if (rc == 0 && failed != 0) {
             rc = failed;
@@ -135,11 +135,11 @@ int store__pg_meta_get(sprig_store_t *s, const char *key, char *out, size_t n)
     if (res == NULL) {
         return rc;
     }
-    rc = PQntuples(res) > 0 ? 0 : -ENOENT;
+    rc = store__pq.ntuples(res) > 0 ? 0 : -ENOENT;
     if (rc == 0) {
-        snprintf(out, n, "%s", PQgetvalue(res, 0, 0));
+        snprintf(out, n, "%s", store__pq.getvalue(res, 0, 0));
     }
-    PQclear(res);
+    store__pq.clear(res);
     return rc;
 }
 
@@ -151,7 +151,7 @@ int store__pg_meta_set(sprig_store_t *s, const char *key, const char *value)
                         "INSERT INTO meta(device, key, value) VALUES($1, $2, $3)"
                         " ON CONFLICT (device, key) DO UPDATE SET value = excluded.value",
                         3, params, &rc);
-    PQclear(res);
+    store__pq.clear(res);
     return rc;
 }
 
@@ -163,8 +163,8 @@ static int change(sprig_store_t *s, const char *sql, int n, const char *const *p
     if (res == NULL) {
         return rc;
     }
-    rc = strcmp(PQcmdTuples(res), "0") == 0 ? -ENOENT : 0;
-    PQclear(res);
+    rc = strcmp(store__pq.cmdTuples(res), "0") == 0 ? -ENOENT : 0;
+    store__pq.clear(res);
     return rc;
 }
 
@@ -212,8 +212,8 @@ int store__pg_delete_row(sprig_store_t *s, const char *table, const char *a, con
 /* The history reader's connection, opened once; NULL when it cannot be. */
 static PGconn *reader(sprig_store_t *s)
 {
-    if (s->pg->r != NULL && PQstatus(s->pg->r) != CONNECTION_OK) {
-        PQreset(s->pg->r);
+    if (s->pg->r != NULL && store__pq.status(s->pg->r) != CONNECTION_OK) {
+        store__pq.reset(s->pg->r);
     }
     if (s->pg->r == NULL) {
         char why[512];
@@ -223,7 +223,7 @@ static PGconn *reader(sprig_store_t *s)
             sprig_log_error("database %s: history reader cannot connect: %s", s->path, why);
         }
     }
-    return s->pg->r != NULL && PQstatus(s->pg->r) == CONNECTION_OK ? s->pg->r : NULL;
+    return s->pg->r != NULL && store__pq.status(s->pg->r) == CONNECTION_OK ? s->pg->r : NULL;
 }
 
 long store__pg_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
@@ -249,13 +249,13 @@ long store__pg_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
     }
     long n = 0;
     int stop = 0;
-    for (int i = 0; i < PQntuples(res) && stop == 0; i++) {
+    for (int i = 0; i < store__pq.ntuples(res) && stop == 0; i++) {
         sprig_point_t p;
         col_point(res, i, 2, &p);
-        stop = fn(PQgetvalue(res, i, 1), &p, col_int(res, i, 0), arg);
+        stop = fn(store__pq.getvalue(res, i, 1), &p, col_int(res, i, 0), arg);
         n++;
     }
-    PQclear(res);
+    store__pq.clear(res);
     return n;
 }
 
@@ -295,19 +295,19 @@ long store__pg_history(sprig_store_t *s, const sprig_store_history_query_t *q,
     }
     long n = 0;
     int stop = 0;
-    for (int i = 0; i < PQntuples(res) && stop == 0; i++) {
+    for (int i = 0; i < store__pq.ntuples(res) && stop == 0; i++) {
         sprig_point_t p = {
             .type = q->type,
             .key = q->key,
             .time = col_int(res, i, 1),
-            .value = strtod(PQgetvalue(res, i, 2), NULL),
-            .text = PQgetvalue(res, i, 3),
+            .value = strtod(store__pq.getvalue(res, i, 2), NULL),
+            .text = store__pq.getvalue(res, i, 3),
             .tombstone = (int)col_int(res, i, 4),
-            .origin = PQgetvalue(res, i, 5),
+            .origin = store__pq.getvalue(res, i, 5),
         };
         stop = fn(&p, col_int(res, i, 0), arg);
         n++;
     }
-    PQclear(res);
+    store__pq.clear(res);
     return n;
 }

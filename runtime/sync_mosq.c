@@ -1,16 +1,14 @@
 /* libmosquitto loaded on first use: see sync_mosq.h. */
-#include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "dl.h"
 #include "sync_mosq.h"
 
 sprig_mosq_t sync__mosq;
 
-static const struct {
-    const char *name;
-    size_t offset;
-} entries[] = {
+static const sprig_dl_sym_t entries[] = {
 #define E(field, fn) {#fn, offsetof(sprig_mosq_t, field)}
     E(lib_init, mosquitto_lib_init),
     E(new_, mosquitto_new),
@@ -42,26 +40,16 @@ int sync__mosq_load(sprig_error_t *err)
     if (loaded) {
         return 0;
     }
-    void *lib = dlopen(SPRIG_MOSQ_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (lib == NULL) {
-        return sprig_error_set(err, -ENOENT,
-                               "sync: %s cannot be loaded (%s); sync needs the libmosquitto1 "
-                               "package",
-                               SPRIG_MOSQ_SONAME, dlerror());
+    char why[512];
+    int rc = sprig_dl_load(SPRIG_MOSQ_SONAME, entries, sizeof(entries) / sizeof(entries[0]),
+                           &sync__mosq, sizeof(sync__mosq), why, sizeof(why));
+    if (rc != 0) {
+        return sprig_error_set(err, rc,
+                               "sync: %s; sync needs the libmosquitto1 package, version 2.0 or "
+                               "newer",
+                               why);
     }
-    sprig_mosq_t m;
-    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-        void *fn = dlsym(lib, entries[i].name);
-        if (fn == NULL) {
-            dlclose(lib);
-            return sprig_error_set(err, -ENOENT,
-                                   "sync: %s has no %s (libmosquitto 2.0 or newer is needed)",
-                                   SPRIG_MOSQ_SONAME, entries[i].name);
-        }
-        *(void **)((char *)&m + entries[i].offset) = fn;
-    }
-    m.lib_init();
-    sync__mosq = m; /* the library stays loaded for the process's life */
+    sync__mosq.lib_init();
     loaded = true;
     return 0;
 }

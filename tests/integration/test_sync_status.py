@@ -17,7 +17,7 @@
   - a bad flag exits 2 naming it, as does an unknown subcommand; `sprig sync --help`,
     `sprig sync status --help` and `sprig --help` describe the command.
 Libraries: with no sync node the daemon has not loaded libmosquitto (nor the OpenSSL it
-links); the first sync node loads it.
+links), and on a SQLite store not libpq either; the first sync node loads libmosquitto.
 The daemon is stopped by pid (SIGTERM, exit 0); every wait is bounded.
 """
 import json
@@ -86,7 +86,7 @@ def test():
         check(r.stdout.strip() == NO_SYNC and r.stderr == "",
               "sync status with no sync node printed %r (stderr %r), expected %r"
               % (r.stdout, r.stderr, NO_SYNC))
-        for lib in ("libmosquitto", "libssl", "libcrypto"):
+        for lib in ("libmosquitto", "libssl", "libcrypto", "libpq"):
             check(not mapped(d.proc.pid, lib), "with no sync node the daemon has %s loaded" % lib)
 
         # A link to a port nobody listens on: connecting.
