@@ -9,7 +9,10 @@ PostgreSQL 15 (pg.py) instead of a SQLite file, against a real mosquitto (broker
   3. a partition (the broker stopped while both sides write) converges, conflicts holding
      the later write, and every history sample the gateway took is in PostgreSQL's history
      exactly once;
-  4. the upstream restarted (SIGTERM, then a new process on the same database) loads the
+  4. PostgreSQL stopped for 3 s while the gateway's demo keeps writing and syncing, then
+     started again: the upstream's store recovers by itself, the hashes converge, and the
+     gateway's history is in PostgreSQL exactly once;
+  5. the upstream restarted (SIGTERM, then a new process on the same database) loads the
      gateways' trees from PostgreSQL with the same hashes and stays in sync: a new point on
      the gateway arrives.
 Every process is stopped by pid; every wait is bounded (test_sync's bounds).
@@ -17,6 +20,7 @@ Every process is stopped by pid; every wait is bounded (test_sync's bounds).
 import json
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +72,15 @@ def test():
         print("devices in PostgreSQL: %r" % by_device)
         live_changes(pair)
         partition(pair, broker)
+
+        # PostgreSQL goes away under the upstream and comes back.
+        pg.stop()
+        time.sleep(3)
+        pg.start()
+        took = pair.wait_equal("after PostgreSQL's restart", CONVERGE_MAX)
+        print("PostgreSQL restarted under sync: in sync %.2f s after its start" % took)
+        last_row = db_query(gw.db, "SELECT ifnull(max(id), 0) FROM history")[0][0]
+        test_sync.history_once(pair, last_row)
 
         # The upstream restarted on the same database: it loads both trees from PostgreSQL.
         hashes = {p.root: test_sync.node(up, p.root)["hash"] for p in (pair, pair2)}
