@@ -9,7 +9,9 @@
  *   - a batch is all or nothing: a commit refused half-way (a trigger on history) leaves
  *     none of its rows, is kept, and is written exactly once when the refusal ends;
  *   - a crash loses no acknowledged batch: a child acknowledged batch by batch is killed
- *     with SIGKILL, and every batch it was told was durable is there.
+ *     with SIGKILL, and every batch it was told was durable is there;
+ *   - PostgreSQL only: history older than the age limit goes a whole day's partition at
+ *     a time.
  * usage: test_store_contract [pg]   (pg: the PostgreSQL cases only, and they must run) */
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,15 +128,20 @@ static int teardown(void **state)
     return 0;
 }
 
-static sprig_store_t *open_ok(fx_t *f, bool with_loop)
+static sprig_store_t *open_opts(fx_t *f, const sprig_store_opts_t *o, bool with_loop)
 {
     sprig_store_t *s = NULL;
     sprig_error_t err = {{0}};
-    int rc = sprig_store_open(f->target, NULL, with_loop ? &f->loop : NULL, &s, &err);
+    int rc = sprig_store_open(f->target, o, with_loop ? &f->loop : NULL, &s, &err);
     if (rc != 0) {
         fail_msg("open: %d %s", rc, err.msg);
     }
     return s;
+}
+
+static sprig_store_t *open_ok(fx_t *f, bool with_loop)
+{
+    return open_opts(f, NULL, with_loop);
 }
 
 static void close_ok(fx_t *f, sprig_store_t *s)
@@ -529,6 +536,41 @@ static void t_crash_loses_no_acknowledged_batch(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* --- PostgreSQL only: retention drops whole days ------------------------------------ */
+
+/* A day's partition older than the age limit (made by hand, with a row in it) goes at
+ * the next commit; today's stays. */
+static void t_pg_retention_drops_old_days(void **state)
+{
+    fx_t *f = *state;
+    sprig_store_opts_t o = {.history_max_age_ns = 7LL * 86400 * 1000000000};
+    sprig_store_t *s = open_opts(f, &o, true);
+    close_ok(f, s);
+    const int64_t day = 18262; /* 2020-01-01 */
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE history_20200101 PARTITION OF history FOR VALUES FROM (%lld) TO "
+             "(%lld); INSERT INTO history(device, series, time, value, text, tombstone, origin,"
+             " accepted) VALUES('', 1, 1, 1, '', 0, '', %lld)",
+             (long long)(day * 86400 * 1000000000LL), (long long)((day + 1) * 86400 * 1000000000LL),
+             (long long)(day * 86400 * 1000000000LL + 5));
+    side_exec(f, sql);
+    assert_int_equal(side_int(f, "SELECT count(*) FROM history"), 1);
+    s = open_opts(f, &o, true);
+    sprig_point_t p = {.type = "level", .key = "0", .time = 100, .value = 1, .text = "",
+                       .origin = ""};
+    assert_int_equal(sprig_store_put_point(s, "tank", &p, 1), 0);
+    assert_int_equal(sprig_store_flush(s), 0);
+    assert_int_equal(side_int(f, "SELECT count(*) FROM pg_class WHERE relname = "
+                                 "'history_20200101'"),
+                     0);
+    assert_int_equal(side_int(f, "SELECT count(*) FROM history"), 1); /* today's sample */
+    assert_int_equal(side_int(f, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                                 "'history'::regclass"),
+                     1);
+    close_ok(f, s);
+}
+
 #define CASES(setup)                                                                         \
     cmocka_unit_test_setup_teardown(t_rows_read_back_exactly, setup, teardown),              \
         cmocka_unit_test_setup_teardown(t_history_pages, setup, teardown),                   \
@@ -538,7 +580,10 @@ static void t_crash_loses_no_acknowledged_batch(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest sqlite_cases[] = {CASES(setup_sqlite)};
-    const struct CMUnitTest pg_cases[] = {CASES(setup_pg)};
+    const struct CMUnitTest pg_cases[] = {
+        CASES(setup_pg),
+        cmocka_unit_test_setup_teardown(t_pg_retention_drops_old_days, setup_pg, teardown),
+    };
     bool pg_only = argc > 1 && strcmp(argv[1], "pg") == 0;
     if (pg_only) {
         if (getenv("SPRIG_TEST_PG_URI") == NULL) {
