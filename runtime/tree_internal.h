@@ -86,4 +86,7 @@ void tree__free_points(prec_t *r);
 /* The hash of r's (owner, type, key) in the map of node points. */
 uint64_t tree__prec_hash(const prec_t *r);
 
+/* Pushes n on the tree's worklist (tree_walk.c); 0 or -ENOMEM. */
+int tree__work_push(sprig_tree_t *t, sprig_node_t *n);
+
 #endif
