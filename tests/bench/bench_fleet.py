@@ -1,10 +1,12 @@
 """Benchmark of the cloud side (DESIGN.md section 11) as far as it exists: one upstream
 process (`sprig run --serve-sync`) serving N gateways through one mosquitto on loopback,
-its store a SQLite file (--db) in one half of the run and a throwaway PostgreSQL 15 (pg.py,
-fsync on, --store URI) in the other, with the same N, trees and load. The workers of
-section 11 are not built yet, so this measures one upstream.
+its store a SQLite file (--db) in one half of a round and a throwaway PostgreSQL 15 (pg.py,
+fsync on, --store URI, an empty database each round) in the other, with the same N, trees
+and load. The workers of section 11 are not built yet, so this measures one upstream.
+The order of the halves is swapped every round (default 2 rounds: SQLite, PostgreSQL,
+PostgreSQL, SQLite), so a drift in whatever else runs on the machine weighs on both alike.
 
-For each store, with a fresh broker, upstream and N fresh gateways (`sprig run --rules off`,
+In each half, with a fresh broker, upstream and N fresh gateways (`sprig run --rules off`,
 each importing a tree of 5 groups of 9 leaves, 50 nodes, ids unique across the fleet):
   1. memory: the upstream's VmRSS (/proc/PID/status) once it idles before any gateway
      links, and once all N are in sync (every gateway's root hash equal to the upstream's
@@ -21,8 +23,9 @@ each importing a tree of 5 groups of 9 leaves, 50 nodes, ids unique across the f
   3. backlog: the same load again while the upstream is stopped (SIGSTOP): the gateways
      take the points and publish them as pts messages that wait in the broker, so their
      production costs the upstream nothing and its rate is printed as the gateways'
-     production alone (without the upstream's work beside it); 2 s later the upstream gets SIGCONT
-     and the clock runs until the last point of every gateway is applied. The broker's
+     production alone (without the upstream's work beside it); 2 s later the upstream
+     gets SIGCONT and the clock runs until the last point of every gateway is applied
+     (SIGSTOP is held under 30 s, the upstream's MQTT keepalive). The broker's
      max_queued_messages is raised from mosquitto's 1,000 for this (and for a store that
      falls behind in the live phase): past it mosquitto drops QoS 1 messages for a slow
      client, and the probe's repair would then send the rest as whole nodes.
@@ -55,17 +58,19 @@ loop thread's /proc/PID/task/PID/stat): the upstream's loop thread; its other th
 (libuv's workers, where the store's commits run: SQLite itself, or libpq waiting for the
 server); PostgreSQL's postmaster and backends; the gateways; the broker; this script; and
 "other work", what else kept the machine busy (/proc/stat) in the meantime, as the machine
-is shared. Then a line saying what limited the phase, read from those figures: the
-gateways' production when the upstream applied the last points within 10% of the last
-API answer, the store when "on disk" came more than 20% after "applied", the machine's
-cores when they were 85% busy or more.
+is shared; and the CPU a point, of all these processes together (other work aside) and
+of the upstream's side alone (its threads and PostgreSQL's), which the machine's other
+load disturbs much less than the rates. Then a line saying what limited the phase, read
+from those figures: the gateways' production when the upstream applied the last points
+within 10% of the last API answer, the store when "on disk" came more than 20% after
+"applied", the machine's cores when they were 85% busy or more.
 
 Not a test (not in ctest): figures for the README's performance table. Every process is
 owned by the Harness (stopped by pid on exit), every wait is bounded, all traffic is on
-127.0.0.1. About a minute with the defaults on 2 cores (2 minutes when the machine is busy).
+127.0.0.1. About 100 s with the defaults on 2 cores.
 
 usage: /usr/bin/python3 tests/bench/bench_fleet.py build/sprig [--gateways N]
-           [--points P] [--only sqlite|pg]
+           [--points P] [--rounds R] [--only sqlite|pg]
 """
 import argparse
 import os
@@ -276,20 +281,18 @@ def busy_share(d, wall):
 class Fleet:
     """A broker, an upstream on one store and N gateways, all owned by the harness."""
 
-    def __init__(self, h, kind, pg, n):
-        self.kind = kind
-        self.pg = pg if kind == "pg" else None
+    def __init__(self, h, tag, store, pg, n):
+        self.pg = pg
         self.broker = Broker(h, start=False)
         with open(self.broker.conf, "a") as f:
             f.write("max_queued_messages 1000000\n")
         self.broker.start()
-        store = pg.uri if kind == "pg" else h.path("up-%s.db" % kind)
         self.up = Daemon(h, store, "--rules", "off", "--serve-sync", "--sync-broker",
-                         self.broker.uri, name="up-" + kind)
+                         self.broker.uri, name="up-" + tag)
         self.gws = []
         for g in range(n):
-            d = Daemon(h, h.path("gw-%s-%02d.db" % (kind, g)), "--rules", "off",
-                       name="gw-%s-%02d" % (kind, g))
+            d = Daemon(h, h.path("gw-%s-%02d.db" % (tag, g)), "--rules", "off",
+                       name="gw-%s-%02d" % (tag, g))
             d.root = d.status()["root"]
             d.expect(200, "POST", "/v1/import", tree_doc(d.root, g),
                      what="gateway %d's tree" % g)
@@ -404,10 +407,28 @@ def limit_line(store_name, arrived, api, d, wall, total):
     return "    limited by: " + "; ".join(why)
 
 
-def serve(h, kind, name, pg, n, points, results):
-    print("\n== upstream on %s, %d gateways ==" % (name, n))
+def cpu_a_point(d, total):
+    """Microseconds of CPU a point: every process of the benchmark, and the upstream's
+    side alone (its threads and PostgreSQL's processes)."""
+    up = sum(v for k, v in d.items() if k.startswith("upstream") or k == "PostgreSQL")
+    return (1e6 * sum(v for k, v in d.items() if k != "other work") / total,
+            1e6 * up / total)
+
+
+def serve(h, r, kind, name, pg, n, points):
+    """One half of a round: a fresh broker, upstream on the store `kind` and N gateways;
+    prints its figures and returns them."""
+    print("\n== round %d: upstream on %s, %d gateways ==" % (r + 1, name, n))
     t_start = time.monotonic()
-    f = Fleet(h, kind, pg, n)
+    tag = "%s-%d" % (kind, r)
+    if kind == "pg":
+        # Each round's upstream gets an empty database of its own on the one server.
+        db = "sprig_%d" % r
+        pg.psql('CREATE DATABASE "%s" OWNER "%s";' % (db, pg.user), user="postgres",
+                db="postgres")
+        f = Fleet(h, tag, pg.uri.rsplit("/", 1)[0] + "/" + db, pg, n)
+    else:
+        f = Fleet(h, tag, h.path("up-%s.db" % tag), None, n)
     time.sleep(1.0)
     st0 = f.up.status()
     rss0 = rss_kb(f.up.proc.pid)
@@ -446,7 +467,10 @@ def serve(h, kind, name, pg, n, points, results):
           % (n, points, total, BATCH, live[0], total / live[0], live[1], total / live[1],
              live[2], total / live[2], api, total / api))
     print(cpu_line(d, wall))
+    print("    CPU a point: %.1f us in all (other work aside), %.1f us on the upstream's side"
+          % cpu_a_point(d, total))
     print(limit_line(name, live, api, d, wall, total))
+    live_cpu = d
 
     # Backlog: the same load while the upstream is stopped; the clock runs from SIGCONT.
     bodies, lasts = zip(*[load(g, points, g * 10**9 + 5 * 10**8) for g in range(n)])
@@ -470,14 +494,55 @@ def serve(h, kind, name, pg, n, points, results):
           % (total, produced, total / produced, backlog[0], total / backlog[0], backlog[1],
              total / backlog[1], backlog[2], total / backlog[2]))
     print(cpu_line(d, wall))
+    print("    CPU a point: %.1f us in all (other work aside), %.1f us on the upstream's side"
+          % cpu_a_point(d, total))
     print(limit_line(name, backlog, None, d, wall, total))
     print("upstream after the load: VmRSS %d kB, peak (VmHWM) %d kB; %d live points a "
           "gateway in its tree" % (rss_kb(f.up.proc.pid), rss_kb(f.up.proc.pid, "VmHWM"),
                                    (f.up.status()["points"] - st1["points"]) // n))
     f.stop()
     print("(%s half: %.0f s)" % (name, time.monotonic() - t_start))
-    results[kind] = {"mem": mem, "nodes": per_nodes, "points": per_points, "live": live,
-                     "api": api, "backlog": backlog, "produced": produced, "total": total}
+    return {"mem": mem, "nodes": per_nodes, "points": per_points, "live": live, "api": api,
+            "backlog": backlog, "produced": produced, "total": total, "live_cpu": live_cpu,
+            "backlog_cpu": d}
+
+
+def summary(res, a, order):
+    s, p = res["sqlite"], res["pg"]
+    print("\n== PostgreSQL against SQLite, same run: %d gateways, %d points a gateway a "
+          "phase, %d round(s) in the order %s ==" % (a.gateways, a.points, a.rounds, order))
+    print("points/s, each round, then the ratio of PostgreSQL's to SQLite's over all "
+          "rounds (points over time):")
+
+    def rates(rs, key, i):
+        return "/".join("%.0f" % (x["total"] / x[key][i]) for x in rs)
+
+    def cpus(rs, key):
+        return " / ".join("%.1f of %.1f" % cpu_a_point(x[key + "_cpu"], x["total"])[::-1]
+                          for x in rs)
+
+    def overall(rs, key, i):
+        return sum(x["total"] for x in rs) / sum(x[key][i] for x in rs)
+
+    for key in ("live", "backlog"):
+        for i, what in enumerate(("applied", "on disk", "history acknowledged")):
+            print("  %-8s %-21s SQLite %-15s PostgreSQL %-15s ratio %.2f%s"
+                  % (key, what, rates(s, key, i), rates(p, key, i),
+                     overall(p, key, i) / overall(s, key, i),
+                     "  (goal >= 0.7)" if what == "on disk" else ""))
+        print("  %-8s %-21s SQLite %s  PostgreSQL %s" % (
+            key, "CPU a point, us", cpus(s, key), cpus(p, key)))
+    print("  (CPU a point: the upstream's side, of all the benchmark's processes together)")
+    print("  the gateways' API calls alone, live: SQLite %s, PostgreSQL %s points/s; with the "
+          "upstream stopped: %s, %s"
+          % ("/".join("%.0f" % (x["total"] / x["api"]) for x in s),
+             "/".join("%.0f" % (x["total"] / x["api"]) for x in p),
+             "/".join("%.0f" % (x["total"] / x["produced"]) for x in s),
+             "/".join("%.0f" % (x["total"] / x["produced"]) for x in p)))
+    print("memory per device: SQLite %s kB, PostgreSQL %s kB (a device: %.0f nodes, %.0f "
+          "points on the upstream)" % ("/".join("%.0f" % x["mem"] for x in s),
+                                       "/".join("%.0f" % x["mem"] for x in p),
+                                       s[0]["nodes"], s[0]["points"]))
 
 
 def bench():
@@ -486,6 +551,9 @@ def bench():
     ap.add_argument("--gateways", type=int, default=8, help="N (default 8)")
     ap.add_argument("--points", type=int, default=50000,
                     help="points written on each gateway in each phase (default 50,000)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="rounds, each with both stores, the order swapped every round "
+                    "(default 2: SQLite, PostgreSQL, PostgreSQL, SQLite)")
     ap.add_argument("--only", choices=("sqlite", "pg"), help="one store only")
     a = ap.parse_args()
 
@@ -493,33 +561,27 @@ def bench():
     def on_term(sig, frame):
         raise SystemExit(128 + sig)
     signal.signal(signal.SIGTERM, on_term)
-    check(a.gateways >= 1 and a.points >= 1, "--gateways and --points must be at least 1")
+    check(a.gateways >= 1 and a.points >= 1 and a.rounds >= 1,
+          "--gateways, --points and --rounds must be at least 1")
     sys.argv[1:] = [a.sprig]  # what the Harness reads
     print("machine: %d cores (%s), load average %.2f %.2f %.2f at the start. The gateways, "
           "the broker, the upstream, PostgreSQL and this script share them, so every figure "
           "below is of all of them together on this machine, not of one process alone."
           % (os.cpu_count(), ", ".join(str(c) for c in sorted(os.sched_getaffinity(0))),
              *os.getloadavg()))
-    results = {}
+    res = {"sqlite": [], "pg": []}
+    order = []
     with Harness("bench-fleet") as h:
         pg = Postgres(h) if a.only != "sqlite" else None
-        for kind, name in STORES:
-            if a.only in (None, kind):
-                serve(h, kind, name, pg, a.gateways, a.points, results)
+        for r in range(a.rounds):
+            for kind, name in (STORES if r % 2 == 0 else STORES[::-1]):
+                if a.only in (None, kind):
+                    res[kind].append(serve(h, r, kind, name, pg, a.gateways, a.points))
+                    order.append(name)
         if pg is not None:
             pg.stop()
-    if len(results) == 2:
-        s, p = results["sqlite"], results["pg"]
-        print("\n== PostgreSQL against SQLite, same run (%d gateways, %d points each a phase)"
-              " ==" % (a.gateways, a.points))
-        for label, key in (("live", "live"), ("backlog", "backlog")):
-            for i, what in enumerate(("applied", "on disk", "history acknowledged")):
-                rs, rp = s["total"] / s[key][i], p["total"] / p[key][i]
-                print("%-8s %-21s SQLite %7.0f points/s  PostgreSQL %7.0f points/s  "
-                      "ratio %.2f%s" % (label, what, rs, rp, rp / rs,
-                                        "  (goal >= 0.7)" if what == "on disk" else ""))
-        print("memory per device: SQLite %.0f kB, PostgreSQL %.0f kB (a device: %.0f nodes, "
-              "%.0f points)" % (s["mem"], p["mem"], s["nodes"], s["points"]))
+    if res["sqlite"] and res["pg"]:
+        summary(res, a, ", ".join(order))
 
 
 if __name__ == "__main__":
