@@ -58,9 +58,12 @@ bench-sync: build
 	/usr/bin/python3 tests/bench/bench_sync.py ./$(BUILD)/sprig ./$(BUILD)/bench_mqtt
 
 # The fleet side (DESIGN.md section 11) on a throwaway PostgreSQL: its store against a raw
-# batched upsert of the same rows.
+# batched upsert of the same rows; then FLEET_GATEWAYS gateway processes through one upstream
+# on PostgreSQL against one on SQLite (points/s, the upstream's memory per device).
+FLEET_GATEWAYS ?= 8
 bench-fleet: build
 	/usr/bin/python3 tests/integration/pg.py --run -- ./$(BUILD)/bench_store_pg
+	/usr/bin/python3 tests/bench/bench_fleet.py ./$(BUILD)/sprig --gateways $(FLEET_GATEWAYS)
 
 bench-modbus: build
 	./$(BUILD)/bench_modbus
