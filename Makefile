@@ -53,7 +53,7 @@ check-sanitizers: deps
 bench: build
 	./$(BUILD)/bench_write
 
-# The HTTP API's write rate against the core write path, and SSE latency (README, "Performance").
+# Sync over MQTT: a 10,000-node first sync, repair bytes, live and backlog forwarding.
 bench-sync: build
 	/usr/bin/python3 tests/bench/bench_sync.py ./$(BUILD)/sprig ./$(BUILD)/bench_mqtt
 
@@ -71,6 +71,7 @@ bench-modbus: build
 bench-rules: build
 	./$(BUILD)/bench_rules
 
+# The HTTP API's write rate against the core write path, and SSE latency (README, "Performance").
 bench-api: build
 	/usr/bin/python3 tests/bench/bench_api.py ./$(BUILD)/sprig ./$(BUILD)/bench_write
 
