@@ -6,6 +6,7 @@
  * journal, halt and reset) is paid once for them, not per row. A point written twice in
  * one statement ends as the later row, as with one statement each. */
 #include <errno.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +86,19 @@ static int step(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* A value: a double, but -0 as its 8 bytes. SQLite stores an integral REAL as an integer
+ * and reads it back as 0, so a -0 would lose its sign, and a point its stored hash (the
+ * merge rule orders values by their bits). Loading reads such a blob back (store_load.c). */
+static void bind_value(sqlite3_stmt *st, int i, double v)
+{
+    if (v == 0 && signbit(v)) {
+        sqlite3_bind_blob(st, i, &v, sizeof(v), SQLITE_TRANSIENT);
+    }
+    else {
+        sqlite3_bind_double(st, i, v);
+    }
+}
+
 /* A point's columns, at parameters base + 1 to base + 9. */
 static void bind_point(sqlite3_stmt *st, int base, const row_t *r)
 {
@@ -92,7 +106,7 @@ static void bind_point(sqlite3_stmt *st, int base, const row_t *r)
     sqlite3_bind_text(st, base + 2, r->type, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, base + 3, r->key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, base + 4, r->time);
-    sqlite3_bind_double(st, base + 5, r->value);
+    bind_value(st, base + 5, r->value);
     sqlite3_bind_text(st, base + 6, r->text, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, base + 7, r->tombstone);
     sqlite3_bind_text(st, base + 8, r->origin, -1, SQLITE_STATIC);
@@ -104,7 +118,7 @@ static void bind_hist(sqlite3_stmt *st, int base, const row_t *r)
 {
     sqlite3_bind_int64(st, base + 1, r->series);
     sqlite3_bind_int64(st, base + 2, r->time);
-    sqlite3_bind_double(st, base + 3, r->value);
+    bind_value(st, base + 3, r->value);
     sqlite3_bind_text(st, base + 4, r->text, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, base + 5, r->tombstone);
     sqlite3_bind_text(st, base + 6, r->origin, -1, SQLITE_STATIC);

@@ -2,8 +2,10 @@
 #ifndef SPRIG_STORE_INTERNAL_H
 #define SPRIG_STORE_INTERNAL_H
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "map.h"
 #include "sprig/store.h"
@@ -161,6 +163,22 @@ long store__sqlite_history(sprig_store_t *s, const sprig_store_history_query_t *
                            sprig_store_history_fn fn, void *arg);
 long store__sqlite_history_after(sprig_store_t *s, int64_t after_id, size_t limit,
                                  sprig_store_history_after_fn fn, void *arg);
+
+/* The value column i of a SQLite row: a number; -0 as its 8 bytes (store_commit.c
+ * bind_value); anything else (text written outside sprig, such as 'nan': SQLite stores no
+ * NaN) as NaN, so the checks see it (SQLite would read 0). */
+static inline double store__col_value(sqlite3_stmt *st, int i)
+{
+    int t = sqlite3_column_type(st, i);
+    if (t == SQLITE_FLOAT || t == SQLITE_INTEGER) {
+        return sqlite3_column_double(st, i);
+    }
+    double v = NAN;
+    if (t == SQLITE_BLOB && sqlite3_column_bytes(st, i) == (int)sizeof(v)) {
+        memcpy(&v, sqlite3_column_blob(st, i), sizeof(v));
+    }
+    return v;
+}
 
 /* A history series as the store knows it: its id and "node\0type\0key". */
 typedef struct series {

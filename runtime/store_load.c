@@ -22,11 +22,7 @@ static void col_point(sqlite3_stmt *st, int first, sprig_point_t *p)
     p->type = col_text(st, first);
     p->key = col_text(st, first + 1);
     p->time = sqlite3_column_int64(st, first + 2);
-    /* A value column holding no number (text such as 'nan', written outside sprig: SQLite
-     * stores no NaN) is handed back as NaN, so the checks see it; SQLite would read 0. */
-    int vt = sqlite3_column_type(st, first + 3);
-    p->value =
-        vt == SQLITE_FLOAT || vt == SQLITE_INTEGER ? sqlite3_column_double(st, first + 3) : NAN;
+    p->value = store__col_value(st, first + 3);
     p->text = col_text(st, first + 4);
     p->tombstone = sqlite3_column_int(st, first + 5);
     p->origin = col_text(st, first + 6);

@@ -13,7 +13,6 @@
  * over the ancestor set), so a change costs O(ancestors), O(depth) in a tree, however
  * many paths mirrors make. */
 #include <errno.h>
-#include <math.h>
 #include <string.h>
 
 #include "sprig/alloc.h"
@@ -587,26 +586,11 @@ static prec_t *prec_new(const pkey_t *k)
     return r;
 }
 
-/* A value of -0 is merged, hashed and stored as 0: a zero's sign means nothing for a
- * reading, and SQLite keeps none (it stores an integral REAL as an integer), so a -0 kept
- * in memory would hash apart from the same point loaded back. */
-static const sprig_point_t *zero_unsigned(const sprig_point_t *p, sprig_point_t *buf)
-{
-    if (p->value == 0 && signbit(p->value)) {
-        *buf = *p;
-        buf->value = 0.0;
-        return buf;
-    }
-    return p;
-}
-
 int sprig_tree_point_merge(sprig_tree_t *t, sprig_node_t *n, const sprig_point_t *p,
                            const sprig_point_t **held)
 {
     pkey_t k;
     int rc;
-    sprig_point_t pz;
-    p = zero_unsigned(p, &pz);
     prec_t *r = prec_find(t, n, true, NULL, p, &k, &rc);
     if (rc != 0) {
         return rc;
@@ -673,8 +657,6 @@ int sprig_tree_edge_point_merge(sprig_tree_t *t, sprig_edge_t *e, const sprig_po
 {
     pkey_t k;
     int rc;
-    sprig_point_t pz;
-    p = zero_unsigned(p, &pz);
     prec_t *r = prec_find(t, e, false, e->points, p, &k, &rc);
     if (rc != 0) {
         return rc;

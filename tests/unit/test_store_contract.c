@@ -3,8 +3,7 @@
  * ctest starts one with tests/integration/pg.py --run). Through the public API only:
  *   - a row written is read back exactly: ids, types, texts with tabs, newlines,
  *     backslashes and non-ASCII, times to the nanosecond up to 2262, doubles bit for bit
- *     (the smallest subnormal, the largest finite; -0 never reaches a store: the tree
- *     holds it as 0), tombstones, stored hashes;
+ *     (-0, the smallest subnormal, the largest finite), tombstones, stored hashes;
  *   - meta, history pages (range, cursor, newest first) and history in append order;
  *   - a batch is all or nothing: a commit refused half-way (a trigger on history) leaves
  *     none of its rows, is kept, and is written exactly once when the refusal ends;
@@ -158,7 +157,7 @@ static const char *const texts[] = {
     "", "plain", "tab\there", "line\nbreak", "cr\r\nlf", "back\\slash", "\\N", "ünïcødé ✓ 温度",
 };
 static const double values[] = {
-    0.0, 1.0 / 3, 0.1, -1e-300, 5e-324, 1.7976931348623157e308, -2.5, 123456789.125,
+    0.0, -0.0, 0.1, -1e-300, 5e-324, 1.7976931348623157e308, -2.5, 123456789.125,
 };
 static const int64_t times[] = {
     1, 1700000000123456789LL, INT64_MAX, 999999999LL, 2, 3, 4, 5,
