@@ -12,6 +12,7 @@
 #define SYNC_REPAIR_ROUNDS 8       /* probes that still differ after repair, then error */
 #define SYNC_TREE_MAX 20000        /* nodes sent for one `need` of a whole subtree */
 #define SYNC_KINDS 10              /* entries of sync__kinds */
+#define SYNC_BROKERS_MAX 16        /* brokers in one uri list */
 
 /* A growing text buffer. */
 typedef struct sbuf {
@@ -57,6 +58,23 @@ typedef struct sync_peer {
                             since connecting, so pts need not name it any more */
     int64_t hist_resume; /* downstream: no upload before this (ns) after a partial ack */
 } sync_peer_t;
+
+/* One broker of the link's uri list. */
+typedef struct sync_broker {
+    char uri[300]; /* the element as written (trimmed), for the status and messages */
+    char host[256];
+    int port;
+    bool tls;  /* mqtts:// */
+    bool v311; /* it refused MQTT 5 and took 3.1.1: later connections to it start with 3.1.1 */
+} sync_broker_t;
+
+/* Parses a uri (a sync node's point, --sync-broker): one mqtt://host[:port] or
+ * mqtts://host[:port], or a comma-separated list of them (blanks around an element are
+ * ignored). Fills out[0..*count) (at most max). 0, or -EINVAL with err naming the uri, the
+ * element (its position from 1, when there are several), the rule and the value; *count is
+ * then 0. */
+int sync__parse_uris(const char *list, sync_broker_t *out, size_t max, size_t *count,
+                     sprig_error_t *err);
 
 struct sprig_sync {
     sprig_core_t *core;
