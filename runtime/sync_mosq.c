@@ -22,6 +22,7 @@ static const struct {
     E(connect_callback_set, mosquitto_connect_callback_set),
     E(disconnect_callback_set, mosquitto_disconnect_callback_set),
     E(message_callback_set, mosquitto_message_callback_set),
+    E(subscribe_callback_set, mosquitto_subscribe_callback_set),
     E(connect_async, mosquitto_connect_async),
     E(disconnect, mosquitto_disconnect),
     E(socket, mosquitto_socket),
@@ -33,6 +34,7 @@ static const struct {
     E(subscribe, mosquitto_subscribe),
     E(strerror, mosquitto_strerror),
     E(reason_string, mosquitto_reason_string),
+    E(connack_string, mosquitto_connack_string),
 #undef E
 };
 
