@@ -172,11 +172,13 @@ typedef struct status_sync {
 
 /* One entry of status's "sync" for each sync node that runs here: live, and not in another
  * device's tree kept by an upstream (there it is data; its link runs on that device). A
- * point the driver has not written yet reads as null (state, lastSync), "" (uri, error)
- * or 0 (the counters). */
+ * point the driver has not written yet reads as null (state, lastSync; broker and protocol,
+ * also null while empty: no broker tried yet, not connected), "" (uri, error) or 0 (the
+ * counters). */
 static int status_sync_one(sprig_node_t *n, void *arg)
 {
     static const char *const counters[] = {"syncCount", "repairCount", "bytesUp", "bytesDown"};
+    static const char *const texts[] = {"broker", "protocol"};
     route_ctx_t *r = ((status_sync_t *)arg)->r;
     if (strcmp(sprig_node_type(n), "sync") != 0 || !sprig_node_live(r->tree, n) ||
         sprig_node_foreign(r->tree, n)) {
@@ -196,6 +198,15 @@ static int status_sync_one(sprig_node_t *n, void *arg)
     }
     p = sprig_tree_point(r->tree, n, "error", NULL);
     cJSON_AddStringToObject(o, "error", p != NULL && !p->tombstone ? p->text : "");
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        p = sprig_tree_point(r->tree, n, texts[i], NULL);
+        if (p != NULL && !p->tombstone && p->text[0] != '\0') {
+            cJSON_AddStringToObject(o, texts[i], p->text);
+        }
+        else {
+            cJSON_AddNullToObject(o, texts[i]);
+        }
+    }
     p = sprig_tree_point(r->tree, n, "lastSync", NULL);
     if (p != NULL && !p->tombstone && p->value > 0 && p->value < 9.2e18) {
         char t[40];

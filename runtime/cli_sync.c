@@ -22,7 +22,8 @@ static void sync_usage(FILE *f)
           "\n"
           "commands:\n"
           "  status       each sync node: uri, state (connecting, syncing, insync, error),\n"
-          "               error, last sync, probes that matched, repairs, bytes up and down\n"
+          "               error, broker in use and its MQTT version, last sync, probes that\n"
+          "               matched, repairs, bytes up and down\n"
           "\n"
           "status talks to a running daemon: --url URL (default " CLI_HTTP_DEFAULT_URL "),\n"
           "  --token-file FILE, --json.\n"
@@ -36,8 +37,10 @@ static const char status_usage[] =
     "Prints each sync node of this instance, sorted by id: its uri, state (connecting,\n"
     "syncing, insync or error; - when its driver has not reported one, e.g. because the\n"
     "uri is malformed and the driver did not start: see the daemon's log), its error when\n"
-    "it has one, when a probe last found both sides equal (RFC 3339 UTC, or never), and\n"
-    "its counters syncCount, repairCount, bytesUp and bytesDown (- when not reported).\n"
+    "it has one, the broker of its uri list in use or being tried and the MQTT version of\n"
+    "the connection (5, or 3.1.1 with a broker that refuses 5; - when not connected), when\n"
+    "a probe last found both sides equal (RFC 3339 UTC, or never), and its counters\n"
+    "syncCount, repairCount, bytesUp and bytesDown (- when not reported).\n"
     "Sync nodes inside another device's tree kept here by an upstream are data, not\n"
     "links of this instance: they are left out, and counted on the last line.\n"
     "Without a sync node it says so and exits 0.\n"
@@ -96,6 +99,9 @@ static void show_node(const cJSON *n)
     if (err[0] != '\0') {
         show_text("error", err);
     }
+    const char *broker = cli_point_text(n, "broker"), *proto = cli_point_text(n, "protocol");
+    show_text("broker", broker[0] != '\0' ? broker : "-");
+    show_text("protocol", proto[0] != '\0' ? proto : "-");
     if (cli_point_value(n, "lastSync", &v) && v > 0 && v < 9.2e18) {
         show_text("lastSync", sprig_time_format((int64_t)v, t, sizeof(t)));
     }

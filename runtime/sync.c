@@ -814,10 +814,13 @@ void sync__status_write(sprig_sync_t *s)
         {.type = "bytesDown", .value = (double)s->bytes_down},
         {.type = "histPending", .value = (double)sync__hist_pending(s)},
         {.type = "bytesByKind", .text = kinds},
+        {.type = "broker", .text = s->brokers[s->cur].uri},
+        {.type = "protocol", .text = sync__protocol(s)},
     };
-    sprig_point_t pts[9];
+    enum { NWANT = sizeof(want) / sizeof(want[0]) };
+    sprig_point_t pts[NWANT];
     size_t k = 0;
-    for (size_t i = 0; i < 9; i++) {
+    for (size_t i = 0; i < NWANT; i++) {
         const sprig_point_t *cur = sprig_tree_point(t, n, want[i].type, "0");
         const char *text = want[i].text != NULL ? want[i].text : "";
         if (cur == NULL || cur->tombstone || cur->value != want[i].value ||

@@ -12,6 +12,9 @@
 #define SYNC_REPAIR_ROUNDS 8       /* probes that still differ after repair, then error */
 #define SYNC_TREE_MAX 20000        /* nodes sent for one `need` of a whole subtree */
 #define SYNC_KINDS 10              /* entries of sync__kinds */
+#define SYNC_BROKERS_MAX 16        /* brokers in one uri list */
+#define SYNC_CONNECT_MS 10000      /* an attempt without CONNACK by then is given up */
+#define SYNC_STABLE_MS 5000        /* a connection that lasted this long starts a new round */
 
 /* A growing text buffer. */
 typedef struct sbuf {
@@ -58,22 +61,50 @@ typedef struct sync_peer {
     int64_t hist_resume; /* downstream: no upload before this (ns) after a partial ack */
 } sync_peer_t;
 
+/* One broker of the link's uri list. */
+typedef struct sync_broker {
+    char uri[300]; /* the element as written (trimmed), for the status and messages */
+    char host[256];
+    int port;
+    bool tls;  /* mqtts:// */
+    bool v311; /* it refused MQTT 5 and took 3.1.1: later connections to it start with 3.1.1 */
+} sync_broker_t;
+
+/* Parses a uri (a sync node's point, --sync-broker): one mqtt://host[:port] or
+ * mqtts://host[:port], or a comma-separated list of them (blanks around an element are
+ * ignored). Fills out[0..*count) (at most max). 0, or -EINVAL with err naming the uri, the
+ * element (its position from 1, when there are several), the rule and the value; *count is
+ * then 0. */
+int sync__parse_uris(const char *list, sync_broker_t *out, size_t max, size_t *count,
+                     sprig_error_t *err);
+
 struct sprig_sync {
     sprig_core_t *core;
     sprig_sync_opts_t o;
     char *strings[8]; /* owned copies of the option strings */
-    char host[256];
-    int port;
-    bool tls;
+    sync_broker_t brokers[SYNC_BROKERS_MAX];
+    size_t nbrokers;
+    size_t cur;   /* the broker in use, or being tried */
+    size_t tried; /* brokers that failed in this round (a round ends with a backoff) */
+    char client_id[128];
     struct mosquitto *mosq;
-    uv_poll_t *poll; /* on mosquitto's socket, while one is open */
+    int proto;        /* MQTT_PROTOCOL_V5 or _V311: what mosq connects with */
+    bool mosq_tls;    /* mosq is set up for TLS */
+    bool next_311;    /* the broker just refused MQTT 5: the next attempt uses 3.1.1 */
+    bool attempt;     /* an attempt (or a connection) is under way: lost() has not run for it */
+    bool answered;    /* this attempt got a CONNACK */
+    bool refused_5;   /* this attempt's CONNACK refused the protocol version */
+    bool sub_refused; /* a SUBACK refused one of our subscriptions: error says which */
+    int sub_mid;      /* the message id of the subscription to sub_topic */
+    int64_t attempt_at, connected_at; /* loop time (ms) */
+    uv_poll_t *poll;                  /* on mosquitto's socket, while one is open */
     int fd;
     uv_timer_t *tick;  /* keepalive, reconnect, status */
     uv_timer_t *flush; /* pending pts batches */
     uv_timer_t *probe; /* next probe (downstream) */
     bool connected, stopping, flush_armed;
     bool reached; /* this attempt's TCP connection came up (a later drop was a refusal) */
-    bool denied;  /* the broker's CONNACK refused us: error holds its reason */
+    bool denied;  /* the broker refused us (CONNACK, TLS files): error holds the reason */
     int64_t reconnect_at, backoff_ms, last_status;
     sync_peer_t **peers;
     size_t npeers, cappeers;
@@ -118,6 +149,8 @@ sync_peer_t *sync__peer_find(sprig_sync_t *s, const char *device);
 int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe);
 /* sync_link.c */
 void sync__on_poll(uv_poll_t *h, int status, int events);
+/* The MQTT version of the connection in use ("5", "3.1.1"), "" while not connected. */
+const char *sync__protocol(const sprig_sync_t *s);
 
 /* sync_hist.c */
 void sync__hist_pump(sync_peer_t *p);               /* downstream: the next batch */

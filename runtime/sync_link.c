@@ -25,44 +25,103 @@ static void drop_poll(sprig_sync_t *s)
     s->fd = -1;
 }
 
+const char *sync__protocol(const sprig_sync_t *s)
+{
+    return !s->connected ? "" : s->proto == MQTT_PROTOCOL_V5 ? "5" : "3.1.1";
+}
+
+/* Why an attempt or a connection ended, for a person. */
+static const char *why(int rc)
+{
+    return rc == MOSQ_ERR_TIMEOUT ? "no CONNACK within 10 s" : sync__mosq.strerror(rc);
+}
+
+/* The attempt (or the connection) to the current broker is over. MQTT 5 refused: the same
+ * broker again at once with 3.1.1. Otherwise the next broker of the list, at once, or after
+ * the backoff (250 ms doubling to 5 s) once every broker failed in this round; a connection
+ * that lasted SYNC_STABLE_MS starts a new round, so a broker that takes us and drops us at
+ * once does not make a tight loop. libmosquitto may report one loss twice (on_disconnect,
+ * then the failed read): the second call does nothing. */
 static void lost(sprig_sync_t *s, int rc)
 {
+    if (!s->attempt) {
+        return;
+    }
+    s->attempt = false;
     bool was = s->connected;
     s->connected = false;
     drop_poll(s);
     if (s->stopping) {
         return;
     }
+    sync_broker_t *b = &s->brokers[s->cur];
+    int64_t now = (int64_t)uv_now(sprig_core_loop(s->core));
+    bool tls_failed = rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE;
+    if (s->proto == MQTT_PROTOCOL_V5 && !was &&
+        (s->refused_5 || (s->reached && !s->answered && !tls_failed))) {
+        /* A CONNACK refusing the protocol version, or (some 3.1.1 brokers) the connection
+         * closed after the CONNECT without any CONNACK. */
+        sprig_log_info("sync %s: %s %s; connecting again with MQTT 3.1.1", sync__who(s), b->uri,
+                       s->refused_5 ? "refused MQTT 5"
+                                    : "closed the connection after an MQTT 5 CONNECT");
+        s->next_311 = true;
+        s->reached = false;
+        s->reconnect_at = now;
+        return;
+    }
+    s->next_311 = false;
     if (was || s->backoff_ms == 0) {
-        sprig_log_warn("sync %s: disconnected from %s:%d: %s", sync__who(s), s->host, s->port,
-                       sync__mosq.strerror(rc));
+        sprig_log_warn("sync %s: %s from %s: %s", sync__who(s),
+                       was ? "disconnected" : "no connection", b->uri, why(rc));
     }
-    if (s->denied) {
-        /* The broker answered and said no (on_connect has the reason): keep it. */
+    if (s->denied || s->sub_refused) {
+        /* The broker answered and said no (on_connect or on_subscribe has the reason): keep
+         * it. */
     }
-    else if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE || rc == MOSQ_ERR_AUTH ||
-             rc == MOSQ_ERR_CONN_REFUSED || (s->tls && !was && s->reached)) {
+    else if (tls_failed || rc == MOSQ_ERR_AUTH || rc == MOSQ_ERR_CONN_REFUSED ||
+             (b->tls && !was && s->reached)) {
         /* A TLS peer that reached the broker and was dropped before it was accepted: with
          * TLS 1.3 a refused client certificate shows only as a lost connection. */
         s->state = "error";
-        if (s->tls && rc != MOSQ_ERR_TLS && rc != MOSQ_ERR_TLS_HANDSHAKE) {
+        if (b->tls && !tls_failed) {
             snprintf(s->error, sizeof(s->error),
-                     "%.200s:%d closed the TLS connection before accepting it (%s): is the "
+                     "%.200s closed the TLS connection before accepting it (%s): is the "
                      "client certificate (certFile, keyFile) signed by a CA the broker trusts?",
-                     s->host, s->port, sync__mosq.strerror(rc));
+                     b->uri, why(rc));
         }
         else {
-            snprintf(s->error, sizeof(s->error), "%.200s:%d refused the connection: %s%s", s->host,
-                     s->port, sync__mosq.strerror(rc),
-                     s->tls ? " (check caFile, certFile and keyFile against the broker's)" : "");
+            snprintf(s->error, sizeof(s->error), "%.200s refused the connection: %s%s", b->uri,
+                     why(rc),
+                     b->tls ? " (check caFile, certFile and keyFile against the broker's)" : "");
         }
+    }
+    else if (!was && s->reached && !s->answered && s->proto == MQTT_PROTOCOL_V311) {
+        /* MQTT 5 was refused (or never tried: the broker took 3.1.1 before), and 3.1.1 gets
+         * no answer either. */
+        s->state = "error";
+        snprintf(s->error, sizeof(s->error),
+                 "%.200s closed the connection after the MQTT 3.1.1 CONNECT without answering "
+                 "it (NATS does so for a client id with '.' or ' ' in it: see the device id; "
+                 "and while it fails over)",
+                 b->uri);
     }
     else if (strcmp(s->state, "error") != 0 || was) {
         s->state = "connecting";
     }
     s->reached = false;
-    s->backoff_ms = s->backoff_ms == 0 ? 250 : s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2;
-    s->reconnect_at = (int64_t)uv_now(sprig_core_loop(s->core)) + s->backoff_ms;
+    if (was && now - s->connected_at >= SYNC_STABLE_MS) {
+        s->tried = 0;
+        s->backoff_ms = 0;
+    }
+    int64_t wait = 0;
+    if (++s->tried >= s->nbrokers) {
+        s->tried = 0;
+        s->backoff_ms = s->backoff_ms == 0 ? 250 : s->backoff_ms * 2;
+        s->backoff_ms = s->backoff_ms > 5000 ? 5000 : s->backoff_ms;
+        wait = s->backoff_ms;
+    }
+    s->cur = (s->cur + 1) % s->nbrokers;
+    s->reconnect_at = now + wait;
     sync__status_write(s);
 }
 
@@ -107,39 +166,118 @@ static void start_poll(sprig_sync_t *s)
     uv_poll_start(s->poll, UV_READABLE | UV_WRITABLE, sync__on_poll);
 }
 
+static void on_connect(struct mosquitto *m, void *obj, int rc);
+static void on_disconnect(struct mosquitto *m, void *obj, int rc);
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted);
+
+/* Makes s->mosq a client for MQTT version proto, with TLS or not, unless it is one already.
+ * The clean-session flag is fixed at creation, hence a new client: with MQTT 5 a session
+ * ends with its connection (no session expiry is sent), but a 3.1.1 session kept by the
+ * broker would last forever and queue our topics while we are away, so 3.1.1 asks for a
+ * clean one. 0, or -ENOMEM / -EINVAL (TLS files) with err set; s->mosq is then NULL. */
+static int make_client(sprig_sync_t *s, bool tls, int proto, sprig_error_t *err)
+{
+    if (s->mosq != NULL && s->mosq_tls == tls && s->proto == proto) {
+        return 0;
+    }
+    if (s->mosq != NULL) {
+        sync__mosq.destroy(s->mosq);
+        s->mosq = NULL;
+    }
+    struct mosquitto *m = sync__mosq.new_(s->client_id, proto != MQTT_PROTOCOL_V5, s);
+    if (m == NULL) {
+        return sprig_error_set(err, -ENOMEM, "sync: out of memory");
+    }
+    sync__mosq.int_option(m, MOSQ_OPT_PROTOCOL_VERSION, proto);
+    sync__mosq.int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
+    sync__mosq.connect_callback_set(m, on_connect);
+    sync__mosq.disconnect_callback_set(m, on_disconnect);
+    sync__mosq.message_callback_set(m, sync__on_message);
+    sync__mosq.subscribe_callback_set(m, on_subscribe);
+    if (tls && sync__mosq.tls_set(m, s->o.ca_file, NULL, s->o.cert_file, s->o.key_file, NULL) !=
+                   MOSQ_ERR_SUCCESS) {
+        sync__mosq.destroy(m);
+        return sprig_error_set(err, -EINVAL,
+                               "sync: TLS files (caFile %s, certFile %s, keyFile %s) cannot "
+                               "be used",
+                               s->o.ca_file != NULL ? s->o.ca_file : "-",
+                               s->o.cert_file != NULL ? s->o.cert_file : "-",
+                               s->o.key_file != NULL ? s->o.key_file : "-");
+    }
+    if (s->o.username != NULL) {
+        sync__mosq.username_pw_set(m, s->o.username, s->o.password);
+    }
+    if (!s->o.upstream) {
+        sync__mosq.will_set(m, s->status_topic, 7, "offline", 1, true);
+    }
+    s->mosq = m;
+    s->proto = proto;
+    s->mosq_tls = tls;
+    return 0;
+}
+
 static void try_connect(sprig_sync_t *s)
 {
-    int rc = sync__mosq.connect_async(s->mosq, s->host, s->port, 30);
+    sync_broker_t *b = &s->brokers[s->cur];
+    int proto = s->next_311 || b->v311 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5;
+    sprig_error_t err;
+    s->attempt = true;
+    s->reached = s->answered = s->refused_5 = false;
+    s->attempt_at = (int64_t)uv_now(sprig_core_loop(s->core));
+    int made = make_client(s, b->tls, proto, &err);
+    if (made != 0) {
+        s->state = "error";
+        s->denied = true;
+        snprintf(s->error, sizeof(s->error), "%s", err.msg);
+        sprig_log_error("sync %s: %s", sync__who(s), err.msg);
+        lost(s, made == -ENOMEM ? MOSQ_ERR_NOMEM : MOSQ_ERR_TLS);
+        return;
+    }
+    int rc = sync__mosq.connect_async(s->mosq, b->host, b->port, 30);
     if (rc != MOSQ_ERR_SUCCESS) {
         lost(s, rc);
         return;
     }
     start_poll(s);
+    sync__status_write(s);
 }
 
 static void on_connect(struct mosquitto *m, void *obj, int rc)
 {
     (void)m;
     sprig_sync_t *s = obj;
+    sync_broker_t *b = &s->brokers[s->cur];
+    s->answered = true;
+    if (rc != 0 && s->proto == MQTT_PROTOCOL_V5 &&
+        (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION || rc == CONNACK_REFUSED_PROTOCOL_VERSION)) {
+        s->refused_5 = true; /* lost(), which follows, connects again with 3.1.1 */
+        return;
+    }
     if (rc != 0) {
         s->state = "error";
         s->denied = true;
-        snprintf(s->error, sizeof(s->error), "the broker refused the connection: %s",
-                 sync__mosq.reason_string(rc));
+        /* MQTT 5 reason codes and 3.1.1 CONNACK codes are different tables. */
+        snprintf(s->error, sizeof(s->error), "%.200s refused the connection: %s", b->uri,
+                 s->proto == MQTT_PROTOCOL_V5 ? sync__mosq.reason_string(rc)
+                                              : sync__mosq.connack_string(rc));
         sprig_log_error("sync %s: %s", sync__who(s), s->error);
         sync__status_write(s);
         return;
     }
     s->connected = true;
     s->denied = false;
-    s->backoff_ms = 0;
-    s->state = "syncing";
-    s->error[0] = '\0';
-    sync__mosq.subscribe(s->mosq, NULL, s->sub_topic, 1);
+    s->connected_at = (int64_t)uv_now(sprig_core_loop(s->core));
+    b->v311 = s->proto == MQTT_PROTOCOL_V311;
+    s->next_311 = false;
+    if (!s->sub_refused) {
+        s->state = "syncing";
+        s->error[0] = '\0';
+    }
+    sync__mosq.subscribe(s->mosq, &s->sub_mid, s->sub_topic, 1);
     if (s->o.upstream) {
         sync__mosq.subscribe(s->mosq, NULL, s->hist_topic, 1);
     }
-    sprig_log_info("sync %s: connected to %s:%d", sync__who(s), s->host, s->port);
+    sprig_log_info("sync %s: connected to %s (MQTT %s)", sync__who(s), b->uri, sync__protocol(s));
     if (!s->o.upstream) {
         sync__mosq.publish(s->mosq, NULL, s->status_topic, 6, "online", 1, true);
         sync_peer_t *p = s->peers[0];
@@ -156,9 +294,50 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
                 p->hist_acked = (int64_t)ha->value;
             }
         }
-        uv_timer_start(s->probe, sync__on_probe_timer, 50, 0);
+        /* The first probe goes once our topic is subscribed (on_subscribe): an answer sent
+         * before would be lost on a broker slow to subscribe (NATS: up to a second). */
+        uv_timer_start(s->probe, sync__on_probe_timer, 3000, 0);
     }
     sync__status_write(s);
+}
+
+/* A SUBACK. A refused subscription leaves the link deaf, so it disconnects (lost() moves on
+ * as for a broker gone) and says why on the sync node until one is granted: NATS refuses a
+ * topic with '.' or ' ' in it, and any subscription while it elects new stream leaders
+ * after losing a node. The granted subscription to our own topic sends the first probe. */
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted)
+{
+    (void)m;
+    sprig_sync_t *s = obj;
+    bool ok = n > 0;
+    for (int i = 0; i < n; i++) {
+        ok &= granted[i] >= 0 && granted[i] <= 2;
+    }
+    if (!ok) {
+        s->sub_refused = true;
+        s->state = "error";
+        snprintf(s->error, sizeof(s->error),
+                 "%.150s refused the subscription to %.150s; trying again (NATS refuses a topic "
+                 "with '.' or ' ' in it, and any subscription while it fails over)",
+                 s->brokers[s->cur].uri, mid == s->sub_mid ? s->sub_topic : s->hist_topic);
+        sprig_log_error("sync %s: %s", sync__who(s), s->error);
+        sync__status_write(s);
+        /* on_disconnect runs once the DISCONNECT is written (sync__on_poll writes it). */
+        sync__mosq.disconnect(s->mosq);
+        return;
+    }
+    if (mid != s->sub_mid) {
+        return;
+    }
+    if (s->sub_refused) {
+        s->sub_refused = false;
+        s->state = "syncing";
+        s->error[0] = '\0';
+        sync__status_write(s);
+    }
+    if (!s->o.upstream && s->connected) {
+        uv_timer_start(s->probe, sync__on_probe_timer, 0, 0);
+    }
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc)
@@ -173,7 +352,11 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
 static void on_tick(uv_timer_t *t)
 {
     sprig_sync_t *s = t->data;
-    if (s->poll != NULL) {
+    int64_t now_ms = (int64_t)uv_now(sprig_core_loop(s->core));
+    if (s->poll != NULL && !s->connected && now_ms - s->attempt_at >= SYNC_CONNECT_MS) {
+        lost(s, MOSQ_ERR_TIMEOUT); /* a broker that took the TCP connection and is silent */
+    }
+    else if (s->poll != NULL) {
         int rc = sync__mosq.loop_misc(s->mosq);
         if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
             lost(s, rc);
@@ -182,7 +365,7 @@ static void on_tick(uv_timer_t *t)
             uv_poll_start(s->poll, UV_READABLE | UV_WRITABLE, sync__on_poll);
         }
     }
-    else if ((int64_t)uv_now(sprig_core_loop(s->core)) >= s->reconnect_at) {
+    else if (now_ms >= s->reconnect_at) {
         try_connect(s);
     }
     if (s->connected && !s->o.upstream && s->npeers > 0) {
@@ -196,44 +379,6 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* --- start and stop ----------------------------------------------------------------- */
-
-static int parse_uri(sprig_sync_t *s, sprig_error_t *err)
-{
-    const char *u = s->o.uri;
-    if (u == NULL) {
-        return sprig_error_set(err, -EINVAL, "sync: uri is missing (mqtt://host:port)");
-    }
-    const char *rest;
-    if (strncmp(u, "mqtt://", 7) == 0) {
-        rest = u + 7;
-        s->port = 1883;
-    }
-    else if (strncmp(u, "mqtts://", 8) == 0) {
-        rest = u + 8;
-        s->port = 8883;
-        s->tls = true;
-    }
-    else {
-        return sprig_error_set(err, -EINVAL, "sync: uri \"%s\" must start with mqtt:// or mqtts://",
-                               u);
-    }
-    const char *colon = strrchr(rest, ':');
-    size_t hl = colon != NULL ? (size_t)(colon - rest) : strlen(rest);
-    if (hl == 0 || hl >= sizeof(s->host)) {
-        return sprig_error_set(err, -EINVAL, "sync: uri \"%s\" has no host", u);
-    }
-    memcpy(s->host, rest, hl);
-    s->host[hl] = '\0';
-    if (colon != NULL) {
-        char *end;
-        long p = strtol(colon + 1, &end, 10);
-        if (end == colon + 1 || (*end != '\0' && *end != '/') || p < 1 || p > 65535) {
-            return sprig_error_set(err, -EINVAL, "sync: uri \"%s\": the port must be 1-65535", u);
-        }
-        s->port = (int)p;
-    }
-    return 0;
-}
 
 static const char *keep(sprig_sync_t *s, int i, const char *v)
 {
@@ -270,48 +415,32 @@ int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts, sprig_sy
     s->o.max_msg = opts->max_msg != 0 ? opts->max_msg : 4 * 1024 * 1024;
     s->state = "connecting";
     s->fd = -1;
-    int rc = parse_uri(s, err);
+    int rc = sync__parse_uris(s->o.uri, s->brokers, SYNC_BROKERS_MAX, &s->nbrokers, err);
     const char *device = opts->device_id != NULL && opts->device_id[0] != '\0'
                              ? opts->device_id
                              : sprig_core_root_id(core);
-    char client_id[128];
     if (opts->upstream) {
-        snprintf(client_id, sizeof(client_id), "sprig-upstream-%.60s", sprig_core_root_id(core));
+        snprintf(s->client_id, sizeof(s->client_id), "sprig-upstream-%.60s",
+                 sprig_core_root_id(core));
         snprintf(s->sub_topic, sizeof(s->sub_topic), "%s/+/up", s->o.prefix);
         snprintf(s->hist_topic, sizeof(s->hist_topic), "%s/+/hist", s->o.prefix);
     }
     else {
-        snprintf(client_id, sizeof(client_id), "%s", device);
+        snprintf(s->client_id, sizeof(s->client_id), "%s", device);
         snprintf(s->sub_topic, sizeof(s->sub_topic), "%s/%s/down", s->o.prefix, device);
         snprintf(s->status_topic, sizeof(s->status_topic), "%s/%s/status", s->o.prefix, device);
     }
-    if (rc == 0 && (s->mosq = sync__mosq.new_(client_id, false, s)) == NULL) {
-        rc = sprig_error_set(err, -ENOMEM, "sync: out of memory");
+    /* The client of the first attempt, made now so that TLS files that cannot be used are
+     * refused at start: with TLS when any broker of the list takes it. */
+    bool any_tls = false;
+    for (size_t i = 0; i < s->nbrokers; i++) {
+        any_tls |= s->brokers[i].tls;
     }
     if (rc == 0) {
-        sync__mosq.int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-        sync__mosq.int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-        sync__mosq.connect_callback_set(s->mosq, on_connect);
-        sync__mosq.disconnect_callback_set(s->mosq, on_disconnect);
-        sync__mosq.message_callback_set(s->mosq, sync__on_message);
-        if (s->tls && sync__mosq.tls_set(s->mosq, s->o.ca_file, NULL, s->o.cert_file, s->o.key_file,
-                                        NULL) != MOSQ_ERR_SUCCESS) {
-            rc = sprig_error_set(err, -EINVAL,
-                                 "sync: TLS files (caFile %s, certFile %s, keyFile %s) cannot "
-                                 "be used",
-                                 s->o.ca_file != NULL ? s->o.ca_file : "-",
-                                 s->o.cert_file != NULL ? s->o.cert_file : "-",
-                                 s->o.key_file != NULL ? s->o.key_file : "-");
-        }
+        rc = make_client(s, any_tls, MQTT_PROTOCOL_V5, err);
     }
-    if (rc == 0 && s->o.username != NULL) {
-        sync__mosq.username_pw_set(s->mosq, s->o.username, s->o.password);
-    }
-    if (rc == 0 && !opts->upstream) {
-        sync__mosq.will_set(s->mosq, s->status_topic, 7, "offline", 1, true);
-        if (sync__peer_add(s, device) == NULL) {
-            rc = sprig_error_set(err, -ENOMEM, "sync: out of memory");
-        }
+    if (rc == 0 && !opts->upstream && sync__peer_add(s, device) == NULL) {
+        rc = sprig_error_set(err, -ENOMEM, "sync: out of memory");
     }
     if (rc == 0) {
         uv_loop_t *loop = sprig_core_loop(core);
@@ -394,6 +523,8 @@ void sprig_sync_stop(sprig_sync_t *s)
 void sprig_sync_stats(const sprig_sync_t *s, sprig_sync_stats_t *out)
 {
     out->state = s->state;
+    out->broker = s->nbrokers > 0 ? s->brokers[s->cur].uri : "";
+    out->protocol = sync__protocol(s);
     out->sync_count = s->sync_count;
     out->repair_count = s->repair_count;
     out->bytes_up = s->bytes_up;

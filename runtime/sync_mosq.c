@@ -20,6 +20,7 @@ static const sprig_dl_sym_t entries[] = {
     E(connect_callback_set, mosquitto_connect_callback_set),
     E(disconnect_callback_set, mosquitto_disconnect_callback_set),
     E(message_callback_set, mosquitto_message_callback_set),
+    E(subscribe_callback_set, mosquitto_subscribe_callback_set),
     E(connect_async, mosquitto_connect_async),
     E(disconnect, mosquitto_disconnect),
     E(socket, mosquitto_socket),
@@ -31,6 +32,7 @@ static const sprig_dl_sym_t entries[] = {
     E(subscribe, mosquitto_subscribe),
     E(strerror, mosquitto_strerror),
     E(reason_string, mosquitto_reason_string),
+    E(connack_string, mosquitto_connack_string),
 #undef E
 };
 

@@ -6,6 +6,7 @@
 #define SPRIG_SYNC_MOSQ_H
 
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include "sprig/err.h"
 
@@ -22,6 +23,7 @@ typedef struct sprig_mosq {
     __typeof__(mosquitto_connect_callback_set) *connect_callback_set;
     __typeof__(mosquitto_disconnect_callback_set) *disconnect_callback_set;
     __typeof__(mosquitto_message_callback_set) *message_callback_set;
+    __typeof__(mosquitto_subscribe_callback_set) *subscribe_callback_set;
     __typeof__(mosquitto_connect_async) *connect_async;
     __typeof__(mosquitto_disconnect) *disconnect;
     __typeof__(mosquitto_socket) *socket;
@@ -33,6 +35,7 @@ typedef struct sprig_mosq {
     __typeof__(mosquitto_subscribe) *subscribe;
     __typeof__(mosquitto_strerror) *strerror;
     __typeof__(mosquitto_reason_string) *reason_string;
+    __typeof__(mosquitto_connack_string) *connack_string;
 } sprig_mosq_t;
 
 /* The library's functions; set by sync__mosq_load. */

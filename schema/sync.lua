@@ -10,7 +10,10 @@ nodetype "sync" {
     description  = { kind = "text", description = "Which upstream this is, for people" },
     disabled     = { kind = "bool", owner = "people", default = false, description = "Set to disconnect" },
     uri          = { kind = "text", owner = "people", required = true,
-                     description = "Broker address: mqtt://host:1883 or mqtts://host:8883" },
+                     description = "Broker address: mqtt://host:1883 or mqtts://host:8883, or a " ..
+                                   "comma-separated list of them (a cluster's nodes, a standby): " ..
+                                   "the link uses the first and moves to the next when the one " ..
+                                   "it uses is gone; the TLS files and credentials apply to all" },
     caFile       = { kind = "text", owner = "people", description = "CA certificate file that signs the broker's (mqtts)" },
     certFile     = { kind = "text", owner = "people", description = "Client certificate file (mqtts)" },
     keyFile      = { kind = "text", owner = "people", description = "Client key file (mqtts)" },
@@ -25,6 +28,11 @@ nodetype "sync" {
                      owner = "driver", ["local"] = true, description = "Where the link stands" },
     error        = { kind = "text", owner = "driver", ["local"] = true,
                      description = "Why the link failed (refused certificate, bad password...), empty when fine" },
+    broker       = { kind = "text", owner = "driver", ["local"] = true,
+                     description = "The broker of the uri list in use, or being tried" },
+    protocol     = { kind = "text", owner = "driver", ["local"] = true,
+                     description = "The MQTT version of the connection in use: 5, or 3.1.1 with a " ..
+                                   "broker that refuses 5; empty while not connected" },
     lastSync     = { kind = "number", unit = "ns", owner = "driver", ["local"] = true,
                      description = "When a probe last found both sides equal, nanoseconds since the Unix epoch" },
     syncCount    = { kind = "integer", min = 0, owner = "driver", ["local"] = true,

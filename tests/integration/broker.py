@@ -27,7 +27,9 @@ outside the client's ACL).
 import os
 import pwd
 import secrets
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -420,6 +422,166 @@ class Broker:
         """Up to n messages [(topic, payload bytes)] on topic (wildcards allowed) within
         timeout seconds (retained ones included), via mosquitto_sub -C n -W secs."""
         return self.sub_start(topic, n, timeout, **auth).wait()
+
+
+class Front:
+    """A TCP front of a Broker that answers MQTT 5 as a broker speaking only 3.1.1 does (as
+    NATS's MQTT listener does; mosquitto itself cannot be limited to one version), owned by
+    harness h. It reads each client's CONNECT (bounded: 5 s) and, for a protocol level 5
+    one, in mode
+      "connack": answers a 3.1.1 CONNACK with return code 1 (unacceptable protocol
+                 version) and closes, which NATS 2.9 does;
+      "close":   closes the connection without any CONNACK (other 3.1.1 brokers);
+      "pass":    passes it on like any other;
+    every other CONNECT goes on to the broker, and the two sockets are joined both ways.
+    self.connects counts the CONNECTs seen by protocol level ({4: n, 5: n}).
+    drop() closes every open connection, as a broker restart does, and keeps listening;
+    stop() also stops listening (a broker gone), start() listens again on the same port.
+    Threads of this process; close() (the harness's cleanup) ends them all, bounded."""
+
+    def __init__(self, h, broker, mode):
+        check(mode in ("connack", "close", "pass"), "Front mode %r" % mode)
+        self.broker = broker
+        self.mode = mode
+        self.port = free_port()
+        self.connects = {}
+        self._lock = threading.Lock()
+        self._socks = set()
+        self._threads = []
+        self._lsock = None
+        h.procs.append(self)
+        self.start()
+
+    @property
+    def uri(self):
+        return "mqtt://127.0.0.1:%d" % self.port
+
+    def start(self):
+        check(self._lsock is None, "front on port %d is already listening" % self.port)
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(16)
+        self._lsock = ls
+        self._spawn(self._accept, ls)
+        return self
+
+    def _spawn(self, fn, *args):
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
+        t.start()
+
+    def _keep(self, sock):
+        with self._lock:
+            self._socks.add(sock)
+
+    def _close(self, *socks):
+        for sock in socks:
+            with self._lock:
+                self._socks.discard(sock)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _accept(self, ls):
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return   # stop() closed the listener
+            self._keep(c)
+            self._spawn(self._serve, c)
+
+    @staticmethod
+    def _read_exact(sock, n, deadline):
+        b = b""
+        while len(b) < n:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = sock.recv(n - len(b))
+            if not chunk:
+                raise OSError("closed")
+            b += chunk
+        return b
+
+    def _serve(self, c):
+        deadline = time.monotonic() + 5
+        try:
+            head = self._read_exact(c, 1, deadline)
+            length, mult, raw = 0, 1, b""
+            for _ in range(4):
+                d = self._read_exact(c, 1, deadline)
+                raw += d
+                length += (d[0] & 0x7f) * mult
+                mult *= 128
+                if not d[0] & 0x80:
+                    break
+            body = self._read_exact(c, length, deadline)
+            check(head[0] == 0x10 and len(body) >= 7, "not a CONNECT")
+            name_len = int.from_bytes(body[0:2], "big")
+            level = body[2 + name_len]
+        except (OSError, TestFailure, IndexError):
+            self._close(c)
+            return
+        with self._lock:
+            self.connects[level] = self.connects.get(level, 0) + 1
+        if level == 5 and self.mode == "connack":
+            try:
+                c.sendall(b"\x20\x02\x00\x01")
+            except OSError:
+                pass
+            self._close(c)
+            return
+        if level == 5 and self.mode == "close":
+            self._close(c)
+            return
+        try:
+            b = socket.create_connection(("127.0.0.1", self.broker.port), timeout=5)
+        except OSError:
+            self._close(c)
+            return
+        self._keep(b)
+        for sock in (c, b):
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            b.sendall(head + raw + body)
+            self._pump(c, b)
+        except (OSError, ValueError):
+            pass   # a side closed, or drop() closed both under select
+        self._close(c, b)
+
+    @staticmethod
+    def _pump(c, b):
+        """Copies bytes both ways until either side closes (or drop() closes them)."""
+        peer = {c: b, b: c}
+        while True:
+            r, _, _ = select.select([c, b], [], [], 1.0)
+            for sock in r:
+                d = sock.recv(65536)
+                if not d:
+                    return
+                peer[sock].sendall(d)
+
+    def drop(self):
+        """Closes every open connection (clients see their broker restart)."""
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            self._close(sock)
+
+    def stop(self):
+        """Stops listening and closes every open connection (the broker is gone)."""
+        if self._lsock is not None:
+            self._close(self._lsock)
+            self._lsock = None
+        self.drop()
+
+    def close(self):
+        self.stop()
+        for t in self._threads:
+            t.join(timeout=2)
 
 
 # --- self-check ------------------------------------------------------------------------------

@@ -24,7 +24,8 @@
 typedef struct sprig_sync sprig_sync_t;
 
 typedef struct sprig_sync_opts {
-    const char *uri;       /* mqtt://host:port or mqtts://host:port */
+    const char *uri;       /* mqtt://host:port or mqtts://host:port, or a comma-separated list
+                              of them: the first is used, then the next when it is gone */
     const char *ca_file;   /* mqtts: the CA that signs the broker's certificate */
     const char *cert_file; /* mqtts: this client's certificate (optional) */
     const char *key_file;
@@ -39,8 +40,11 @@ typedef struct sprig_sync_opts {
                               message) */
 } sprig_sync_opts_t;
 
-/* Starts a link (connecting in the background, reconnecting with backoff). Returns 0 or
- * -EINVAL (bad uri, unreadable files) / -ENOMEM with err naming the option. */
+/* Starts a link (connecting in the background; when the broker in use is gone, moving to
+ * the next of the list, with a backoff after each round of the whole list). Each
+ * connection tries MQTT 5 first and falls back to 3.1.1 on a broker that refuses 5, then
+ * starts with 3.1.1 on that broker for the life of the link. Returns 0 or -EINVAL (bad uri,
+ * unreadable files) / -ENOMEM with err naming the option (and the element of a list). */
 SPRIG_API int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts,
                                sprig_sync_t **out, sprig_error_t *err);
 /* Publishes `offline`, disconnects and frees the link; NULL is a no-op. Run the loop
@@ -48,7 +52,9 @@ SPRIG_API int sprig_sync_start(sprig_core_t *core, const sprig_sync_opts_t *opts
 SPRIG_API void sprig_sync_stop(sprig_sync_t *s);
 
 typedef struct sprig_sync_stats {
-    const char *state; /* connecting, syncing, insync, error */
+    const char *state;    /* connecting, syncing, insync, error */
+    const char *broker;   /* the uri of the broker in use or being tried (valid while s is) */
+    const char *protocol; /* the MQTT version in use: "5", "3.1.1", "" while not connected */
     uint64_t sync_count, repair_count, bytes_up, bytes_down, refused, peers;
     int64_t last_sync;
 } sprig_sync_stats_t;
