@@ -115,33 +115,14 @@ static const char *const merge_sql[IN_HISTORY] = {
 
 /* --- text for COPY ------------------------------------------------------------------- */
 
-static void buf_grow(pgbuf_t *b, size_t more)
-{
-    if (b->oom || b->len + more + 1 <= b->cap) {
-        return;
-    }
-    size_t cap = b->cap != 0 ? b->cap : 64 * 1024;
-    while (cap < b->len + more + 1) {
-        cap *= 2;
-    }
-    char *p = sprig_realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = true;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
 /* Appends s as a COPY text field (backslash, tab, newline and CR escaped) and sep. */
-static void buf_text(pgbuf_t *b, const char *s, char sep)
+static void buf_text(sbuf_t *b, const char *s, char sep)
 {
     size_t n = strlen(s);
-    buf_grow(b, 2 * n + 1);
-    if (b->oom) {
+    char *o = sb_reserve(b, 2 * n + 1);
+    if (o == NULL) {
         return;
     }
-    char *o = b->p + b->len;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         switch (c) {
@@ -169,26 +150,26 @@ static void buf_text(pgbuf_t *b, const char *s, char sep)
     b->len = (size_t)(o - b->p);
 }
 
-static void buf_int(pgbuf_t *b, int64_t v, char sep)
+static void buf_int(sbuf_t *b, int64_t v, char sep)
 {
-    buf_grow(b, 24);
-    if (!b->oom) {
-        b->len += (size_t)snprintf(b->p + b->len, 24, "%" PRId64 "%c", v, sep);
+    char *o = sb_reserve(b, 24);
+    if (o != NULL) {
+        b->len += (size_t)snprintf(o, 24, "%" PRId64 "%c", v, sep);
     }
 }
 
 /* 17 significant digits: the double read back is the one written. */
-static void buf_double(pgbuf_t *b, double v, char sep)
+static void buf_double(sbuf_t *b, double v, char sep)
 {
-    buf_grow(b, 32);
-    if (!b->oom) {
-        b->len += (size_t)snprintf(b->p + b->len, 32, "%.17g%c", v, sep);
+    char *o = sb_reserve(b, 32);
+    if (o != NULL) {
+        b->len += (size_t)snprintf(o, 32, "%.17g%c", v, sep);
     }
 }
 
 /* The fields of a point row after its leading ones: type, key, time, value, text,
  * tombstone, origin, hash. */
-static void buf_point(pgbuf_t *b, const row_t *r)
+static void buf_point(sbuf_t *b, const row_t *r)
 {
     buf_text(b, r->type, '\t');
     buf_text(b, r->key, '\t');
@@ -479,7 +460,7 @@ static int retention(sprig_store_t *s, int64_t now, char *why, size_t n)
 
 /* --- commit -------------------------------------------------------------------------- */
 
-static int copy_in(PGconn *conn, const char *sql, const pgbuf_t *b, char *why, size_t n)
+static int copy_in(PGconn *conn, const char *sql, const sbuf_t *b, char *why, size_t n)
 {
     PGresult *res = store__pq.exec(conn, sql);
     int rc = 0;
@@ -510,13 +491,13 @@ static int copy_in(PGconn *conn, const char *sql, const pgbuf_t *b, char *why, s
 }
 
 /* The batch's rows as COPY text, one buffer per staging table. */
-static int batch_text(sprig_store_t *s, const batch_t *b, pgbuf_t *in, int64_t *days,
+static int batch_text(sprig_store_t *s, const batch_t *b, sbuf_t *in, int64_t *days,
                       size_t *ndays, size_t maxdays)
 {
     bool hist = s->o.history_max_rows >= 0;
     for (size_t i = 0; i < b->len; i++) {
         const row_t *r = &b->rows[i];
-        pgbuf_t *t;
+        sbuf_t *t;
         switch (r->kind) {
         case ROW_NODE:
             t = &in[IN_NODES];
@@ -604,7 +585,7 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
         }
         pg->staged = rc == 0;
     }
-    pgbuf_t in[IN_COUNT];
+    sbuf_t in[IN_COUNT];
     memset(in, 0, sizeof(in));
     int64_t days[8];
     size_t ndays = 0;
@@ -643,7 +624,7 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
         rc = store__pg_exec(pg->w, "COMMIT", why, sizeof(why));
     }
     for (int i = 0; i < IN_COUNT; i++) {
-        sprig_free(in[i].p);
+        sb_free(&in[i]);
     }
     if (rc != 0) {
         char ignored[256];

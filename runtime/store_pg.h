@@ -7,14 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sbuf.h"
 #include "store_internal.h"
-
-/* A growing text buffer for COPY. */
-typedef struct pgbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} pgbuf_t;
 
 typedef struct store_pg {
     char *uri;          /* as given, password included: never logged */

@@ -6,6 +6,7 @@
 #include <cJSON.h>
 #include "sync_mosq.h"
 
+#include "sbuf.h"
 #include "sprig/sync.h"
 
 #define SYNC_BATCH_MAX (64 * 1024) /* a pts message is sent at this size, or after 5 ms */
@@ -16,19 +17,9 @@
 #define SYNC_CONNECT_MS 10000      /* an attempt without CONNACK by then is given up */
 #define SYNC_STABLE_MS 5000        /* a connection that lasted this long starts a new round */
 
-/* A growing text buffer. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf_t;
-
-void sb_add(sbuf_t *b, const char *s, size_t n);
-void sb_str(sbuf_t *b, const char *s);        /* appends s as-is */
-void sb_json(sbuf_t *b, const char *s);       /* appends s as a JSON string literal */
-void sb_fmt(sbuf_t *b, const char *fmt, ...); /* appends printf output (short) */
+/* Message text, in a growing buffer (sbuf.h). */
+void sb_json(sbuf_t *b, const char *s); /* appends s as a JSON string literal */
 void sb_point(sbuf_t *b, const sprig_point_t *p);
-void sb_free(sbuf_t *b);
 
 /* One device at the other end of the link: for a downstream its upstream (one peer, its
  * own device id), for an upstream each device that talks to it. */

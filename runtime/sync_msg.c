@@ -24,46 +24,6 @@
 
 /* --- text out ----------------------------------------------------------------------- */
 
-void sb_add(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap != 0 ? b->cap * 2 : 1024;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *p = sprig_realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void sb_str(sbuf_t *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-void sb_fmt(sbuf_t *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        sb_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-    }
-}
-
 void sb_json(sbuf_t *b, const char *s)
 {
     sb_add(b, "\"", 1);
@@ -93,12 +53,6 @@ void sb_point(sbuf_t *b, const sprig_point_t *p)
     sb_fmt(b, ",\"tombstone\":%d,\"origin\":", p->tombstone);
     sb_json(b, p->origin);
     sb_str(b, "}");
-}
-
-void sb_free(sbuf_t *b)
-{
-    sprig_free(b->p);
-    memset(b, 0, sizeof(*b));
 }
 
 /* --- byte counters by kind ---------------------------------------------------------- */
