@@ -85,6 +85,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from broker import Broker  # noqa: E402
 from pg import Postgres  # noqa: E402
+from test_sync_fleet import leaf, tree_doc as fleet_tree_doc  # noqa: E402
 from sprigtest import Harness, TestFailure, check, db_query, main, wait_until  # noqa: E402
 from test_api import Daemon, http_request  # noqa: E402
 
@@ -104,31 +105,9 @@ STORES = (("sqlite", "SQLite"), ("pg", "PostgreSQL"))
 
 
 def tree_doc(root, g):
-    """Gateway g's tree in the export format (like test_sync_fleet.py): GROUPS groups under
-    its root, LEAVES leaves in each, every point with an explicit time."""
-    t = "2026-01-01T00:00:00.%09dZ" % (g + 1)
-
-    def pt(ptype, value=0, text=""):
-        return {"type": ptype, "key": "0", "time": t, "value": value, "text": text,
-                "tombstone": 0, "origin": ""}
-
-    nodes, edges = [], []
-    for a in range(GROUPS):
-        ga = "f%02d-g%d" % (g, a)
-        nodes.append({"id": ga, "type": "group", "points": [pt("description", text=ga)]})
-        edges.append({"up": root, "down": ga, "points": [pt("tombstone")]})
-        for b in range(LEAVES):
-            n = leaf(g, a * LEAVES + b)
-            nodes.append({"id": n, "type": "group", "points": [
-                pt("description", text="leaf %d of gateway %d" % (b, g)),
-                pt("value", g * 1000 + a * LEAVES + b + 0.5),
-                pt("serial", text="SN-%02d-%05d" % (g, (a * LEAVES + b) * 7919 % 99991))]})
-            edges.append({"up": ga, "down": n, "points": [pt("tombstone")]})
-    return {"root": root, "nodes": nodes, "edges": edges}
-
-
-def leaf(g, i):
-    return "f%02d-n%04d" % (g, i)
+    """Gateway g's tree in the export format (test_sync_fleet.py's, smaller): GROUPS groups
+    under its root, LEAVES leaves in each, every point with an explicit time."""
+    return fleet_tree_doc(root, g, GROUPS, LEAVES)
 
 
 def load(g, points, base):

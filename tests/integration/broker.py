@@ -38,7 +38,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sprigtest import TestFailure, check, free_port, kill_pid  # noqa: E402
+from sprigtest import PeerLog, TestFailure, check, free_port, kill_pid  # noqa: E402
 
 
 MOSQUITTO = "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else "mosquitto"
@@ -190,7 +190,7 @@ class Sub:
                 pass
 
 
-class Broker:
+class Broker(PeerLog):
     """mosquitto on a free loopback port, owned by harness h (see the module docstring).
 
     tls: a TLS listener with a test PKI (self.certs: ca, server_cert/key, client_cert/key,
@@ -376,19 +376,6 @@ class Broker:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def _log_from(self, offset):
-        if self._log is not None:
-            self._log.flush()
-        with open(self.log_path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode("utf-8", "replace")
-
-    def log(self):
-        return self._log_from(0)
-
-    def log_tail(self, n=15):
-        return "\n".join(self.log().splitlines()[-n:])
 
     # --- clients -------------------------------------------------------------------------
 

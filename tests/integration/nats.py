@@ -82,7 +82,7 @@ import urllib.request
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sprigtest import PeerHarness, TestFailure, check, kill_pid  # noqa: E402
+from sprigtest import PeerHarness, PeerLog, TestFailure, check, kill_pid  # noqa: E402
 from broker import Sub  # noqa: E402
 
 
@@ -113,7 +113,7 @@ def _free_ports(n):
             s.close()
 
 
-class Node:
+class Node(PeerLog):
     """One nats-server of a NatsCluster: its ports, files and process. It also stands in
     for broker.Broker where broker.Sub wants one (port, _subs, log_tail)."""
 
@@ -220,18 +220,6 @@ class Node:
             kill_pid(self.p, self.pid)
             raise TestFailure("%s (pid %d) did not exit within %.0f s of SIGINT\nlog tail:\n%s"
                               % (self.name, self.pid, timeout, self.log_tail()))
-
-    def log(self):
-        if self._log is not None:
-            self._log.flush()
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, n=15):
-        return "\n".join(self.log().splitlines()[-n:])
 
     def close(self):
         for s in self._subs:

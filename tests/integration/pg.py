@@ -75,7 +75,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sprigtest import PeerHarness, TestFailure, check, free_port, kill_pid  # noqa: E402
+from sprigtest import PeerHarness, PeerLog, TestFailure, check, free_port, kill_pid  # noqa: E402
 
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -133,7 +133,7 @@ def _clean_env():
     return env
 
 
-class Postgres:
+class Postgres(PeerLog):
     """A PostgreSQL 15 cluster on a free loopback port, owned by harness h (see the module
     docstring). port: a fixed port instead of a free one; settings: postgresql.conf
     additions; start=False: initdb only (the role and database are made by the first
@@ -344,19 +344,6 @@ class Postgres:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def _log_from(self, offset):
-        if self._log is not None:
-            self._log.flush()
-        with open(self.log_path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode("utf-8", "replace")
-
-    def log(self):
-        return self._log_from(0)
-
-    def log_tail(self, n=15):
-        return "\n".join(self.log().splitlines()[-n:])
 
     # --- clients -------------------------------------------------------------------------
 

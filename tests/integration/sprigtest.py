@@ -104,6 +104,28 @@ def sprig_binary():
     return path
 
 
+class PeerLog:
+    """What the real peers (broker.py, pg.py, nats.py) share: their process's log file,
+    self.log_path, written through the handle self._log (None once closed), read back for
+    failure messages."""
+
+    def _log_from(self, offset):
+        if self._log is not None:
+            self._log.flush()
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log(self):
+        return self._log_from(0)
+
+    def log_tail(self, n=15):
+        return "\n".join(self.log().splitlines()[-n:])
+
+
 class Proc:
     """A long-running `sprig` process: stdout is read line by line by a thread, stderr
     goes to a file in the test's directory."""

@@ -73,9 +73,9 @@ def point(d, nid, ptype):
     return None
 
 
-def tree_doc(root, g):
-    """Gateway g's tree in the export format: GROUPS groups under the root, LEAVES leaves
-    in each, every point with an explicit time (like tests/bench/bench_sync.py)."""
+def tree_doc(root, g, groups=GROUPS, leaves=LEAVES):
+    """Gateway g's tree in the export format: `groups` groups under the root, `leaves`
+    leaves in each, every point with an explicit time (like tests/bench/bench_sync.py)."""
     t = "2026-01-01T00:00:00.%09dZ" % (g + 1)
 
     def pt(ptype, value=0, text=""):
@@ -83,16 +83,16 @@ def tree_doc(root, g):
                 "tombstone": 0, "origin": ""}
 
     nodes, edges = [], []
-    for a in range(GROUPS):
+    for a in range(groups):
         ga = grp(g, a)
         nodes.append({"id": ga, "type": "group", "points": [pt("description", text=ga)]})
         edges.append({"up": root, "down": ga, "points": [pt("tombstone")]})
-        for b in range(LEAVES):
-            n = leaf(g, a * LEAVES + b)
+        for b in range(leaves):
+            n = leaf(g, a * leaves + b)
             nodes.append({"id": n, "type": "group", "points": [
                 pt("description", text="leaf %d of gateway %d" % (b, g)),
-                pt("value", g * 1000 + a * LEAVES + b + 0.5),
-                pt("serial", text="SN-%02d-%05d" % (g, (a * LEAVES + b) * 7919 % 99991))]})
+                pt("value", g * 1000 + a * leaves + b + 0.5),
+                pt("serial", text="SN-%02d-%05d" % (g, (a * leaves + b) * 7919 % 99991))]})
             edges.append({"up": ga, "down": n, "points": [pt("tombstone")]})
     return {"root": root, "nodes": nodes, "edges": edges}
 
