@@ -16,6 +16,7 @@
 #define SYNC_BROKERS_MAX 16        /* brokers in one uri list */
 #define SYNC_CONNECT_MS 10000      /* an attempt without CONNACK by then is given up */
 #define SYNC_STABLE_MS 5000        /* a connection that lasted this long starts a new round */
+#define SYNC_BACKLOG_MAX 100000    /* store rows waiting above which the link stops reading */
 
 /* Message text, in a growing buffer (sbuf.h). */
 void sb_json(sbuf_t *b, const char *s); /* appends s as a JSON string literal */
@@ -95,6 +96,7 @@ struct sprig_sync {
     uv_timer_t *probe; /* next probe (downstream) */
     bool connected, stopping, flush_armed;
     bool reached; /* this attempt's TCP connection came up (a later drop was a refusal) */
+    bool held;    /* not reading from the broker: the store is SYNC_BACKLOG_MAX rows behind */
     bool denied;  /* the broker refused us (CONNACK, TLS files): error holds the reason */
     int64_t reconnect_at, backoff_ms, last_status;
     sync_peer_t **peers;

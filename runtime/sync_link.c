@@ -125,6 +125,36 @@ static void lost(sprig_sync_t *s, int rc)
     sync__status_write(s);
 }
 
+/* Backpressure: whether the link holds back from reading. While the store has more than
+ * SYNC_BACKLOG_MAX rows waiting (it lags, or it is failing: a database gone), what the
+ * broker sends stays in the socket and the broker instead of piling up in memory as rows;
+ * reading resumes below half of it. Only on a connected link: a CONNACK is always read.
+ * A hold longer than the keepalive loses the connection, and the next probe repairs. */
+static bool held_back(sprig_sync_t *s)
+{
+    size_t backlog = sprig_store_backlog(sprig_core_store(s->core));
+    bool was = s->held;
+    s->held = s->connected && (s->held ? backlog > SYNC_BACKLOG_MAX / 2 : backlog > SYNC_BACKLOG_MAX);
+    if (s->held != was) {
+        sprig_log_warn("sync link: %s reading from the broker (the store has %zu rows waiting)",
+                       s->held ? "stops" : "resumes", backlog);
+    }
+    return s->held;
+}
+
+/* Watches the socket for what the link wants now: reading unless held back, writing when
+ * libmosquitto has something to send. */
+static void watch(sprig_sync_t *s, bool write)
+{
+    int events = (held_back(s) ? 0 : UV_READABLE) | (write ? UV_WRITABLE : 0);
+    if (events != 0) {
+        uv_poll_start(s->poll, events, sync__on_poll);
+    }
+    else {
+        uv_poll_stop(s->poll);
+    }
+}
+
 void sync__on_poll(uv_poll_t *h, int status, int events)
 {
     sprig_sync_t *s = h->data;
@@ -132,7 +162,7 @@ void sync__on_poll(uv_poll_t *h, int status, int events)
     if (status < 0) {
         rc = MOSQ_ERR_CONN_LOST;
     }
-    if (rc == MOSQ_ERR_SUCCESS && (events & UV_READABLE)) {
+    if (rc == MOSQ_ERR_SUCCESS && (events & UV_READABLE) && !held_back(s)) {
         rc = sync__mosq.loop_read(s->mosq, 1);
     }
     if (rc == MOSQ_ERR_SUCCESS && s->poll != NULL && (events & UV_WRITABLE)) {
@@ -144,8 +174,7 @@ void sync__on_poll(uv_poll_t *h, int status, int events)
         return;
     }
     if (s->poll != NULL) {
-        uv_poll_start(s->poll, UV_READABLE | (sync__mosq.want_write(s->mosq) ? UV_WRITABLE : 0),
-                      sync__on_poll);
+        watch(s, sync__mosq.want_write(s->mosq));
     }
 }
 
@@ -361,8 +390,8 @@ static void on_tick(uv_timer_t *t)
         if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
             lost(s, rc);
         }
-        else if (s->poll != NULL && sync__mosq.want_write(s->mosq)) {
-            uv_poll_start(s->poll, UV_READABLE | UV_WRITABLE, sync__on_poll);
+        else if (s->poll != NULL && (sync__mosq.want_write(s->mosq) || s->held)) {
+            watch(s, sync__mosq.want_write(s->mosq)); /* also ends a hold once drained */
         }
     }
     else if (now_ms >= s->reconnect_at) {

@@ -12,7 +12,11 @@ PostgreSQL 15 (pg.py) instead of a SQLite file, against a real mosquitto (broker
   4. PostgreSQL stopped for 3 s while the gateway's demo keeps writing and syncing, then
      started again: the upstream's store recovers by itself, the hashes converge, and the
      gateway's history is in PostgreSQL exactly once;
-  5. the upstream restarted (SIGTERM, then a new process on the same database) loads the
+  5. backpressure: PostgreSQL stopped again while 150,000 points are written on the
+     gateway: the upstream stops reading from the broker once its store has 100,000 rows
+     waiting (logged), so its backlog stays near that instead of holding every point in
+     memory; once PostgreSQL is back it resumes (logged) and both sides converge;
+  6. the upstream restarted (SIGTERM, then a new process on the same database) loads the
      gateways' trees from PostgreSQL with the same hashes and stays in sync: a new point on
      the gateway arrives.
 Every process is stopped by pid; every wait is bounded (test_sync's bounds).
@@ -28,8 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_sync  # noqa: E402
 from broker import Broker  # noqa: E402
 from pg import Postgres  # noqa: E402
-from sprigtest import Harness, check, db_query, main  # noqa: E402
+from sprigtest import Harness, check, db_query, main, wait_until  # noqa: E402
 from test_api import Daemon  # noqa: E402
+BACKLOG_MAX = 100000  # the store rows above which a link stops reading (SYNC_BACKLOG_MAX)
+
 from test_sync import CONVERGE_MAX, Pair, initial_sync, live_changes, partition, set_point, timed  # noqa: E402,E501
 
 
@@ -81,6 +87,34 @@ def test():
         print("PostgreSQL restarted under sync: in sync %.2f s after its start" % took)
         last_row = db_query(gw.db, "SELECT ifnull(max(id), 0) FROM history")[0][0]
         test_sync.history_once(pair, last_row)
+
+        # Backpressure: the store gone and a flood of points on the gateway.
+        pg.stop()
+        wait_until("the upstream's store is failing",
+                   lambda: up.status()["store"]["state"] != "ok", 15)
+        leaf = test_sync.leaf(7)
+        for b in range(15):
+            gw.expect(200, "POST", "/v1/nodes/%s/points" % leaf,
+                      [{"type": "flood", "key": str(i % 50), "value": b * 10000 + i}
+                       for i in range(10000)])
+        wait_until("the upstream stops reading from the broker",
+                   lambda: "stops reading from the broker" in up.proc.stderr(), 20)
+        most, t_end = 0, time.monotonic() + 4
+        while time.monotonic() < t_end:
+            most = max(most, up.status()["store"]["backlog"])
+            time.sleep(0.1)
+        print("backpressure: the upstream's store backlog peaked at %d rows with PostgreSQL "
+              "down (150,000 points written on the gateway)" % most)
+        check(most <= BACKLOG_MAX + 30000,
+              "with its store down the upstream let %d rows pile up (it should stop reading "
+              "near %d)" % (most, BACKLOG_MAX))
+        pg.start()
+        wait_until("the upstream resumes reading",
+                   lambda: "resumes reading from the broker" in up.proc.stderr(), 30)
+        wait_until("the flood's last point reaches the upstream",
+                   lambda: test_sync.pval(up, leaf, "flood") is not None, CONVERGE_MAX)
+        took = pair.wait_equal("after the flood", 60)
+        print("backpressure: in sync %.2f s after the flood's last point arrived" % took)
 
         # The upstream restarted on the same database: it loads both trees from PostgreSQL.
         hashes = {p.root: test_sync.node(up, p.root)["hash"] for p in (pair, pair2)}
