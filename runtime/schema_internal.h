@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sprig/schema.h"
+
 /* True when v is one of the NULL-terminated list (NULL: an empty list). */
 bool schema__in_list(const char *const *list, const char *v);
 
@@ -26,5 +28,24 @@ void schema__src_free(schema_src_t *src);
  * key is not in the text (a spec built elsewhere, a type name computed at run time) or src
  * is NULL. */
 int schema__src_line(const schema_src_t *src, int line, const char *name, const char *const *keys);
+
+/* A loaded schema (schema.c builds it; schema_check.c looks types up in it): its types
+ * sorted by name, and everything its tables point to. */
+typedef struct type_rec {
+    sprig_schema_type_t t; /* first: a sprig_schema_type_t * is a type_rec * */
+    sprig_schema_point_t *own;
+    size_t nown;
+    int extends_line, parents_line; /* where the spec says them, for errors found later */
+    int resolved;                   /* 0 no, 1 in progress, 2 done */
+} type_rec_t;
+
+struct sprig_schema {
+    type_rec_t **types;
+    size_t n, cap;
+    char **strings; /* everything the tables point to */
+    size_t nstr, capstr;
+    void **blocks;
+    size_t nblk, capblk;
+};
 
 #endif

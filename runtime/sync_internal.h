@@ -139,6 +139,9 @@ sync_peer_t *sync__peer_find(sprig_sync_t *s, const char *device);
 /* Upstream: binds the peer to its root node (claim: the root its message names, NULL when
  * it names none) and makes that node under our root the first time it talks. 0, or
  * -EINVAL when the claim is refused (counted, logged; a probe is answered `refused`). */
+/* The device id that syncs root node r here: its syncDevice point, else its own id
+ * (sync_device.c, as are the binding and sync__in_subtree). */
+const char *sync__bound_device(sprig_tree_t *t, const sprig_node_t *r);
 int sync__ensure_device(sync_peer_t *p, const char *claim, bool probe);
 /* sync_link.c */
 void sync__on_poll(uv_poll_t *h, int status, int events);

@@ -1,6 +1,7 @@
-/* The tree's walks over every node: the worklist they share, the from-scratch hash
- * rebuild and check (a store just loaded, sprig store verify), and the questions a node
- * answers by walking up its parents (live, foreign, its device). See tree.c. */
+/* The tree's walks over every node: the worklist they share, the cycle checks (would an
+ * edge close one; the cycles of a damaged store), the from-scratch hash rebuild and check
+ * (a store just loaded, sprig store verify), and the questions a node answers by walking
+ * up its parents (live, foreign, its device). See tree.c. */
 #include <errno.h>
 #include <string.h>
 
@@ -24,6 +25,115 @@ int tree__work_push(sprig_tree_t *t, sprig_node_t *n)
     }
     t->work[t->work_len++] = n;
     return 0;
+}
+
+bool sprig_tree_would_cycle(const sprig_tree_t *ct, const sprig_node_t *up,
+                            const sprig_node_t *down)
+{
+    sprig_tree_t *t = (sprig_tree_t *)ct; /* the walk's scratch state only */
+    if (up == down) {
+        return true;
+    }
+    unsigned mark = ++t->mark;
+    t->work_len = 0;
+    if (tree__work_push(t, (sprig_node_t *)up) != 0) {
+        return true; /* out of memory: refuse rather than risk a cycle */
+    }
+    while (t->work_len > 0) {
+        sprig_node_t *n = t->work[--t->work_len];
+        for (sprig_edge_t *e = n->parents; e != NULL; e = e->next_parent) {
+            if (e->tombstone || e->up->mark == mark) {
+                continue;
+            }
+            if (e->up == down) {
+                t->work_len = 0;
+                return true;
+            }
+            e->up->mark = mark;
+            if (tree__work_push(t, e->up) != 0) {
+                t->work_len = 0;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The edges of the cycle closed by e, whose down is on the current path (the work stack,
+ * each node reached through via[its index]). */
+static int cycle_edges(const sprig_tree_t *t, sprig_edge_t *const *via, sprig_edge_t *e,
+                       sprig_edge_t ***out, size_t *n)
+{
+    size_t len = 1;
+    for (size_t i = t->work_len - 1; t->work[i] != e->down; i--) {
+        len++;
+    }
+    sprig_edge_t **v = sprig_malloc(len * sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    /* Path order: from e->down down to e->up, then e back to the start. */
+    v[len - 1] = e;
+    for (size_t i = t->work_len - 1, k = len - 1; t->work[i] != e->down; i--) {
+        v[--k] = via[t->work[i]->index];
+    }
+    *out = v;
+    *n = len;
+    return 0;
+}
+
+int sprig_tree_find_cycle(sprig_tree_t *t, sprig_edge_t ***out, size_t *n)
+{
+    enum { NEW, OPEN, DONE };
+    /* Per node: its state, the edge the walk reached it through, its next child edge to
+     * look at; the path itself is the work stack. */
+    unsigned char *state = sprig_calloc(t->node_count + 1, 1);
+    sprig_edge_t **via = sprig_calloc(t->node_count + 1, sizeof(*via));
+    sprig_edge_t **next = sprig_calloc(t->node_count + 1, sizeof(*next));
+    int rc = state != NULL && via != NULL && next != NULL ? 0 : -ENOMEM;
+    *out = NULL;
+    *n = 0;
+    for (sprig_node_t *start = t->first; rc == 0 && start != NULL; start = start->next_all) {
+        if (state[start->index] != NEW) {
+            continue;
+        }
+        t->work_len = 0;
+        state[start->index] = OPEN;
+        next[start->index] = start->children;
+        rc = tree__work_push(t, start);
+        while (rc == 0 && t->work_len > 0) {
+            sprig_node_t *top = t->work[t->work_len - 1];
+            sprig_edge_t *e = next[top->index];
+            while (e != NULL && e->tombstone) {
+                e = e->next_child;
+            }
+            if (e == NULL) {
+                state[top->index] = DONE;
+                t->work_len--;
+                continue;
+            }
+            next[top->index] = e->next_child;
+            size_t d = e->down->index;
+            if (state[d] == NEW) {
+                state[d] = OPEN;
+                via[d] = e;
+                next[d] = e->down->children;
+                rc = tree__work_push(t, e->down);
+            }
+            else if (state[d] == OPEN) {
+                rc = cycle_edges(t, via, e, out, n);
+                break;
+            }
+        }
+        if (*n != 0) {
+            break;
+        }
+    }
+    t->work_len = 0;
+    sprig_free(next);
+    sprig_free(via);
+    sprig_free(state);
+    return rc;
 }
 
 /* From-scratch hashes of every node, from the points alone: own[] and sub[] are indexed
