@@ -367,16 +367,6 @@ class Broker(PeerLog):
             raise TestFailure("%s (pid %d) did not exit within %.0f s of SIGTERM"
                               % (self.name, self.pid, timeout))
 
-    def close(self):
-        """Harness cleanup: kills mosquitto and every mosquitto_sub of this broker by pid."""
-        for s in self._subs:
-            s.close()
-        if self.p is not None:
-            kill_pid(self.p, self.pid)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
     # --- clients -------------------------------------------------------------------------
 
     def pub(self, topic, payload, qos=1, retain=False, expect_ok=True, **auth):

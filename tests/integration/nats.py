@@ -221,15 +221,6 @@ class Node(PeerLog):
             raise TestFailure("%s (pid %d) did not exit within %.0f s of SIGINT\nlog tail:\n%s"
                               % (self.name, self.pid, timeout, self.log_tail()))
 
-    def close(self):
-        for s in self._subs:
-            s.close()
-        if self.p is not None:
-            kill_pid(self.p, self.pid)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
 
 class NatsCluster:
     """n nats-server nodes in one cluster with JetStream and MQTT, owned by harness h (see

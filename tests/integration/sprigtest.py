@@ -107,7 +107,18 @@ def sprig_binary():
 class PeerLog:
     """What the real peers (broker.py, pg.py, nats.py) share: their process's log file,
     self.log_path, written through the handle self._log (None once closed), read back for
-    failure messages."""
+    failure messages; and the harness's cleanup of a process (self.p, self.pid) with its
+    subscribers (self._subs)."""
+
+    def close(self):
+        """Harness cleanup: kills the subscribers and the process by pid, closes the log."""
+        for s in self._subs:
+            s.close()
+        if self.p is not None:
+            kill_pid(self.p, self.pid)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _log_from(self, offset):
         if self._log is not None:
