@@ -97,12 +97,10 @@ int cli_store_flag(const char *cmd, const char *flag, const char *value, const c
     }
     bool pg = strncmp(value, "postgresql://", 13) == 0 || strncmp(value, "postgres://", 11) == 0;
     if (!pg && (strncmp(value, "sqlite:", 7) != 0 || value[7] == '\0')) {
-        char shown[80];
-        snprintf(shown, sizeof(shown), "%s", value);
         fprintf(stderr,
-                "%s: --store \"%s\" is not a store: give postgresql://USER@HOST[:PORT]/DB "
+                "%s: --store \"%.80s\" is not a store: give postgresql://USER@HOST[:PORT]/DB "
                 "(libpq's URI) or sqlite:FILE\n",
-                cmd, pg ? "postgresql://..." : shown);
+                cmd, value);
         return 2;
     }
     *db = value;

@@ -12,7 +12,7 @@ itself (state "ok" again, no restart) within a bound. At the end every acknowled
 point is in GET /v1/nodes/{id} and in PostgreSQL's points table (psql), each history
 sample at most once; `sprig store verify --store URI` passes; after SIGTERM (exit 0) a
 new daemon on the same database loads the same root hash, and the log never shows the
-password of the URI.
+password of the URI. Bad --store values exit 2 naming the value and the rule.
 """
 import os
 import sys
@@ -97,6 +97,18 @@ def outage(h, pg, d, w, how):
 
 def test():
     with Harness("store_pg") as h:
+        for args, want in ((["--store", "foo"], '--store "foo" is not a store'),
+                           (["--store", "sqlite:"], '--store "sqlite:" is not a store'),
+                           (["--db", "a.db", "--store", "sqlite:b.db"],
+                            "--db and --store name the database: give one of them")):
+            r = h.run("run", *args)
+            check(r.returncode == 2 and want in r.stderr,
+                  "sprig run %s: exit %d, stderr %r (expected 2 and %r)"
+                  % (" ".join(args), r.returncode, r.stderr, want))
+            r = h.run("store", "verify", *args)
+            check(r.returncode == 2 and want in r.stderr,
+                  "sprig store verify %s: exit %d, stderr %r" % (" ".join(args), r.returncode,
+                                                                r.stderr))
         pg = Postgres(h)
         d = Daemon(h, pg.uri, "--rules", "off", name="sprig-pg")
         st = d.status()
