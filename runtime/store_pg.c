@@ -636,10 +636,7 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
         snprintf(b->error, sizeof(b->error), "%.*s", (int)sizeof(b->error) - 1, why);
     }
     else if (last > 0) {
-        s->hist_max = last;
-        if (s->hist_min == 0 || s->hist_min > last) {
-            s->hist_min = s->hist_min == 0 ? 1 : s->hist_min;
-        }
+        s->hist_max = last; /* hist_min, read at open (max + 1 when empty), still holds */
     }
     b->hist_min = s->hist_min;
     b->hist_max = s->hist_max;
