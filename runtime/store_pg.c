@@ -59,6 +59,9 @@ static const char *const layout_v1[] = {
     " PARTITION BY RANGE (accepted)",
     "CREATE INDEX history_series ON history(device, series, time, id)",
     "CREATE INDEX history_id ON history(device, id)",
+    /* The last batch each writer committed: a commit whose answer was lost (the server
+     * died after it) is found here rather than written twice. */
+    "CREATE TABLE sprig_commits(writer TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
     "INSERT INTO sprig_layout(version) VALUES(1)",
     NULL,
 };
@@ -565,6 +568,16 @@ static int batch_text(sprig_store_t *s, const batch_t *b, sbuf_t *in, int64_t *d
     return 0;
 }
 
+/* Whether this writer's batch seq is in sprig_commits (it committed). Worker thread. */
+static bool committed_before(store_pg_t *pg, uint64_t seq)
+{
+    char sql[128], why[256];
+    long long last = -1;
+    snprintf(sql, sizeof(sql), "SELECT coalesce(max(seq), -1) FROM sprig_commits WHERE writer = '%s'",
+             pg->writer);
+    return query_int(pg->w, sql, &last, why, sizeof(why)) == 0 && last >= (long long)seq;
+}
+
 static void pg_commit(sprig_store_t *s, batch_t *b)
 {
     store_pg_t *pg = s->pg;
@@ -584,6 +597,18 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
             rc = store__pg_exec(pg->w, *q, why, sizeof(why));
         }
         pg->staged = rc == 0;
+    }
+    if (rc == 0 && pg->unsure == b->seq && committed_before(pg, b->seq)) {
+        /* The last try did commit; only its answer was lost. */
+        long long max = 0;
+        if (query_int(pg->w, "SELECT coalesce(max(id), 0) FROM history", &max, why,
+                      sizeof(why)) == 0 && max > s->hist_max) {
+            s->hist_max = max;
+        }
+        pg->unsure = 0;
+        b->hist_min = s->hist_min;
+        b->hist_max = s->hist_max;
+        return;
     }
     sbuf_t in[IN_COUNT];
     memset(in, 0, sizeof(in));
@@ -621,6 +646,14 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
                        why, sizeof(why));
     }
     if (rc == 0) {
+        char sql[160];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO sprig_commits VALUES('%s', %" PRIu64 ") ON CONFLICT (writer) DO "
+                 "UPDATE SET seq = excluded.seq",
+                 pg->writer, b->seq);
+        rc = store__pg_exec(pg->w, sql, why, sizeof(why));
+    }
+    if (rc == 0) {
         rc = store__pg_exec(pg->w, "COMMIT", why, sizeof(why));
     }
     for (int i = 0; i < IN_COUNT; i++) {
@@ -633,6 +666,7 @@ static void pg_commit(sprig_store_t *s, batch_t *b)
         }
         b->status = rc;
         b->sys_errno = 0;
+        pg->unsure = b->seq;
         snprintf(b->error, sizeof(b->error), "%.*s", (int)sizeof(b->error) - 1, why);
     }
     else if (last > 0) {
@@ -662,6 +696,7 @@ static int pg_open(sprig_store_t *s, sprig_error_t *err)
     }
     s->pg = pg;
     pg->device = "";
+    sprig_uuid4(pg->writer);
     /* Logs name the database by its URI without the password. */
     char shown[512];
     display_uri(pg->uri, shown, sizeof(shown));

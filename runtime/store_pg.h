@@ -19,6 +19,8 @@ typedef struct store_pg {
     int64_t days[16];   /* history partitions known to exist (days since 1970) */
     size_t ndays;
     int64_t last_retention;
+    char writer[37];        /* this store's id in sprig_commits */
+    uint64_t unsure;        /* a batch whose last commit failed: it may have committed */
 } store_pg_t;
 
 /* Whether target names a PostgreSQL database (postgresql:// or postgres://). */

@@ -97,8 +97,9 @@ static int setup_common(void **state, bool pg)
         assert_non_null(uri);
         snprintf(f->target, sizeof(f->target), "%s", uri);
         /* every case starts from an empty database */
-        side_exec(f, "DROP TABLE IF EXISTS sprig_layout, meta, nodes, edges, points, edge_points,"
-                     " series, history CASCADE; DROP FUNCTION IF EXISTS no_history() CASCADE");
+        side_exec(f, "DROP TABLE IF EXISTS sprig_layout, sprig_commits, meta, nodes, edges, points,"
+                     " edge_points, series, history CASCADE; DROP FUNCTION IF EXISTS no_history()"
+                     " CASCADE");
     }
     else {
         tu_path(f->target, f->dir, "contract.db");
