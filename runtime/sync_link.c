@@ -3,6 +3,7 @@
  * reconnection with backoff up to 5 s, status points once a second), never its own
  * thread; and the start and stop of a link. Messages are handled in sync.c. */
 #include <errno.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,14 @@ void sync__on_poll(uv_poll_t *h, int status, int events)
     int rc = MOSQ_ERR_SUCCESS;
     if (status < 0) {
         rc = MOSQ_ERR_CONN_LOST;
+    }
+    if (rc == MOSQ_ERR_SUCCESS && (events & UV_READABLE) && !s->reached && s->fd >= 0) {
+        /* Readable before any write of ours: libmosquitto may have sent the CONNECT inside
+         * connect_async, and the broker may close at once (NATS refusing MQTT 5). The TCP
+         * connection was up if the socket has a peer: read that before the read closes it. */
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        s->reached = getpeername(s->fd, (struct sockaddr *)&peer, &len) == 0;
     }
     if (rc == MOSQ_ERR_SUCCESS && (events & UV_READABLE) && !held_back(s)) {
         rc = sync__mosq.loop_read(s->mosq, 1);
