@@ -60,8 +60,13 @@ def test():
         gw2 = Daemon(h, h.path("gw2.db"), "--rules", "off", name="gateway2")
 
         pair, pair2 = initial_sync(h, broker, up, gw, gw2)
-        by_device = dict(ln.split("|") for ln in
-                         pg.psql("SELECT device, count(*) FROM nodes GROUP BY device").split())
+        def devices():
+            return dict(ln.split("|") for ln in
+                        pg.psql("SELECT device, count(*) FROM nodes GROUP BY device").split())
+        # the hashes match in memory first; the rows reach PostgreSQL with the next commit
+        wait_until("both gateways' nodes are in PostgreSQL",
+                   lambda: set(devices()) >= {pair.root, pair2.root}, 10)
+        by_device = devices()
         for p in (pair, pair2):
             want = db_query(p.gw.db, "SELECT count(*) FROM nodes")[0][0]
             check(int(by_device.get(p.root, 0)) == want,
